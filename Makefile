@@ -1,0 +1,49 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+PKI_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+PYTEST_ARGS ?=
+
+.PHONY: run test venv env lint bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+env: venv
+	@$(PY) -m pki_project.envfile
+
+run: env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py bootstrap_demo
+	@echo "Serving on http://$(HOST):$(PORT)/ (login: http://$(HOST):$(PORT)/auth/login)"
+	PKI_COOKIE_SECURE=false $(VENV)/bin/gunicorn pki_project.wsgi:application \
+		--bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile - --forwarded-allow-ips 127.0.0.1
+
+test: venv
+	$(VENV)/bin/ruff check .
+	@echo "=== Test suite on SQLite ==="
+	$(PY) -m pytest $(PYTEST_ARGS)
+	@if $(PY) scripts/postgres_available.py "$(PKI_TEST_POSTGRES_URL)"; then \
+		echo "=== Database tests again on PostgreSQL ($(PKI_TEST_POSTGRES_URL)) ==="; \
+		PKI_TEST_DATABASE_URL="$(PKI_TEST_POSTGRES_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "=== PostgreSQL skipped: no server answers at PKI_TEST_POSTGRES_URL ($(PKI_TEST_POSTGRES_URL)) ==="; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

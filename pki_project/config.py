@@ -1,0 +1,75 @@
+"""Start-up configuration: read the environment (or `.env`) and refuse weak secrets.
+
+This module is imported by `settings.py`, `manage.py` and `wsgi.py` before Django
+is set up, so it must not import Django. A missing or weak required secret raises
+`ConfigError` whose message is exactly one line naming the variable; the entry
+points print that line and exit, so nothing half-starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+MIN_SECRET_LENGTH = 32
+MIN_SALT_LENGTH = 16
+MIN_SALT_DISTINCT_CHARACTERS = 8
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A required setting is missing or too weak to start safely."""
+
+
+def _require_secret(environ: os._Environ[str] | dict[str, str], name: str) -> str:
+    value = environ.get(name, "")
+    if not value:
+        raise ConfigError(f"{name} is not set: it is required (at least {MIN_SECRET_LENGTH} characters).")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"{name} is too short: it must be at least {MIN_SECRET_LENGTH} characters (it has {len(value)})."
+        )
+    return value
+
+
+def _require_salt(environ: os._Environ[str] | dict[str, str], name: str) -> str:
+    """The salt must carry at least 16 bytes: long enough and not a repeated character."""
+    value = environ.get(name, "")
+    if not value:
+        raise ConfigError(f"{name} is not set: it is required (at least {MIN_SALT_LENGTH} random characters).")
+    if len(value.encode()) < MIN_SALT_LENGTH or len(set(value)) < MIN_SALT_DISTINCT_CHARACTERS:
+        raise ConfigError(
+            f"{name} is too weak: it must be at least {MIN_SALT_LENGTH} bytes of random characters."
+        )
+    return value
+
+
+def validate_required_secrets(environ: os._Environ[str] | dict[str, str] | None = None) -> None:
+    """Raise `ConfigError` (one line, naming the variable) unless every required secret is sound."""
+    environ = os.environ if environ is None else environ
+    jwt_secret = _require_secret(environ, "PKI_JWT_SECRET")
+    encryption_key = _require_secret(environ, "PKI_ENCRYPTION_KEY")
+    _require_salt(environ, "PKI_ENCRYPTION_SALT")
+    if jwt_secret == encryption_key:
+        raise ConfigError("PKI_JWT_SECRET must differ from PKI_ENCRYPTION_KEY.")
+
+
+def load_dotenv(path: Path | None = None) -> None:
+    """Read `.env` (or `PKI_ENV_FILE`) into the environment without overriding variables already set."""
+    import environ  # django-environ does not import Django at module level
+
+    env_file = path or Path(os.environ.get("PKI_ENV_FILE", BASE_DIR / ".env"))
+    if env_file.is_file():
+        environ.Env.read_env(str(env_file), overwrite=False)
+
+
+def exit_on_config_error() -> None:
+    """Entry-point guard: load `.env`, validate, and exit with one line on failure."""
+    load_dotenv()
+    try:
+        validate_required_secrets()
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,158 @@
+"""Settings for the PKI, read from the environment (or `.env`) with django-environ.
+
+Every variable of the contract's configuration table is read here. Required secrets
+are validated by `pki_project.config` before anything else happens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from pki_project.config import BASE_DIR, ConfigError, load_dotenv, validate_required_secrets
+
+load_dotenv()
+try:
+    validate_required_secrets()
+except ConfigError as error:  # importers other than manage.py / wsgi.py (e.g. pytest)
+    raise ImproperlyConfigured(str(error)) from None
+
+env = environ.Env()
+
+
+def _project_path(value: str | Path) -> Path:
+    """Resolve a path relative to the project directory, so the cwd never matters."""
+    path = Path(value)
+    return path if path.is_absolute() else (BASE_DIR / path).resolve()
+
+
+# --- Core -----------------------------------------------------------------------
+DEBUG = env.bool("PKI_DEBUG", default=False)
+SECRET_KEY = env.str("PKI_JWT_SECRET")  # used by Django for CSRF and signing only
+ALLOWED_HOSTS = env.list("PKI_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+PKI_JWT_SECRET = env.str("PKI_JWT_SECRET")
+PKI_ENCRYPTION_KEY = env.str("PKI_ENCRYPTION_KEY")
+PKI_ENCRYPTION_SALT = env.str("PKI_ENCRYPTION_SALT")
+PKI_DATA_DIR = _project_path(env.str("PKI_DATA_DIR", default="data"))
+PKI_BASE_URL = env.str("PKI_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+PKI_COOKIE_SECURE = env.bool("PKI_COOKIE_SECURE", default=True)
+PKI_RBAC_FILE = _project_path(env.str("PKI_RBAC_FILE", default="pki_project/rbac.json"))
+PKI_SESSION_TTL = env.int("PKI_SESSION_TTL", default=28800)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "organizations",
+    "certificates",
+    "audit",
+    "backups",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pki_project.urls"
+WSGI_APPLICATION = "pki_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: SQLite (WAL) by default, PostgreSQL through DATABASE_URL ----------------
+SQLITE_BUSY_TIMEOUT_SECONDS = 20
+SQLITE_INIT_COMMAND = "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
+
+
+def _database_config(url: str) -> dict:
+    config = environ.Env.db_url_config(url)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        if config["NAME"] != ":memory:":
+            config["NAME"] = str(_project_path(config["NAME"]))
+            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        config.setdefault("OPTIONS", {}).update(
+            {
+                "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+                "init_command": SQLITE_INIT_COMMAND,
+                # BEGIN IMMEDIATE: writers queue on the busy timeout instead of
+                # failing with "database is locked" when a read lock upgrades.
+                "transaction_mode": "IMMEDIATE",
+            }
+        )
+    else:
+        config.setdefault("CONN_MAX_AGE", 60)
+        config["CONN_HEALTH_CHECKS"] = True
+    return config
+
+
+DATABASES = {"default": _database_config(env.str("DATABASE_URL", default="sqlite:///database/pki.db"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache: local memory by default; CACHE_URL (Redis) to share across workers ------------
+CACHES = {
+    "default": env.cache_url("CACHE_URL", default="locmemcache://pki-default"),
+}
+
+# --- Passwords, i18n, static ------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Security baseline (the identity/access layer tightens this further) ------------
+SESSION_COOKIE_SECURE = PKI_COOKIE_SECURE
+CSRF_COOKIE_SECURE = PKI_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+X_FRAME_OPTIONS = "DENY"
+# Behind a TLS-terminating proxy (PKI_BEHIND_TLS_PROXY=true) trust its X-Forwarded-Proto.
+if env.bool("PKI_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Logging: to stderr; secrets are never passed to a logger ----------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("PKI_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
