@@ -1,0 +1,413 @@
+"""Certificate builders for root CAs, intermediate CAs and end entities.
+
+Extension choices follow RFC 5280 section 4.2 and the CA/Browser Forum
+Baseline Requirements (BR) 7.1.2; the tests lint every output with pkilint.
+
+Time: ``now`` defaults to the current UTC second. ``not_before`` is backdated
+by :data:`BACKDATE` (one minute) to absorb clock skew between the CA and
+relying parties; BR 7.1.2.7 tolerates backdating far beyond that, but more
+is never needed. The validity is then clamped inside the issuer's
+(:func:`certificates.crypto.policy.clamp_validity`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID, ObjectIdentifier
+
+from .errors import InvalidRequestError, PolicyError
+from .keys import PrivateKey, PublicKey, key_type_of, signature_hash_for
+from .names import dedupe_sans
+from .policy import (
+    NameConstraintSpec,
+    check_common_name_in_sans,
+    check_general_subtrees,
+    check_issuer_name_constraints,
+    clamp_validity,
+    ensure_utc,
+    utc_now,
+    validate_sans_for_profile,
+)
+from .profiles import Profile, key_usage_from_flags
+from .serials import random_serial
+
+BACKDATE = timedelta(minutes=1)
+
+#: anyPolicy (RFC 5280 4.2.1.4). BR 7.1.2.10.5 lets a CA affiliated with the
+#: root's operator assert it in a subordinate CA certificate, which is what a
+#: private PKI's intermediates are; pkilint wants certificatePolicies present.
+ANY_POLICY = ObjectIdentifier("2.5.29.32.0")
+
+_CA_KEY_USAGE = key_usage_from_flags(frozenset({"digital_signature", "key_cert_sign", "crl_sign"}))
+
+
+@dataclass(frozen=True)
+class PublicationUrls:
+    """Where a CA publishes its CRL, OCSP responder and certificate.
+
+    These go into the CRL distribution points (RFC 5280 4.2.1.13), freshest
+    CRL (4.2.1.15) and authority information access (4.2.2.1) extensions of
+    the certificates the CA issues. BR 7.1.2.11.2 / 7.1.2.7.7 want plain
+    ``http`` URLs (CRLs and OCSP are signed; https would create fetch loops).
+    """
+
+    crl_url: str
+    ocsp_url: str
+    ca_issuers_url: str
+    delta_crl_url: str | None = None
+
+    def __post_init__(self) -> None:
+        for label, url in (
+            ("CRL", self.crl_url),
+            ("OCSP", self.ocsp_url),
+            ("CA issuers", self.ca_issuers_url),
+            ("delta CRL", self.delta_crl_url),
+        ):
+            if url is None and label == "delta CRL":
+                continue
+            _check_url(label, url)
+
+
+def _check_url(label: str, url: object) -> None:
+    if not isinstance(url, str):
+        raise InvalidRequestError(f"{label} URL must be text", code="url_invalid")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not url.isascii() or " " in url:
+        raise InvalidRequestError(f"{label} URL must be an absolute http(s) URL", code="url_invalid")
+
+
+# --------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------
+
+
+def _ext(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    return x509.Extension(value.oid, critical, value)
+
+
+def _authority_key_identifier(issuer_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """AKI keyIdentifier copied from the issuer's SKI (RFC 5280 4.2.1.1)."""
+    try:
+        ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key())  # type: ignore[arg-type]
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _distribution_point(url: str) -> x509.DistributionPoint:
+    return x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None
+    )
+
+
+def publication_extensions(urls: PublicationUrls) -> list[x509.Extension[x509.ExtensionType]]:
+    """CRLDP, freshestCRL (if a delta CRL URL is set) and AIA for ``urls``."""
+    extensions: list[x509.Extension[x509.ExtensionType]] = [
+        _ext(x509.CRLDistributionPoints([_distribution_point(urls.crl_url)]), False),
+    ]
+    if urls.delta_crl_url:
+        # RFC 5280 4.2.1.15: freshestCRL MUST be non-critical.
+        extensions.append(_ext(x509.FreshestCRL([_distribution_point(urls.delta_crl_url)]), False))
+    extensions.append(
+        _ext(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp_url)
+                    ),
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.CA_ISSUERS,
+                        x509.UniformResourceIdentifier(urls.ca_issuers_url),
+                    ),
+                ]
+            ),
+            False,
+        )
+    )
+    return extensions
+
+
+def _policies(oids: Sequence[ObjectIdentifier]) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies([x509.PolicyInformation(oid, None) for oid in oids])
+
+
+def _sign(
+    *,
+    issuer_name: x509.Name,
+    subject: x509.Name,
+    public_key: PublicKey,
+    serial: int,
+    not_before: datetime,
+    not_after: datetime,
+    extensions: list[x509.Extension[x509.ExtensionType]],
+    issuer_key: PrivateKey,
+) -> x509.Certificate:
+    builder = x509.CertificateBuilder(
+        issuer_name=issuer_name,
+        subject_name=subject,
+        public_key=public_key,
+        serial_number=serial,
+        not_valid_before=not_before,
+        not_valid_after=not_after,
+        extensions=extensions,
+    )
+    return builder.sign(issuer_key, signature_hash_for(issuer_key))  # type: ignore[arg-type]
+
+
+def _serial(serial: int | None) -> int:
+    if serial is None:
+        return random_serial()
+    if serial <= 0 or serial.bit_length() > 159:
+        raise InvalidRequestError("serial must be positive and fit in 20 octets", code="serial_invalid")
+    return serial
+
+
+def _start(now: datetime | None) -> datetime:
+    return (ensure_utc(now, "now") if now is not None else utc_now()) - BACKDATE
+
+
+def require_ca_issuer(issuer_cert: x509.Certificate, *, for_ca: bool = False) -> None:
+    """Check that ``issuer_cert`` may sign certificates (and CAs, if ``for_ca``).
+
+    RFC 5280 4.2.1.9: a certificate signer must assert cA=TRUE and, when a
+    pathLenConstraint of 0 is present, may not certify further CAs. RFC 5280
+    4.2.1.3: keyCertSign must be set. Raises :class:`PolicyError`.
+    """
+    try:
+        constraints = issuer_cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise PolicyError("the issuer is not a CA certificate", code="issuer_not_ca")
+    try:
+        usage = issuer_cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.key_cert_sign:
+        raise PolicyError("the issuer's key usage does not allow certificate signing", code="issuer_not_ca")
+    if for_ca and constraints.path_length == 0:
+        raise PolicyError(
+            "the issuer's path length constraint (0) does not allow another CA below it", code="path_length"
+        )
+
+
+def _issuer_key_matches(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> None:
+    if issuer_cert.public_key() != issuer_key.public_key():
+        raise PolicyError("the issuer key does not match the issuer certificate", code="issuer_key_mismatch")
+
+
+# --------------------------------------------------------------------------
+# Root CA
+# --------------------------------------------------------------------------
+
+
+def build_root_ca_certificate(
+    private_key: PrivateKey,
+    subject: x509.Name,
+    days: int,
+    serial: int | None = None,
+    path_length: int | None = None,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """Build a self-signed root CA certificate (BR 7.1.2.1).
+
+    basicConstraints critical cA=TRUE (pathLen as given), keyUsage critical
+    keyCertSign + cRLSign + digitalSignature (the latter lets the root sign
+    OCSP responses itself), SKI, and AKI with the keyIdentifier equal to the
+    SKI (BR 7.1.2.1.3). No CRLDP, AIA, EKU or certificatePolicies: BR 7.1.2.1.2
+    forbids or discourages them in roots, and nothing could be revoked or
+    fetched for a trust anchor anyway.
+    """
+    key_type_of(private_key)
+    _check_path_length(path_length)
+    start, end = clamp_validity(_start(now), days, None, None)
+    public_key = private_key.public_key()
+    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)  # type: ignore[arg-type]
+    extensions = [
+        _ext(x509.BasicConstraints(ca=True, path_length=path_length), True),
+        _ext(_CA_KEY_USAGE, True),
+        _ext(ski, False),
+        _ext(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False),
+    ]
+    return _sign(
+        issuer_name=subject,
+        subject=subject,
+        public_key=public_key,
+        serial=_serial(serial),
+        not_before=start,
+        not_after=end,
+        extensions=extensions,
+        issuer_key=private_key,
+    )
+
+
+def _check_path_length(path_length: int | None) -> None:
+    if path_length is not None and (isinstance(path_length, bool) or path_length < 0):
+        raise InvalidRequestError("path length must be a non-negative integer", code="path_length")
+
+
+# --------------------------------------------------------------------------
+# Intermediate CA
+# --------------------------------------------------------------------------
+
+
+def _effective_path_length(issuer_cert: x509.Certificate, requested: int | None) -> int | None:
+    """Derive the new CA's pathLenConstraint from the issuer's (RFC 5280 4.2.1.9).
+
+    If the issuer has pathLen N, the new CA gets at most N-1: an explicit
+    larger request is refused, ``None`` becomes N-1 so the certificate states
+    the limit that applies to it anyway.
+    """
+    issuer_limit = issuer_cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+    if issuer_limit is None:
+        return requested
+    allowed = issuer_limit - 1
+    if requested is None:
+        return allowed
+    if requested > allowed:
+        raise PolicyError(
+            f"the issuer's path length constraint allows at most {allowed} for a subordinate CA",
+            code="path_length",
+        )
+    return requested
+
+
+def build_intermediate_ca_certificate(
+    issuer_cert: x509.Certificate,
+    issuer_key: PrivateKey,
+    public_key: PublicKey,
+    subject: x509.Name,
+    days: int,
+    path_length: int | None,
+    urls: PublicationUrls,
+    permitted: Sequence[str] | None = None,
+    excluded: Sequence[str] | None = None,
+    serial: int | None = None,
+    now: datetime | None = None,
+    extended_key_usages: Sequence[ObjectIdentifier] | None = None,
+    policy_oids: Sequence[ObjectIdentifier] = (ANY_POLICY,),
+) -> x509.Certificate:
+    """Build a subordinate CA certificate signed by ``issuer_cert``/``issuer_key``.
+
+    ``urls`` are the *issuer's* publication URLs (its CRL, OCSP responder and
+    certificate). ``permitted``/``excluded`` are name-constraint strings (see
+    :class:`certificates.crypto.policy.NameConstraintSpec`); when given, a
+    critical nameConstraints extension is added (RFC 5280 4.2.1.10).
+
+    ``extended_key_usages`` restricts the CA (BR 7.1.2.10.6 requires
+    serverAuth [+ clientAuth] and nothing else in a TLS subordinate CA); the
+    default ``None`` leaves the CA unrestricted so it can issue every profile,
+    including e-mail. ``policy_oids`` default to anyPolicy (BR 7.1.2.10.5).
+    """
+    _issuer_key_matches(issuer_cert, issuer_key)
+    require_ca_issuer(issuer_cert, for_ca=True)
+    key_type_of(public_key)
+    _check_path_length(path_length)
+    effective_path_length = _effective_path_length(issuer_cert, path_length)
+    start, end = clamp_validity(
+        _start(now), days, None, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
+    )
+    extensions = [
+        _ext(x509.BasicConstraints(ca=True, path_length=effective_path_length), True),
+        _ext(_CA_KEY_USAGE, True),
+        _ext(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+        _ext(_authority_key_identifier(issuer_cert), False),
+        *publication_extensions(urls),
+    ]
+    if extended_key_usages:
+        extensions.append(_ext(x509.ExtendedKeyUsage(list(extended_key_usages)), False))
+    if policy_oids:
+        extensions.append(_ext(_policies(policy_oids), False))
+    if permitted or excluded:
+        # RFC 5280 6.1.4 (g): relying parties intersect the constraints of every
+        # CA on the path, so a subordinate cannot widen its issuer's subtrees.
+        extensions.append(_ext(NameConstraintSpec.of(permitted, excluded).to_extension(), True))
+    return _sign(
+        issuer_name=issuer_cert.subject,
+        subject=subject,
+        public_key=public_key,
+        serial=_serial(serial),
+        not_before=start,
+        not_after=end,
+        extensions=extensions,
+        issuer_key=issuer_key,
+    )
+
+
+# --------------------------------------------------------------------------
+# End entity
+# --------------------------------------------------------------------------
+
+
+def build_end_entity_certificate(
+    issuer_cert: x509.Certificate,
+    issuer_key: PrivateKey,
+    public_key: PublicKey,
+    subject: x509.Name,
+    sans: Sequence[x509.GeneralName],
+    profile: Profile,
+    days: int,
+    urls: PublicationUrls,
+    serial: int | None = None,
+    now: datetime | None = None,
+    name_constraints: NameConstraintSpec | None = None,
+) -> x509.Certificate:
+    """Build a subscriber certificate for ``profile``.
+
+    Checks: the issuer is a CA and matches ``issuer_key``; the subject key is
+    acceptable; SAN types/presence/wildcards fit the profile; the commonName
+    repeats a SAN where the profile requires (BR 7.1.4.3); the SANs satisfy the
+    issuer certificate's nameConstraints and the optional extra
+    ``name_constraints``; the validity fits the profile and the issuer.
+
+    Extensions: basicConstraints critical cA=FALSE (BR 7.1.2.7.8 allows it and
+    pkilint accepts it; stating it makes misuse as a CA impossible even for
+    sloppy relying parties), keyUsage critical per profile and key type, EKU,
+    SAN (critical iff the subject is empty, RFC 5280 4.2.1.6), SKI, AKI,
+    CRLDP (+ freshestCRL), AIA, certificatePolicies from the profile.
+    """
+    _issuer_key_matches(issuer_cert, issuer_key)
+    require_ca_issuer(issuer_cert)
+    key_type_of(public_key)
+    sans = dedupe_sans(sans)
+    validate_sans_for_profile(profile, sans)
+    if profile.common_name_in_san:
+        check_common_name_in_sans(subject, sans)
+    check_issuer_name_constraints(issuer_cert, sans)
+    if name_constraints is not None:
+        spec = name_constraints.to_extension()
+        check_general_subtrees(spec.permitted_subtrees, spec.excluded_subtrees, sans)
+    if not sans and not list(subject):
+        raise InvalidRequestError("a certificate needs a subject or a subject alternative name", code="subject_invalid")
+    start, end = clamp_validity(
+        _start(now), days, profile, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
+    )
+    extensions = [
+        _ext(x509.BasicConstraints(ca=False, path_length=None), True),
+        _ext(profile.key_usage_for(public_key), True),
+        _ext(x509.ExtendedKeyUsage(list(profile.extended_key_usages)), False),
+    ]
+    if sans:
+        extensions.append(_ext(x509.SubjectAlternativeName(sans), not list(subject)))
+    extensions += [
+        _ext(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+        _ext(_authority_key_identifier(issuer_cert), False),
+        *publication_extensions(urls),
+    ]
+    if profile.policy_oids:
+        extensions.append(_ext(_policies(profile.policy_oids), False))
+    return _sign(
+        issuer_name=issuer_cert.subject,
+        subject=subject,
+        public_key=public_key,
+        serial=_serial(serial),
+        not_before=start,
+        not_after=end,
+        extensions=extensions,
+        issuer_key=issuer_key,
+    )

@@ -1,0 +1,11 @@
+"""Certificate fingerprints."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+
+def certificate_fingerprint_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 over the certificate's DER encoding, as lowercase hex."""
+    return cert.fingerprint(hashes.SHA256()).hex()

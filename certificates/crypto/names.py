@@ -1,0 +1,322 @@
+"""Subject names and subjectAltName entries.
+
+Upper bounds come from RFC 5280 Appendix A (``ub-common-name`` 64, etc.). DNS
+names follow RFC 1034/1123 "LDH" rules, IDNs are converted to A-labels with the
+standard library's IDNA 2003 codec (RFC 3490; the third-party ``idna`` package
+is not installed), as RFC 5280 4.2.1.6 requires A-labels in dNSName.
+"""
+
+from __future__ import annotations
+
+import encodings.idna
+import ipaddress
+import re
+from collections.abc import Iterable
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from .errors import InvalidRequestError
+
+SAN_DNS = "dns"
+SAN_IP = "ip"
+SAN_EMAIL = "email"
+SAN_TYPES = frozenset({SAN_DNS, SAN_IP, SAN_EMAIL})
+
+#: RFC 5280 Appendix A upper bounds.
+UB_COMMON_NAME = 64
+UB_ORGANIZATION_NAME = 64
+UB_ORGANIZATIONAL_UNIT_NAME = 64
+UB_LOCALITY_NAME = 128
+UB_STATE_NAME = 128
+UB_EMAIL_ADDRESS = 255
+
+MAX_DNS_NAME_LENGTH = 253  # RFC 1035 2.3.4 (255 octets on the wire)
+MAX_LABEL_LENGTH = 63
+MAX_EMAIL_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
+MAX_EMAIL_LENGTH = 254  # RFC 5321 4.5.3.1.3 (path limit minus the angle brackets)
+
+_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# RFC 5322 3.2.3 "atext"; quoted local parts are deliberately not supported.
+_LOCAL_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+# --------------------------------------------------------------------------
+# Subject names
+# --------------------------------------------------------------------------
+
+
+def _check_attribute(label: str, value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{label} must be text", code="subject_invalid")
+    if value != value.strip():
+        raise InvalidRequestError(f"{label} must not start or end with whitespace", code="subject_invalid")
+    if not value:
+        return None
+    if len(value) > limit:
+        raise InvalidRequestError(
+            f"{label} is too long ({len(value)} characters, at most {limit} allowed by RFC 5280)",
+            code="subject_invalid",
+        )
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise InvalidRequestError(f"{label} must not contain control characters", code="subject_invalid")
+    return value
+
+
+def build_subject(
+    common_name: str | None,
+    organization: str | None = None,
+    organizational_unit: str | None = None,
+    country: str | None = None,
+    state: str | None = None,
+    locality: str | None = None,
+) -> x509.Name:
+    """Build a subject DN, most significant attribute first (C, ST, L, O, OU, CN).
+
+    Empty or ``None`` attributes are left out; ``common_name`` may be None for
+    an empty subject (then the SAN must be critical, RFC 5280 4.2.1.6). Note
+    that BR 7.1.2.10.2 requires countryName, organizationName and commonName
+    in CA certificates, and BR 7.1.2.7.2 allows only commonName in a DV
+    subscriber certificate.
+    """
+    attributes: list[x509.NameAttribute] = []
+    if (c := _check_attribute("country", country, 2)) is not None:
+        if not _COUNTRY.fullmatch(c):
+            raise InvalidRequestError("country must be a two-letter upper-case ISO 3166 code", code="subject_invalid")
+        attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, c))
+    for oid, label, value, limit in (
+        (NameOID.STATE_OR_PROVINCE_NAME, "state", state, UB_STATE_NAME),
+        (NameOID.LOCALITY_NAME, "locality", locality, UB_LOCALITY_NAME),
+        (NameOID.ORGANIZATION_NAME, "organization", organization, UB_ORGANIZATION_NAME),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, "organizational unit", organizational_unit, UB_ORGANIZATIONAL_UNIT_NAME),
+        (NameOID.COMMON_NAME, "common name", common_name, UB_COMMON_NAME),
+    ):
+        if (checked := _check_attribute(label, value, limit)) is not None:
+            attributes.append(x509.NameAttribute(oid, checked))
+    return x509.Name(attributes)
+
+
+def common_name_of(name: x509.Name) -> str | None:
+    """Return the (single) commonName of ``name`` or None.
+
+    Raises :class:`InvalidRequestError` when several commonNames are present,
+    which is ambiguous and refused.
+    """
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequestError("subject has more than one common name", code="subject_invalid")
+    value = values[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------
+# DNS names
+# --------------------------------------------------------------------------
+
+
+def _to_a_label(label: str) -> str:
+    """Convert one label to its lowercase A-label (RFC 3490 ToASCII)."""
+    if label.isascii():
+        label = label.lower()
+        if label.startswith("xn--"):
+            try:
+                encodings.idna.ToUnicode(label.encode("ascii"))
+            except UnicodeError:
+                raise InvalidRequestError("invalid punycode label in DNS name", code="san_invalid") from None
+        return label
+    try:
+        return encodings.idna.ToASCII(label).decode("ascii").lower()
+    except UnicodeError:
+        raise InvalidRequestError(
+            "DNS name contains a label that cannot be converted with IDNA", code="san_invalid"
+        ) from None
+
+
+def _check_ldh(label: str) -> None:
+    if not label:
+        raise InvalidRequestError("DNS name contains an empty label", code="san_invalid")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise InvalidRequestError("DNS label longer than 63 characters", code="san_invalid")
+    if not _LDH_LABEL.fullmatch(label):
+        raise InvalidRequestError("DNS labels may contain only letters, digits and inner hyphens", code="san_invalid")
+    # RFC 5891 4.2.3.1: "--" in positions 3-4 is reserved for A-labels.
+    if label[2:4] == "--" and not label.startswith("xn--"):
+        raise InvalidRequestError("DNS label has a reserved '--' in positions 3 and 4", code="san_invalid")
+
+
+def normalize_dns_name(value: str, *, allow_wildcard: bool = True) -> str:
+    """Validate a DNS name and return its lowercase A-label form.
+
+    Accepts an optional single trailing dot (removed). A wildcard is accepted
+    only as the entire left-most label, followed by at least two labels
+    (``*.example.com``; BR 3.2.2.6 / RFC 6125 6.4.3). The last label must not
+    be all digits, so that an IPv4 address cannot masquerade as a DNS name.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError("DNS name is empty", code="san_invalid")
+    if any(ch.isspace() for ch in value):
+        raise InvalidRequestError("DNS name must not contain whitespace", code="san_invalid")
+    if value.endswith("."):
+        value = value[:-1]
+    labels = value.split(".")
+    wildcard = labels[0] == "*"
+    if wildcard:
+        if not allow_wildcard:
+            raise InvalidRequestError("wildcard DNS names are not allowed here", code="san_invalid")
+        labels = labels[1:]
+        if len(labels) < 2:
+            raise InvalidRequestError("a wildcard needs at least two labels after it", code="san_invalid")
+    if any("*" in label for label in labels):
+        raise InvalidRequestError("a wildcard is only allowed as the whole left-most label", code="san_invalid")
+    a_labels = [_to_a_label(label) for label in labels]
+    for label in a_labels:
+        _check_ldh(label)
+    if a_labels[-1].isdigit():
+        raise InvalidRequestError("the last DNS label must not be numeric", code="san_invalid")
+    result = ".".join((["*"] if wildcard else []) + a_labels)
+    if len(result) > MAX_DNS_NAME_LENGTH:
+        raise InvalidRequestError("DNS name longer than 253 characters", code="san_invalid")
+    return result
+
+
+def is_wildcard(name: x509.GeneralName) -> bool:
+    """True for a dNSName whose left-most label is ``*``."""
+    return isinstance(name, x509.DNSName) and name.value.startswith("*.")
+
+
+# --------------------------------------------------------------------------
+# IP addresses and e-mail addresses
+# --------------------------------------------------------------------------
+
+
+def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Parse an IPv4 or IPv6 address (``[::1]`` brackets accepted, no zone id)."""
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidRequestError("invalid IP address", code="san_invalid") from None
+    if getattr(address, "scope_id", None):
+        raise InvalidRequestError("IPv6 zone identifiers are not allowed", code="san_invalid")
+    return address
+
+
+def normalize_email(value: str) -> str:
+    """Validate ``local@domain`` and return it with an A-label, lowercase domain.
+
+    The local part must be an RFC 5322 dot-atom of ASCII characters (no quoted
+    strings, no SMTPUTF8) of at most 64 characters; the domain must be a valid
+    DNS name without wildcard.
+    """
+    if not isinstance(value, str) or value.count("@") != 1:
+        raise InvalidRequestError("e-mail address must have the form local@domain", code="san_invalid")
+    local, domain = value.split("@")
+    if not local or len(local) > MAX_EMAIL_LOCAL_PART:
+        raise InvalidRequestError("e-mail local part must be 1 to 64 characters", code="san_invalid")
+    if not all(_LOCAL_ATOM.fullmatch(atom) for atom in local.split(".")):
+        raise InvalidRequestError("e-mail local part contains invalid characters", code="san_invalid")
+    try:
+        domain = normalize_dns_name(domain, allow_wildcard=False)
+    except InvalidRequestError:
+        raise InvalidRequestError("e-mail address has an invalid domain", code="san_invalid") from None
+    if "." not in domain:
+        raise InvalidRequestError("e-mail domain must be fully qualified", code="san_invalid")
+    result = f"{local}@{domain}"
+    if len(result) > MAX_EMAIL_LENGTH:
+        raise InvalidRequestError("e-mail address is too long", code="san_invalid")
+    return result
+
+
+# --------------------------------------------------------------------------
+# subjectAltName entries
+# --------------------------------------------------------------------------
+
+_PREFIXES = {"dns": SAN_DNS, "ip": SAN_IP, "email": SAN_EMAIL}
+
+
+def parse_san(text: str) -> x509.GeneralName:
+    """Parse ``DNS:name``, ``IP:address`` or ``EMAIL:address`` (any case prefix).
+
+    Returns a normalised :class:`x509.DNSName`, :class:`x509.IPAddress` or
+    :class:`x509.RFC822Name`; raises :class:`InvalidRequestError` (code
+    ``san_invalid``) with a message naming the problem.
+    """
+    if not isinstance(text, str) or ":" not in text:
+        raise InvalidRequestError(
+            "subject alternative name must look like DNS:name, IP:address or EMAIL:address",
+            code="san_invalid",
+        )
+    prefix, _, value = text.partition(":")
+    kind = _PREFIXES.get(prefix.strip().lower())
+    if kind is None:
+        raise InvalidRequestError("unknown subject alternative name type; use DNS:, IP: or EMAIL:", code="san_invalid")
+    value = value.strip()
+    if kind == SAN_DNS:
+        return x509.DNSName(normalize_dns_name(value))
+    if kind == SAN_IP:
+        return x509.IPAddress(parse_ip(value))
+    return x509.RFC822Name(normalize_email(value))
+
+
+def parse_sans(texts: Iterable[str]) -> list[x509.GeneralName]:
+    """Parse several SAN strings, dropping exact duplicates (order kept)."""
+    return dedupe_sans(parse_san(text) for text in texts)
+
+
+def normalize_general_name(name: x509.GeneralName) -> x509.GeneralName:
+    """Validate a GeneralName (e.g. from a CSR) and return its normal form."""
+    kind = san_type(name)
+    if kind == SAN_IP:
+        value = name.value
+        if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            raise InvalidRequestError("IP address SAN must be a single address", code="san_invalid")
+        return name
+    raw = name.value
+    if not isinstance(raw, str):
+        raise InvalidRequestError("subject alternative name is not text", code="san_invalid")
+    if kind == SAN_DNS:
+        return x509.DNSName(normalize_dns_name(raw))
+    return x509.RFC822Name(normalize_email(raw))
+
+
+def dedupe_sans(names: Iterable[x509.GeneralName]) -> list[x509.GeneralName]:
+    """Drop duplicate GeneralNames, keeping the first occurrence's position."""
+    seen: set[x509.GeneralName] = set()
+    result: list[x509.GeneralName] = []
+    for name in names:
+        if name not in seen:
+            seen.add(name)
+            result.append(name)
+    return result
+
+
+def san_type(name: x509.GeneralName) -> str:
+    """Return ``"dns"``, ``"ip"`` or ``"email"`` for a supported GeneralName.
+
+    Any other GeneralName (URI, directoryName, otherName...) raises
+    :class:`InvalidRequestError` with code ``san_not_allowed``.
+    """
+    if isinstance(name, x509.DNSName):
+        return SAN_DNS
+    if isinstance(name, x509.IPAddress):
+        return SAN_IP
+    if isinstance(name, x509.RFC822Name):
+        return SAN_EMAIL
+    raise InvalidRequestError(
+        f"subject alternative name of type {type(name).__name__} is not supported",
+        code="san_not_allowed",
+    )
+
+
+def format_san(name: x509.GeneralName) -> str:
+    """Inverse of :func:`parse_san`: ``DNS:example.com``, ``IP:10.0.0.1``..."""
+    kind = san_type(name)
+    prefix = {SAN_DNS: "DNS", SAN_IP: "IP", SAN_EMAIL: "EMAIL"}[kind]
+    return f"{prefix}:{name.value}"

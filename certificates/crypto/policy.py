@@ -1,0 +1,300 @@
+"""Issuance policy checks: SANs against profiles, name constraints, validity."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+
+from .errors import InvalidRequestError, PolicyError
+from .names import (
+    common_name_of,
+    is_wildcard,
+    normalize_dns_name,
+    normalize_email,
+    san_type,
+)
+from .profiles import Profile
+
+# --------------------------------------------------------------------------
+# Times
+# --------------------------------------------------------------------------
+
+#: Upper bound on any requested validity (roughly 50 years), to keep date
+#: arithmetic far from overflow and refuse absurd requests.
+MAX_DAYS = 50 * 366
+
+
+def ensure_utc(moment: datetime, label: str = "time") -> datetime:
+    """Return ``moment`` in UTC without microseconds; refuse naive datetimes."""
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidRequestError(f"{label} must be a timezone-aware datetime", code="time_invalid")
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, truncated to whole seconds."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def clamp_validity(
+    not_before: datetime,
+    requested_days: int,
+    profile: Profile | None,
+    issuer_not_after: datetime | None,
+    issuer_not_before: datetime | None = None,
+) -> tuple[datetime, datetime]:
+    """Compute ``(not_before, not_after)`` for a certificate of ``requested_days``.
+
+    * RFC 5280 4.1.2.5: the validity period is inclusive, so a certificate of
+      N days ends at ``not_before + N days - 1 second`` (this is also how BR
+      6.3.2 and pkilint count the 398-day limit).
+    * More days than ``profile.max_days`` raise :class:`PolicyError`
+      (code ``validity_too_long``); ``profile=None`` (CA certificates) skips
+      that check.
+    * The certificate never outlives its issuer: ``not_after`` is *clamped* to
+      ``issuer_not_after`` when given (a certificate outliving its issuer would fail path
+      validation in some relying parties anyway). Likewise ``not_before`` is
+      raised to ``issuer_not_before`` when given. If nothing is left (issuer
+      expired) :class:`PolicyError` (code ``issuer_expired``) is raised.
+    """
+    if isinstance(requested_days, bool) or not isinstance(requested_days, int) or requested_days < 1:
+        raise InvalidRequestError("validity must be a positive number of days", code="validity_invalid")
+    if requested_days > MAX_DAYS:
+        raise InvalidRequestError(f"validity must not exceed {MAX_DAYS} days", code="validity_invalid")
+    if profile is not None and requested_days > profile.max_days:
+        raise PolicyError(
+            f"profile {profile.name!r} allows at most {profile.max_days} days, {requested_days} requested",
+            code="validity_too_long",
+        )
+    start = ensure_utc(not_before, "not_before")
+    if issuer_not_before is not None:
+        start = max(start, ensure_utc(issuer_not_before, "issuer not_before"))
+    end = start + timedelta(days=requested_days) - timedelta(seconds=1)
+    if issuer_not_after is not None:
+        end = min(end, ensure_utc(issuer_not_after, "issuer not_after"))
+    if end <= start:
+        raise PolicyError("the issuing CA has expired or expires too soon", code="issuer_expired")
+    return start, end
+
+
+# --------------------------------------------------------------------------
+# SANs against a profile
+# --------------------------------------------------------------------------
+
+
+def validate_sans_for_profile(profile: Profile, sans: Sequence[x509.GeneralName]) -> None:
+    """Check the SAN types, presence and wildcards a profile allows.
+
+    Raises :class:`InvalidRequestError` with code ``san_not_allowed``.
+    """
+    for name in sans:
+        kind = san_type(name)
+        if kind not in profile.allowed_san_types:
+            allowed = ", ".join(sorted(profile.allowed_san_types))
+            raise InvalidRequestError(
+                f"profile {profile.name!r} does not allow {kind} names (allowed: {allowed})",
+                code="san_not_allowed",
+            )
+        if is_wildcard(name) and not profile.allow_wildcard:
+            raise InvalidRequestError(f"profile {profile.name!r} does not allow wildcard names", code="san_not_allowed")
+    if profile.requires_san and not sans:
+        raise InvalidRequestError(
+            f"profile {profile.name!r} requires at least one subject alternative name",
+            code="san_not_allowed",
+        )
+
+
+def check_common_name_in_sans(subject: x509.Name, sans: Sequence[x509.GeneralName]) -> None:
+    """BR 7.1.4.3: a subject commonName must repeat one of the SAN values."""
+    common_name = common_name_of(subject)
+    if common_name is None:
+        return
+    values = {str(name.value).lower() for name in sans}
+    if common_name.lower() not in values:
+        raise InvalidRequestError(
+            "the common name must also be one of the subject alternative names",
+            code="san_not_allowed",
+        )
+
+
+# --------------------------------------------------------------------------
+# Name constraints (RFC 5280 4.2.1.10)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NameConstraintSpec:
+    """Permitted and excluded subtrees as operator-friendly strings.
+
+    Entries are DNS domains (``example.com``: the domain and every subdomain;
+    ``.example.com``: subdomains only), IP networks in CIDR notation
+    (``10.0.0.0/8``, ``2001:db8::/32``) or a mailbox (``user@example.com``).
+    A domain entry constrains both dNSName and rfc822Name (e-mail domains).
+    """
+
+    permitted: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, permitted: Iterable[str] | None, excluded: Iterable[str] | None) -> NameConstraintSpec:
+        return cls(tuple(permitted or ()), tuple(excluded or ()))
+
+    def to_extension(self) -> x509.NameConstraints:
+        """The nameConstraints extension value for these subtrees."""
+        permitted = constraint_general_names(self.permitted)
+        excluded = constraint_general_names(self.excluded)
+        if not permitted and not excluded:
+            raise InvalidRequestError("name constraints are empty", code="name_constraints_invalid")
+        return x509.NameConstraints(permitted_subtrees=permitted or None, excluded_subtrees=excluded or None)
+
+
+def constraint_general_names(entries: Iterable[str]) -> list[x509.GeneralName]:
+    """Turn constraint strings into the GeneralNames of a nameConstraints extension.
+
+    A domain yields a dNSName and an rfc822Name subtree (RFC 5280 4.2.1.10:
+    constraints apply per name form, so constraining only dNSName would leave
+    e-mail addresses unconstrained). An IP network yields an iPAddress subtree.
+    """
+    result: list[x509.GeneralName] = []
+    for entry in entries:
+        if not isinstance(entry, str) or not entry.strip():
+            raise InvalidRequestError("empty name constraint", code="name_constraints_invalid")
+        text = entry.strip()
+        if "/" in text:
+            try:
+                network = ipaddress.ip_network(text, strict=True)
+            except ValueError:
+                raise InvalidRequestError(
+                    "IP name constraints must be networks like 10.0.0.0/8", code="name_constraints_invalid"
+                ) from None
+            result.append(x509.IPAddress(network))
+        elif "@" in text:
+            result.append(x509.RFC822Name(normalize_email(text)))
+        else:
+            leading_dot = text.startswith(".")
+            try:
+                domain = normalize_dns_name(text[1:] if leading_dot else text, allow_wildcard=False)
+            except InvalidRequestError:
+                raise InvalidRequestError(
+                    "invalid domain in name constraints", code="name_constraints_invalid"
+                ) from None
+            value = f".{domain}" if leading_dot else domain
+            result.extend([x509.DNSName(value), x509.RFC822Name(value)])
+    return result
+
+
+def _dns_matches(name: str, constraint: str) -> bool:
+    """RFC 5280 4.2.1.10 dNSName matching, plus the common leading-dot form.
+
+    ``example.com`` matches example.com and any subdomain; ``.example.com``
+    matches subdomains only (OpenSSL and most relying parties agree).
+    """
+    name = name.lower().rstrip(".")
+    constraint = constraint.lower().rstrip(".")
+    if not constraint:
+        return True  # an empty dNSName constraint matches everything
+    if constraint.startswith("."):
+        return name.endswith(constraint)
+    return name == constraint or name.endswith(f".{constraint}")
+
+
+def _wildcard_may_cover(name: str, constraint: str) -> bool:
+    """True when a wildcard SAN could match a host inside an *excluded* subtree.
+
+    ``*.example.com`` covers ``bad.example.com`` although the literal name
+    does not end with it; being conservative here keeps excluded subtrees
+    excluded for relying parties that expand wildcards.
+    """
+    if not name.startswith("*.") or constraint.startswith("."):
+        return False
+    base = name[2:]
+    parent = constraint.partition(".")[2]
+    return parent == base
+
+
+def _email_matches(address: str, constraint: str) -> bool:
+    """RFC 5280 4.2.1.10 rfc822Name matching.
+
+    ``user@host`` is one mailbox, ``host`` every mailbox at exactly that host,
+    ``.host`` every mailbox at any subdomain of host.
+    """
+    local, _, domain = address.rpartition("@")
+    domain = domain.lower()
+    if "@" in constraint:
+        c_local, _, c_domain = constraint.rpartition("@")
+        return local == c_local and domain == c_domain.lower()
+    constraint = constraint.lower()
+    if constraint.startswith("."):
+        return domain.endswith(constraint)
+    return domain == constraint
+
+
+def _ip_matches(address: object, network: object) -> bool:
+    if not isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return False
+    if not isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return False
+    return address.version == network.version and address in network
+
+
+def _matches(name: x509.GeneralName, subtree: x509.GeneralName, *, excluded: bool) -> bool:
+    """Whether ``name`` falls inside ``subtree`` (same name form only)."""
+    if isinstance(name, x509.DNSName) and isinstance(subtree, x509.DNSName):
+        if _dns_matches(name.value, subtree.value):
+            return True
+        return excluded and _wildcard_may_cover(name.value.lower(), subtree.value.lower())
+    if isinstance(name, x509.RFC822Name) and isinstance(subtree, x509.RFC822Name):
+        return _email_matches(name.value, subtree.value)
+    if isinstance(name, x509.IPAddress) and isinstance(subtree, x509.IPAddress):
+        return _ip_matches(name.value, subtree.value)
+    return False
+
+
+def check_general_subtrees(
+    permitted: Sequence[x509.GeneralName] | None,
+    excluded: Sequence[x509.GeneralName] | None,
+    sans: Iterable[x509.GeneralName],
+) -> None:
+    """Apply permitted/excluded subtrees to SANs with RFC 5280 4.2.1.10 semantics.
+
+    A name must not fall in any excluded subtree. If permitted subtrees of the
+    name's own form exist, it must fall in one of them; name forms with no
+    permitted subtree are unconstrained (exactly as a relying party would
+    evaluate the extension). Raises :class:`PolicyError` code ``name_constraints``.
+    """
+    permitted = list(permitted or ())
+    excluded = list(excluded or ())
+    for name in sans:
+        if any(_matches(name, subtree, excluded=True) for subtree in excluded):
+            raise PolicyError(f"{name.value} is excluded by the issuer's name constraints", code="name_constraints")
+        same_form = [subtree for subtree in permitted if type(subtree) is type(name)]
+        if same_form and not any(_matches(name, subtree, excluded=False) for subtree in same_form):
+            raise PolicyError(
+                f"{name.value} is not permitted by the issuer's name constraints", code="name_constraints"
+            )
+
+
+def check_name_constraints(
+    permitted: list[str] | None,
+    excluded: list[str] | None,
+    sans: Iterable[x509.GeneralName],
+) -> None:
+    """Check SANs against constraint strings (see :class:`NameConstraintSpec`)."""
+    check_general_subtrees(
+        constraint_general_names(permitted or ()),
+        constraint_general_names(excluded or ()),
+        sans,
+    )
+
+
+def check_issuer_name_constraints(issuer_cert: x509.Certificate, sans: Iterable[x509.GeneralName]) -> None:
+    """Enforce the nameConstraints extension of ``issuer_cert`` (if any) on ``sans``."""
+    try:
+        constraints = issuer_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return
+    check_general_subtrees(constraints.permitted_subtrees, constraints.excluded_subtrees, sans)
