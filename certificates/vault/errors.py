@@ -11,9 +11,6 @@ accident. ``UnlockFailed`` is deliberately uninformative: the caller must not
 be able to tell a wrong root password from a missing or damaged file.
 """
 
-# The names are the vault's published API (chosen by the service-layer contract), hence no "Error" suffix.
-# ruff: noqa: N818
-
 from __future__ import annotations
 
 __all__ = [
