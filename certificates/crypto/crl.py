@@ -1,0 +1,171 @@
+"""Certificate revocation lists (RFC 5280 section 5).
+
+All revoked entries are built first and handed to the CRL builder in one call:
+``CertificateRevocationListBuilder.add_revoked_certificate`` copies its list on
+every call, which would make a CRL of n entries cost O(n^2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+
+from .errors import InvalidRequestError, PolicyError
+from .keys import PrivateKey, signature_hash_for
+from .policy import ensure_utc
+
+#: RFC 5280 5.3.1 reason names offered to operators and API clients.
+#: certificateHold and removeFromCRL are deliberately absent: this CA never
+#: suspends certificates (BR 4.9.13 forbids suspension for TLS certificates).
+REASONS: dict[str, x509.ReasonFlags] = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "cACompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+    "aACompromise": x509.ReasonFlags.aa_compromise,
+}
+
+_REASONS_FOLDED = {name.lower(): flag for name, flag in REASONS.items()}
+
+
+def parse_reason(name: str) -> x509.ReasonFlags:
+    """Map an RFC 5280 reason name (case-insensitive) to :class:`x509.ReasonFlags`."""
+    flag = _REASONS_FOLDED.get(name.strip().lower()) if isinstance(name, str) else None
+    if flag is None:
+        raise InvalidRequestError(
+            f"unknown revocation reason; expected one of: {', '.join(REASONS)}", code="reason_invalid"
+        )
+    return flag
+
+
+def reason_name(flag: x509.ReasonFlags | None) -> str:
+    """The RFC 5280 name of ``flag`` (``unspecified`` for None)."""
+    if flag is None:
+        return "unspecified"
+    for name, value in REASONS.items():
+        if value is flag:
+            return name
+    raise InvalidRequestError("revocation reason is not offered by this CA", code="reason_invalid")
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    """One revoked certificate as stored by the service layer."""
+
+    serial: int
+    revoked_at: datetime
+    reason: x509.ReasonFlags | None = None
+    invalidity_date: datetime | None = None
+
+
+def _revoked_certificate(entry: RevokedEntry) -> x509.RevokedCertificate:
+    """Build one CRL entry.
+
+    The reasonCode entry extension is omitted for ``unspecified`` (RFC 5280
+    5.3.1 says it SHOULD be absent rather than unspecified; BR 7.2.2.1 says
+    MUST NOT be unspecified). invalidityDate (RFC 5280 5.3.2) is added when
+    known.
+    """
+    if entry.reason in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl):
+        raise InvalidRequestError("certificate suspension is not supported", code="reason_invalid")
+    builder = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(entry.serial)
+        .revocation_date(ensure_utc(entry.revoked_at, "revocation date"))
+    )
+    if entry.reason is not None and entry.reason is not x509.ReasonFlags.unspecified:
+        builder = builder.add_extension(x509.CRLReason(entry.reason), critical=False)
+    if entry.invalidity_date is not None:
+        builder = builder.add_extension(
+            x509.InvalidityDate(ensure_utc(entry.invalidity_date, "invalidity date")), critical=False
+        )
+    return builder.build()
+
+
+def _distribution_point(url: str) -> x509.DistributionPoint:
+    return x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None
+    )
+
+
+def _require_crl_signer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> None:
+    if issuer_cert.public_key() != issuer_key.public_key():
+        raise PolicyError("the issuer key does not match the issuer certificate", code="issuer_key_mismatch")
+    try:
+        usage = issuer_cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not usage.crl_sign:
+        raise PolicyError("the issuer's key usage does not allow CRL signing", code="issuer_not_crl_signer")
+
+
+def build_crl(
+    issuer_cert: x509.Certificate,
+    issuer_key: PrivateKey,
+    entries: Iterable[RevokedEntry],
+    crl_number: int,
+    this_update: datetime,
+    next_update: datetime,
+    delta_base_crl_number: int | None = None,
+    freshest_crl_url: str | None = None,
+) -> x509.CertificateRevocationList:
+    """Build and sign a full CRL, or a delta CRL when ``delta_base_crl_number`` is set.
+
+    Extensions: authorityKeyIdentifier (RFC 5280 5.2.1, from the issuer's
+    SKI), cRLNumber (5.2.3), deltaCRLIndicator critical (5.2.4) for a delta
+    CRL, whose own ``crl_number`` must exceed the base's, and, on a full CRL,
+    freshestCRL pointing at the delta CRL (5.2.6) when ``freshest_crl_url``
+    is given.
+    """
+    _require_crl_signer(issuer_cert, issuer_key)
+    this_update = ensure_utc(this_update, "this_update")
+    next_update = ensure_utc(next_update, "next_update")
+    if next_update <= this_update:
+        raise InvalidRequestError("next_update must be after this_update", code="crl_invalid")
+    if crl_number < 0 or crl_number.bit_length() > 159:  # RFC 5280 5.2.3: at most 20 octets
+        raise InvalidRequestError("CRL number must be a non-negative integer of at most 20 octets", code="crl_invalid")
+
+    revoked: list[x509.RevokedCertificate] = []
+    seen: set[int] = set()
+    for entry in entries:
+        if entry.serial in seen:
+            raise InvalidRequestError("duplicate serial in the revocation list", code="crl_invalid")
+        seen.add(entry.serial)
+        revoked.append(_revoked_certificate(entry))
+
+    extensions = [
+        _authority_key_identifier(issuer_cert),
+        x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(crl_number)),
+    ]
+    if delta_base_crl_number is not None:
+        if not 0 <= delta_base_crl_number < crl_number:
+            raise InvalidRequestError("a delta CRL's number must exceed its base CRL number", code="crl_invalid")
+        indicator = x509.DeltaCRLIndicator(delta_base_crl_number)
+        extensions.append(x509.Extension(indicator.oid, True, indicator))
+    elif freshest_crl_url:
+        freshest = x509.FreshestCRL([_distribution_point(freshest_crl_url)])
+        extensions.append(x509.Extension(freshest.oid, False, freshest))
+
+    builder = x509.CertificateRevocationListBuilder(
+        issuer_name=issuer_cert.subject,
+        last_update=this_update,
+        next_update=next_update,
+        extensions=extensions,
+        revoked_certificates=revoked,
+    )
+    return builder.sign(issuer_key, signature_hash_for(issuer_key))  # type: ignore[arg-type]
+
+
+def _authority_key_identifier(issuer_cert: x509.Certificate) -> x509.Extension[x509.AuthorityKeyIdentifier]:
+    try:
+        ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+    except x509.ExtensionNotFound:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key())  # type: ignore[arg-type]
+    return x509.Extension(aki.oid, False, aki)
