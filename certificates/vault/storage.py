@@ -27,7 +27,7 @@ from .at_rest import ArtifactCipher, ArtifactHeader, parse_header
 from .errors import ArtifactExists, ArtifactNotFound, InvalidArtifactPath
 from .paths import TEMP_PREFIX, is_artifact_name, validate_artifact_relpath
 
-__all__ = ["DIR_MODE", "FILE_MODE", "ArtifactStore"]
+__all__ = ["DIR_MODE", "FILE_MODE", "ArtifactStore", "atomic_write_file", "fsync_directory"]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -117,7 +117,7 @@ class ArtifactStore:
             if missing_ok:
                 return
             raise ArtifactNotFound(canonical) from None
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
 
     def iter_artifacts(self) -> Iterator[str]:
         """Yield the canonical relpath of every artifact file, sorted; temp files and symlinks are skipped."""
@@ -171,23 +171,36 @@ class ArtifactStore:
         target = self._resolve(canonical)
         _make_private_dirs(target.parent)
         self._resolve(canonical)  # re-check now that the directories exist
-        tmp = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW, FILE_MODE)
         try:
-            try:
-                os.fchmod(fd, FILE_MODE)  # the umask may have removed bits; never add any
-                _write_all(fd, blob)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if overwrite:
-                os.replace(tmp, target)
-            else:
-                _link_exclusive(tmp, target, canonical)
+            atomic_write_file(target, blob, overwrite=overwrite)
+        except FileExistsError:
+            raise ArtifactExists(canonical) from None
+
+
+def atomic_write_file(target: Path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``target`` atomically and durably, as a 0600 file.
+
+    Temp file in the same directory (``O_CREAT|O_EXCL``, 0600), write, fsync,
+    ``os.replace`` (or an exclusive ``link`` when ``overwrite`` is False, raising
+    ``FileExistsError``), fsync the directory. The parent directory must exist.
+    """
+    tmp = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW, FILE_MODE)
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)  # the umask may have removed bits; never add any
+            _write_all(fd, data)
+            os.fsync(fd)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        _fsync_directory(target.parent)
+            os.close(fd)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _link_exclusive(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_directory(target.parent)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -197,18 +210,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _link_exclusive(tmp: Path, target: Path, canonical: str) -> None:
+def _link_exclusive(tmp: Path, target: Path) -> None:
     """Publish ``tmp`` at ``target`` only if ``target`` does not exist (atomic via link(2))."""
     try:
         os.link(tmp, target, follow_symlinks=False)
     except FileExistsError:
-        raise ArtifactExists(canonical) from None
+        raise
     except OSError as exc:
         if exc.errno not in _NO_LINK_ERRNOS:
             raise
         # No hard links here (some network/FUSE file systems): check-then-rename.
         if os.path.lexists(target):
-            raise ArtifactExists(canonical) from None
+            raise FileExistsError(errno.EEXIST, "File exists") from None
         os.replace(tmp, target)
 
 
@@ -225,12 +238,12 @@ def _make_private_dirs(directory: Path) -> None:
         except FileExistsError:
             continue  # created concurrently
         os.chmod(path, DIR_MODE)
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
     if not directory.is_dir():
         raise InvalidArtifactPath(f"Not a directory: {directory.name!r}.")
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """Make a rename/unlink/mkdir in ``directory`` durable (no-op where directories cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
