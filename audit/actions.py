@@ -1,0 +1,34 @@
+"""The closed list of things the audit trail records.
+
+Values are dotted (`domain.verb`) so a reader can filter by prefix (`certificate.`)
+and so the stored value never depends on a Python identifier.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    LOGIN = "auth.login"
+    LOGOUT = "auth.logout"
+    API_KEY_CREATE = "api_key.create"
+    API_KEY_REVOKE = "api_key.revoke"
+    ORGANIZATION_CREATE = "organization.create"
+    CA_CREATE = "ca.create"
+    CA_UNLOCK = "ca.unlock"  # recorded on failures of the root password
+    CERTIFICATE_ISSUE = "certificate.issue"
+    CERTIFICATE_RENEW = "certificate.renew"
+    CERTIFICATE_REVOKE = "certificate.revoke"
+    CRL_GENERATE = "crl.generate"
+    CERTIFICATE_DOWNLOAD = "certificate.download"
+    PKCS12_PASSWORD_REVEAL = "certificate.pkcs12_password_reveal"  # noqa: S105 (an action name)
+    BACKUP_CREATE = "backup.create"
+    BACKUP_RESTORE = "backup.restore"
+    ENCRYPTION_KEY_ROTATE = "encryption_key.rotate"
+    RBAC_DENY = "rbac.deny"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"

@@ -1,0 +1,139 @@
+"""Writing the audit trail: `record_event` is the only way an event is created.
+
+Call it inside the operation's own transaction, so an operation that rolls back
+leaves no success event behind. Record a *failure* after the failed operation's
+transaction has rolled back (outside its `atomic` block), or it is rolled back too.
+
+Appends are serialized so the chain never forks: on PostgreSQL a transaction-scoped
+advisory lock is taken before the head is read and held until the outer transaction
+ends; on SQLite the project opens every transaction with BEGIN IMMEDIATE, which
+already holds the database's single write lock from the first statement on. The
+unique `seq` is the last line of defence on any backend: a racing append fails
+loudly instead of forking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Mapping
+from typing import Literal
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.actions import AuditAction, Outcome
+from audit.canonical import FORMAT_VERSION, GENESIS_HASH
+from audit.details import clean_details, clean_text
+from audit.models import AuditEvent
+from organizations.principal import Principal
+
+# A fixed 64-bit key for pg_advisory_xact_lock, derived from a name so it is unlikely to collide.
+CHAIN_LOCK_KEY = int.from_bytes(hashlib.sha256(b"pki.audit.chain").digest()[:8], "big", signed=True)
+USER_AGENT_MAX_LENGTH = 512
+LABEL_MAX_LENGTH = 200
+
+
+def record_event(
+    action: AuditAction,
+    *,
+    request: HttpRequest | None = None,
+    principal: Principal | None = None,
+    outcome: Literal["success", "failure"] = "success",
+    organization_id: int | None = None,
+    target_type: str = "",
+    target_id: str = "",
+    target_serial: str = "",
+    details: Mapping[str, object] | None = None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """Append one event to the chain and return it.
+
+    `request` supplies the principal (unless `principal` is given), the source IP
+    and the user agent. `organization_id` defaults to the principal's. `details`
+    must never contain a secret: keys that look like one are refused.
+    """
+    action = AuditAction(action)
+    outcome = Outcome(outcome)
+    if principal is None and request is not None:
+        principal = getattr(request, "principal", None)
+    if organization_id is None and principal is not None:
+        organization_id = principal.organization_id
+    fields = {
+        "action": action.value,
+        "outcome": outcome.value,
+        **_actor_fields(principal),
+        "actor_label": clean_text(actor_label)[:LABEL_MAX_LENGTH],
+        "organization_id": organization_id,
+        "organization_slug": _organization_slug(organization_id),
+        "target_type": clean_text(target_type)[:64],
+        "target_id": clean_text(target_id)[:64],
+        "target_serial": clean_text(target_serial)[:64],
+        **_request_fields(request),
+        "details": clean_details(details or {}),
+    }
+    return _append(fields)
+
+
+def _actor_fields(principal: Principal | None) -> dict[str, object]:
+    if principal is None:
+        return {"actor_user_id": None, "actor_username": "", "actor_api_key_id": None, "actor_role": ""}
+    return {
+        "actor_user_id": principal.user_id,
+        "actor_username": clean_text(principal.username)[:150],
+        "actor_api_key_id": principal.api_key_id,
+        "actor_role": str(principal.role.value if hasattr(principal.role, "value") else principal.role),
+    }
+
+
+def _organization_slug(organization_id: int | None) -> str:
+    """Captured at write time so the trail still reads well after a rename or deletion."""
+    if organization_id is None:
+        return ""
+    from organizations.models import Organization
+
+    slug = Organization.objects.filter(pk=organization_id).values_list("slug", flat=True).first()
+    return slug or ""
+
+
+def _request_fields(request: HttpRequest | None) -> dict[str, str]:
+    if request is None:
+        return {"source_ip": "", "user_agent": ""}
+    return {
+        "source_ip": normalize_ip(request.META.get("REMOTE_ADDR", "")),
+        "user_agent": clean_text(request.META.get("HTTP_USER_AGENT", ""))[:USER_AGENT_MAX_LENGTH],
+    }
+
+
+def normalize_ip(value: object) -> str:
+    """One spelling per address (stored as text so the hash survives every backend)."""
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        return ""
+
+
+def _append(fields: dict[str, object]) -> AuditEvent:
+    """Read the head and insert the next event while holding the chain lock."""
+    with transaction.atomic(using=DEFAULT_DB_ALIAS):
+        lock_chain(DEFAULT_DB_ALIAS)
+        head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+        event = AuditEvent(
+            seq=head["seq"] + 1 if head else 1,
+            prev_hash=head["hash"] if head else GENESIS_HASH,
+            version=FORMAT_VERSION,
+            created_at=timezone.now(),
+            **fields,
+        )
+        event.hash = event.compute_hash()
+        event.save()
+    return event
+
+
+def lock_chain(using: str = DEFAULT_DB_ALIAS) -> None:
+    """Serialize appends until the outer transaction ends (see the module docstring)."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
