@@ -84,6 +84,7 @@ __all__ = [
     "RootKeyParams",
     "ScryptParams",
     "check_root_password",
+    "delete_ca_key",
     "load_intermediate_key",
     "load_secret",
     "seal_intermediate_key",
@@ -434,6 +435,19 @@ def load_intermediate_key(store: ArtifactStore, ca_dir: str) -> PrivateKey:
         raise ArtifactCorrupt("this is a root CA key; it needs the root password", paths.key)
     kek = _intermediate_kek(store.read(paths.password))
     return _load_private_key(_open_envelope(envelope, kek, paths.key), paths.key)
+
+
+def delete_ca_key(store: ArtifactStore, ca_dir: str) -> None:
+    """Remove a CA's ``key.pem.enc`` and ``.pwd.enc`` (idempotent).
+
+    For the service layer to undo a CA creation whose database transaction rolled
+    back, or to retire a CA's key. The key goes first so an interrupted call never
+    leaves a key without the password that proves it was complete. This unlinks;
+    it is not secure erasure (file systems and SSDs keep old blocks).
+    """
+    paths = _ca_paths(ca_dir)
+    store.delete(paths.key, missing_ok=True)
+    store.delete(paths.password, missing_ok=True)
 
 
 # --------------------------------------------------------------------------- other secrets

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .at_rest import ArtifactCipher, ArtifactHeader, parse_header
-from .errors import ArtifactExists, ArtifactNotFound, InvalidArtifactPath
+from .errors import ArtifactExists, ArtifactNotFound, InvalidArtifactPath, VaultError
 from .paths import TEMP_PREFIX, is_artifact_name, validate_artifact_relpath
 
 __all__ = ["DIR_MODE", "FILE_MODE", "ArtifactStore", "atomic_write_file", "fsync_directory"]
@@ -134,6 +134,20 @@ class ArtifactStore:
                     except InvalidArtifactPath:
                         continue  # e.g. a backslash in a name: the store could not address it anyway
         yield from sorted(found)
+
+    def unreadable_artifacts(self) -> dict[str, VaultError]:
+        """Open every artifact's outer layer; return ``{relpath: error}`` for those that fail.
+
+        For restore validation and operator diagnostics: a ``WrongEncryptionKey``
+        means "sealed by another installation's key", anything else means damage.
+        """
+        failures: dict[str, VaultError] = {}
+        for relpath in self.iter_artifacts():
+            try:
+                self.read(relpath)
+            except VaultError as exc:
+                failures[relpath] = exc
+        return failures
 
     def remove_stale_temp_files(self, older_than_seconds: float = 3600.0) -> list[str]:
         """Delete temp files left by a crash; return their relpaths.

@@ -26,8 +26,7 @@ from certificates.vault.errors import (
     WrongEncryptionKey,
 )
 
-from .conftest import PASSPHRASE, SALT
-from .helpers import assert_no_secret
+from .helpers import PASSPHRASE, SALT, assert_no_secret
 
 RELPATHS = ["cas/1234/key.pem.enc", "certs/abcd/bundle.p12.enc", "cas/1234/.pwd.enc"]
 

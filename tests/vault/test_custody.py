@@ -22,6 +22,7 @@ from certificates.vault.custody import (
     RootKeyParams,
     ScryptParams,
     check_root_password,
+    delete_ca_key,
     load_intermediate_key,
     load_secret,
     seal_intermediate_key,
@@ -354,6 +355,15 @@ def test_only_signing_keys_are_sealed(store: ArtifactStore) -> None:
     with pytest.raises(TypeError):
         seal_intermediate_key(store, "cas/x", x25519.X25519PrivateKey.generate())  # type: ignore[arg-type]
     assert not store.exists("cas/x/.pwd.enc")
+
+
+def test_delete_ca_key_allows_a_fresh_seal(store: ArtifactStore, keys: dict[str, object]) -> None:
+    seal_intermediate_key(store, "cas/rolled-back", keys["ec-p256"])
+    delete_ca_key(store, "cas/rolled-back")
+    delete_ca_key(store, "cas/rolled-back")  # idempotent
+    assert list(store.iter_artifacts()) == []
+    seal_intermediate_key(store, "cas/rolled-back", keys["ed25519"])
+    _assert_same_key(load_intermediate_key(store, "cas/rolled-back"), keys["ed25519"])
 
 
 # --------------------------------------------------------------------------- other secrets

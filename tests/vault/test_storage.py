@@ -10,6 +10,7 @@ import pytest
 
 from certificates.vault.at_rest import ArtifactCipher
 from certificates.vault.errors import (
+    ArtifactCorrupt,
     ArtifactExists,
     ArtifactNotFound,
     ArtifactTampered,
@@ -186,3 +187,14 @@ def test_path_normalisation() -> None:
 def test_store_repr_has_no_secret(store: ArtifactStore) -> None:
     assert_no_secret(store)
     assert "key_id" in repr(store)
+
+
+def test_unreadable_artifacts(store: ArtifactStore, data_dir: Path, other_cipher: ArtifactCipher) -> None:
+    store.write("a/key.pem.enc", b"fine")
+    ArtifactStore(data_dir, other_cipher).write("b/key.pem.enc", b"other installation")
+    (data_dir / "c").mkdir(mode=0o700)
+    (data_dir / "c/key.pem.enc").write_bytes(b"garbage")
+    problems = store.unreadable_artifacts()
+    assert sorted(problems) == ["b/key.pem.enc", "c/key.pem.enc"]
+    assert isinstance(problems["b/key.pem.enc"], WrongEncryptionKey)
+    assert isinstance(problems["c/key.pem.enc"], ArtifactCorrupt)
