@@ -13,7 +13,8 @@ os.environ["PKI_ENCRYPTION_KEY"] = "test-encryption-key-0123456789abcdef012345"
 os.environ["PKI_ENCRYPTION_SALT"] = "test-salt-9f8e7d6c5b4a3210"
 os.environ.setdefault("PKI_DATA_DIR", tempfile.mkdtemp(prefix="pki-test-data-"))
 os.environ["PKI_COOKIE_SECURE"] = "false"
-os.environ["PKI_BASE_URL"] = "http://testserver"
+# A public-looking name: pkilint flags single-label and IP hosts in certificate URLs as internal.
+os.environ["PKI_BASE_URL"] = "http://pki.example.com"
 os.environ.pop("CACHE_URL", None)
 
 from pki_project.settings import *  # noqa: F403
@@ -27,3 +28,4 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_ROOT = tempfile.mkdtemp(prefix="pki-test-static-")
+PKI_ROOT_KDF_LOG2_N = 12  # cheap scrypt in tests; production uses 2**17

@@ -1,0 +1,85 @@
+"""The Django side of key custody: vault objects built from settings, and the key cache.
+
+`certificates.vault` is pure (no Django); this module is the one place that reads
+the encryption settings and hands the vault what it needs. Services call
+`ca_signing_key()` and never open a key file themselves.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from certificates.crypto.builders import PublicationUrls
+from certificates.crypto.keys import PrivateKey
+from certificates.vault.at_rest import ArtifactCipher
+from certificates.vault.custody import (
+    IntermediateKeyCache,
+    ScryptParams,
+    load_intermediate_key,
+)
+from certificates.vault.storage import ArtifactStore
+
+if TYPE_CHECKING:
+    from certificates.models import CertificateAuthority
+
+# Unlocked intermediate keys, kept for the hot path (an RSA key load costs ~30 ms).
+# Never the root key: that one is unlocked per operation with the operator's password.
+INTERMEDIATE_KEYS = IntermediateKeyCache(max_entries=64)
+
+
+def artifact_cipher() -> ArtifactCipher:
+    """The at-rest cipher; PBKDF2 runs once per process per (key, salt), memoized in the vault."""
+    return ArtifactCipher.from_settings_values(settings.PKI_ENCRYPTION_KEY, settings.PKI_ENCRYPTION_SALT)
+
+
+def artifact_store() -> ArtifactStore:
+    return ArtifactStore(Path(settings.PKI_DATA_DIR), artifact_cipher())
+
+
+def root_kdf_params() -> ScryptParams:
+    """scrypt cost for new root keys: n = 2**PKI_ROOT_KDF_LOG2_N (17 by default, OWASP), r = 8, p = 1."""
+    return ScryptParams(n=2**settings.PKI_ROOT_KDF_LOG2_N)
+
+
+def new_ca_key_directory() -> str:
+    """A fresh directory for one CA's key artifacts; random, so names never collide or leak."""
+    return f"cas/{uuid.uuid4().hex}"
+
+
+def new_certificate_directory() -> str:
+    return f"certs/{uuid.uuid4().hex}"
+
+
+def _cache_key(ca: CertificateAuthority) -> tuple[str, int, str, str]:
+    # The data directory and fingerprint are part of the key so that a restore or a
+    # test with another data directory can never be served a stale key.
+    return (str(settings.PKI_DATA_DIR), ca.pk, ca.certificate.fingerprint_sha256, ca.key_directory)
+
+
+def intermediate_signing_key(ca: CertificateAuthority) -> PrivateKey:
+    """The unlocked key of an intermediate CA, from the cache or the vault."""
+    store = artifact_store()
+    return INTERMEDIATE_KEYS.get_or_load(_cache_key(ca), lambda: load_intermediate_key(store, ca.key_directory))
+
+
+def forget_signing_key(ca: CertificateAuthority) -> None:
+    """Drop a CA's unlocked key from memory (revocation, renewal, rotation, restore)."""
+    INTERMEDIATE_KEYS.invalidate(_cache_key(ca))
+
+
+def forget_all_signing_keys() -> None:
+    INTERMEDIATE_KEYS.clear()
+
+
+def publication_urls(ca: CertificateAuthority) -> PublicationUrls:
+    """The public URLs of a CA's CRL, OCSP responder and certificate (the contract's /pki/ routes)."""
+    base = settings.PKI_BASE_URL
+    return PublicationUrls(
+        crl_url=f"{base}/pki/crl/{ca.slug}.crl",
+        ocsp_url=f"{base}/pki/ocsp/{ca.slug}/",
+        ca_issuers_url=f"{base}/pki/ca/{ca.slug}.crt",
+    )

@@ -1,0 +1,51 @@
+from django.core.management.base import BaseCommand
+
+from certificates.crypto.keys import KeyType
+from certificates.selectors import get_ca
+from certificates.services.authorities import (
+    DEFAULT_INTERMEDIATE_DAYS,
+    DEFAULT_INTERMEDIATE_KEY_TYPE,
+    create_intermediate_ca,
+)
+from pki_project.actor import Actor
+from pki_project.cli import (
+    add_json_argument,
+    add_password_arguments,
+    emit,
+    read_password,
+    service_errors_as_command_errors,
+)
+
+
+class Command(BaseCommand):
+    help = "Create an intermediate CA signed by a root (asks for its root password) or by another intermediate."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--root", required=True, metavar="CA", help="the signing CA: slug or id")
+        parser.add_argument("--name", required=True, metavar="CN", help="the new CA's common name")
+        parser.add_argument("--key-type", default=DEFAULT_INTERMEDIATE_KEY_TYPE.value,
+                            choices=[k.value for k in KeyType])
+        parser.add_argument("--days", type=int, default=DEFAULT_INTERMEDIATE_DAYS)
+        parser.add_argument("--path-length", type=int, default=0)
+        parser.add_argument("--permit", action="append", default=[], metavar="NAME",
+                            help="name constraint: permitted DNS domain, email domain or IP network (repeatable)")
+        parser.add_argument("--exclude", action="append", default=[], metavar="NAME",
+                            help="name constraint: excluded subtree (repeatable)")
+        parser.add_argument("--slug", default=None)
+        parser.add_argument("--country", default=None, metavar="CC",
+                            help="ISO 3166 country code of the CA subject (default: PKI_DEFAULT_COUNTRY)")
+        add_password_arguments(parser)
+        add_json_argument(parser)
+
+    def handle(self, *args, **options) -> None:
+        with service_errors_as_command_errors():
+            parent = get_ca(options["root"])
+            password = read_password(options) if parent.is_root else None
+            ca = create_intermediate_ca(
+                parent=parent, common_name=options["name"], root_password=password, key_type=options["key_type"],
+                days=options["days"], path_length=options["path_length"], permitted_names=options["permit"],
+                excluded_names=options["exclude"], slug=options["slug"], country=options["country"],
+                actor=Actor.operator("create_intermediate_ca"),
+            )
+        emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial},
+             f"Created intermediate CA '{ca.slug}' (id {ca.pk}, serial {ca.certificate.serial}) below '{parent.slug}'.")

@@ -1,0 +1,249 @@
+"""CAs and certificates.
+
+Every certificate the PKI knows, CA certificates included, is a `Certificate` row:
+one table answers "what did this issuer sign" for CRLs, OCSP, listing and backup.
+A `CertificateAuthority` is the signing role wrapped around one of those rows,
+plus where its encrypted key lives.
+
+Status is derived from time and the revocation columns, never stored, so it cannot
+go stale (`Certificate.objects.valid(now)`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from organizations.models import Organization
+
+
+class RevocationReason(models.TextChoices):
+    """RFC 5280 section 5.3.1 reason codes offered to operators (no certificateHold: revocation is final)."""
+
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "keyCompromise"
+    CA_COMPROMISE = "cACompromise"
+    AFFILIATION_CHANGED = "affiliationChanged"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessationOfOperation"
+    PRIVILEGE_WITHDRAWN = "privilegeWithdrawn"
+    AA_COMPROMISE = "aACompromise"
+
+
+class CertificateKind(models.TextChoices):
+    ROOT_CA = "root_ca"
+    INTERMEDIATE_CA = "intermediate_ca"
+    END_ENTITY = "end_entity"
+    OCSP_RESPONDER = "ocsp_responder"
+
+
+class KeySource(models.TextChoices):
+    CSR = "csr"  # the subscriber holds the key; we never saw it
+    SERVER = "server"  # generated here; kept encrypted (PKCS#12 for end entities)
+
+
+class CertificateStatus(models.TextChoices):
+    VALID = "valid"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+
+
+class CertificateQuerySet(models.QuerySet):
+    """Chainable, time-aware filters: `Certificate.objects.for_organization(o).valid()`."""
+
+    def revoked(self) -> CertificateQuerySet:
+        return self.filter(revoked_at__isnull=False)
+
+    def not_revoked(self) -> CertificateQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+    def valid(self, now: datetime | None = None) -> CertificateQuerySet:
+        now = now or timezone.now()
+        return self.not_revoked().filter(not_before__lte=now, not_after__gt=now)
+
+    def expired(self, now: datetime | None = None) -> CertificateQuerySet:
+        return self.not_revoked().filter(not_after__lte=now or timezone.now())
+
+    def with_status(self, status: str, now: datetime | None = None) -> CertificateQuerySet:
+        by_status = {
+            CertificateStatus.VALID: self.valid,
+            CertificateStatus.REVOKED: lambda _now: self.revoked(),
+            CertificateStatus.EXPIRED: self.expired,
+            CertificateStatus.NOT_YET_VALID: lambda _now: self.not_revoked().filter(
+                not_before__gt=_now or timezone.now()
+            ),
+        }
+        return by_status[CertificateStatus(status)](now)
+
+    def expiring_within(self, days: int, now: datetime | None = None) -> CertificateQuerySet:
+        now = now or timezone.now()
+        return self.valid(now).filter(not_after__lte=now + timezone.timedelta(days=days))
+
+    def issued_by(self, ca: CertificateAuthority) -> CertificateQuerySet:
+        return self.filter(issuer=ca)
+
+    def for_organization(self, organization_id: int | None) -> CertificateQuerySet:
+        return self.filter(organization_id=organization_id)
+
+    def end_entities(self) -> CertificateQuerySet:
+        return self.filter(kind=CertificateKind.END_ENTITY)
+
+
+class Certificate(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="certificates")
+    issuer = models.ForeignKey(
+        "CertificateAuthority", null=True, blank=True, on_delete=models.PROTECT, related_name="issued"
+    )
+    kind = models.CharField(max_length=20, choices=CertificateKind.choices)
+    profile = models.CharField(max_length=20, blank=True)
+    serial = models.CharField(max_length=40, help_text="Lower-case hex, no separators.")
+    common_name = models.CharField(max_length=64, blank=True)
+    subject = models.TextField(help_text="RFC 4514 string of the subject.")
+    sans = models.JSONField(default=list, blank=True, help_text='SANs as "DNS:…", "IP:…", "EMAIL:…".')
+    key_type = models.CharField(max_length=16)
+    key_source = models.CharField(max_length=8, choices=KeySource.choices)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    fingerprint_sha256 = models.CharField(max_length=64, unique=True)
+    der = models.BinaryField(help_text="The certificate, DER-encoded. Public; PEM is derived.")
+    key_path = models.CharField(max_length=255, blank=True, help_text="Relative to PKI_DATA_DIR.")
+    pkcs12_path = models.CharField(max_length=255, blank=True, help_text="Relative to PKI_DATA_DIR.")
+    pkcs12_password_path = models.CharField(max_length=255, blank=True, help_text="Relative to PKI_DATA_DIR.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=24, choices=RevocationReason.choices, blank=True)
+    invalidity_date = models.DateTimeField(null=True, blank=True)
+    predecessor = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="successor"
+    )
+    created_by = models.CharField(max_length=150, blank=True, help_text="Username or operator label.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CertificateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # RFC 5280 4.1.2.2: a serial identifies a certificate only together with its issuer.
+            models.UniqueConstraint(fields=["issuer", "serial"], name="certificate_unique_issuer_serial"),
+            # A root is self-issued (no issuer row); every other certificate has an issuer.
+            models.CheckConstraint(
+                condition=(Q(kind=CertificateKind.ROOT_CA, issuer__isnull=True)
+                           | (~Q(kind=CertificateKind.ROOT_CA) & Q(issuer__isnull=False))),
+                name="certificate_root_iff_no_issuer",
+            ),
+            models.CheckConstraint(condition=Q(not_after__gt=models.F("not_before")),
+                                   name="certificate_validity_ordered"),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True, revocation_reason="")
+                | Q(revoked_at__isnull=False) & ~Q(revocation_reason=""),
+                name="certificate_revocation_complete",
+            ),
+            models.CheckConstraint(condition=Q(kind__in=CertificateKind.values), name="certificate_kind_known"),
+            models.CheckConstraint(condition=~Q(serial=""), name="certificate_serial_present"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "not_after"], name="cert_org_not_after"),
+            models.Index(fields=["issuer", "revoked_at"], name="cert_issuer_revoked"),
+            models.Index(fields=["not_after"], name="cert_not_after"),
+            models.Index(fields=["serial"], name="cert_serial"),
+            models.Index(Lower("common_name"), name="cert_cn_lower"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.common_name or self.subject} ({self.serial[:16]})"
+
+    def status_at(self, now: datetime | None = None) -> CertificateStatus:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return CertificateStatus.REVOKED
+        if now < self.not_before:
+            return CertificateStatus.NOT_YET_VALID
+        if now >= self.not_after:
+            return CertificateStatus.EXPIRED
+        return CertificateStatus.VALID
+
+    @property
+    def status(self) -> CertificateStatus:
+        return self.status_at()
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class CertificateAuthorityQuerySet(models.QuerySet):
+    def roots(self) -> CertificateAuthorityQuerySet:
+        return self.filter(parent__isnull=True)
+
+    def intermediates(self) -> CertificateAuthorityQuerySet:
+        return self.filter(parent__isnull=False)
+
+    def usable(self, now: datetime | None = None) -> CertificateAuthorityQuerySet:
+        """CAs that may sign now: their certificate is neither revoked nor outside its validity."""
+        now = now or timezone.now()
+        return self.filter(
+            certificate__revoked_at__isnull=True, certificate__not_before__lte=now, certificate__not_after__gt=now
+        )
+
+    def for_organization(self, organization_id: int | None) -> CertificateAuthorityQuerySet:
+        return self.filter(organization_id=organization_id)
+
+    def by_reference(self, reference: str) -> CertificateAuthorityQuerySet:
+        """A CA named the way operators and URLs name it: its slug, or its numeric id."""
+        reference = str(reference).strip()
+        if reference.isdigit():
+            return self.filter(Q(pk=int(reference)) | Q(slug=reference))
+        return self.filter(slug=reference)
+
+
+class CertificateAuthority(models.Model):
+    class Kind(models.TextChoices):
+        ROOT = "root"
+        INTERMEDIATE = "intermediate"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="cas")
+    name = models.CharField(max_length=64, help_text="The CA's common name.")
+    slug = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    certificate = models.OneToOneField(Certificate, on_delete=models.PROTECT, related_name="authority")
+    key_directory = models.CharField(max_length=255, help_text="Directory of key.pem.enc and .pwd.enc, relative.")
+    root_key_params = models.JSONField(
+        default=dict, blank=True, help_text="Non-secret KDF salt and parameters of a root's two-part key."
+    )
+    path_length = models.PositiveSmallIntegerField(null=True, blank=True)
+    permitted_names = models.JSONField(default=list, blank=True, help_text="Name constraints: permitted subtrees.")
+    excluded_names = models.JSONField(default=list, blank=True, help_text="Name constraints: excluded subtrees.")
+    crl_number = models.PositiveBigIntegerField(default=0, help_text="Last CRL number issued; only grows.")
+    crl_validity_hours = models.PositiveIntegerField(default=24)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CertificateAuthorityQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "certificate authority"
+        verbose_name_plural = "certificate authorities"
+        ordering = ["organization_id", "parent_id", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="root", parent__isnull=True) | Q(kind="intermediate", parent__isnull=False),
+                name="ca_root_iff_no_parent",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="intermediate") | ~Q(root_key_params={}), name="ca_root_has_key_params"
+            ),
+            models.CheckConstraint(condition=~Q(key_directory=""), name="ca_key_directory_present"),
+            models.CheckConstraint(condition=Q(crl_validity_hours__gte=1), name="ca_crl_validity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_id is None

@@ -1,0 +1,1 @@
+"""The service layer: the only way interfaces create, change or sign anything."""

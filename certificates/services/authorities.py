@@ -1,0 +1,265 @@
+"""Creating CAs: a root with its two-part key, and intermediates below it.
+
+The root password unlocks the root key for one operation and is dropped; it is
+never stored, logged, cached or put in an error. Cross-row rules (the parent is a
+usable CA of the same organization, path length, validity inside the parent's)
+live here and in the pure builders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from django.conf import settings
+from django.db import transaction
+from django.utils.text import slugify
+
+from audit.actions import AuditAction
+from audit.services import record_event
+from certificates.crypto.builders import build_intermediate_ca_certificate, build_root_ca_certificate
+from certificates.crypto.errors import CryptoError
+from certificates.crypto.keys import KeyType, PrivateKey, generate_private_key, parse_key_type
+from certificates.crypto.names import build_subject
+from certificates.errors import Conflict, InvalidInput, PolicyViolation, UnlockRefused, from_crypto_error
+from certificates.keystore import (
+    artifact_store,
+    intermediate_signing_key,
+    new_ca_key_directory,
+    publication_urls,
+    root_kdf_params,
+)
+from certificates.models import CertificateAuthority, CertificateKind, KeySource
+from certificates.services.records import create_certificate_row, load_x509
+from certificates.vault.custody import (
+    check_root_password,
+    seal_intermediate_key,
+    seal_root_key,
+    unlock_root_key,
+)
+from certificates.vault.errors import UnlockFailed, WeakPassword
+from certificates.vault.storage import ArtifactStore
+from organizations.models import Organization
+from pki_project.actor import Actor
+
+DEFAULT_ROOT_KEY_TYPE = KeyType.EC_P384
+DEFAULT_INTERMEDIATE_KEY_TYPE = KeyType.EC_P256
+DEFAULT_ROOT_DAYS = 3650
+DEFAULT_INTERMEDIATE_DAYS = 1825
+MAX_CA_DAYS = 9125  # 25 years
+MAX_PATH_LENGTH = 8
+# BR 7.1.2.10.6: a TLS subordinate CA names serverAuth and may name clientAuth; nothing else.
+INTERMEDIATE_EXTENDED_KEY_USAGES = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
+def _validated_days(days: int) -> int:
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_CA_DAYS:
+        raise InvalidInput(f"A CA's validity must be between 1 and {MAX_CA_DAYS} days.", code="invalid_days")
+    return days
+
+
+def _validated_path_length(path_length: int | None) -> int | None:
+    if path_length is None:
+        return None
+    if not isinstance(path_length, int) or isinstance(path_length, bool) or not 0 <= path_length <= MAX_PATH_LENGTH:
+        raise InvalidInput(f"The path length must be between 0 and {MAX_PATH_LENGTH}.", code="invalid_path_length")
+    return path_length
+
+
+def _key_type(value: str | KeyType) -> KeyType:
+    try:
+        return parse_key_type(value)
+    except CryptoError as error:
+        raise from_crypto_error(error) from None
+
+
+def _checked_root_password(root_password: str | None) -> str:
+    if not root_password:
+        raise InvalidInput("The root password is required for this operation.", code="root_password_required")
+    try:
+        check_root_password(root_password)
+    except WeakPassword as error:
+        raise InvalidInput(str(error), code="weak_password") from None
+    return root_password
+
+
+def _ca_slug(requested: str | None, common_name: str) -> str:
+    """An explicit slug must be free; a derived one gets a numeric suffix until it is."""
+    if requested:
+        slug = slugify(requested)[:64]
+        if not slug or slug != requested:
+            raise InvalidInput(
+                "A CA slug may contain only lower-case letters, digits and hyphens.", code="invalid_slug"
+            )
+        if CertificateAuthority.objects.filter(slug=slug).exists():
+            raise Conflict(f"A CA with the slug '{slug}' already exists.", code="duplicate")
+        return slug
+    base = slugify(common_name)[:56] or "ca"
+    slug, counter = base, 1
+    while CertificateAuthority.objects.filter(slug=slug).exists():
+        counter += 1
+        slug = f"{base}-{counter}"
+    return slug
+
+
+def _subject(common_name: str, organization: Organization, country: str | None) -> x509.Name:
+    """CA subjects carry C, O and CN (BR 7.1.2.10.2 requires all three for CA certificates)."""
+    country = (country or settings.PKI_DEFAULT_COUNTRY).strip().upper()
+    try:
+        return build_subject(common_name.strip(), organization=organization.name[:64], country=country)
+    except CryptoError as error:
+        raise from_crypto_error(error) from None
+
+
+def _remove_ca_artifacts(store: ArtifactStore, key_directory: str) -> None:
+    """Best effort after a failed creation, so no orphan key outlives its rolled-back row."""
+    for name in ("key.pem.enc", ".pwd.enc"):
+        store.delete(f"{key_directory}/{name}", missing_ok=True)
+
+
+@contextmanager
+def _artifacts_removed_on_failure(store: ArtifactStore, key_directory: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _remove_ca_artifacts(store, key_directory)
+        raise
+
+
+def _record_ca_created(ca: CertificateAuthority, actor: Actor) -> None:
+    record_event(
+        AuditAction.CA_CREATE,
+        **actor.audit_kwargs(),
+        organization_id=ca.organization_id,
+        target_type="ca",
+        target_id=str(ca.pk),
+        target_serial=ca.certificate.serial,
+        details={"slug": ca.slug, "kind": ca.kind, "key_type": ca.certificate.key_type,
+                 "parent": ca.parent.slug if ca.parent else None},
+    )
+
+
+def create_root_ca(
+    *,
+    organization: Organization,
+    common_name: str,
+    root_password: str,
+    actor: Actor,
+    key_type: str | KeyType = DEFAULT_ROOT_KEY_TYPE,
+    days: int = DEFAULT_ROOT_DAYS,
+    path_length: int | None = None,
+    slug: str | None = None,
+    country: str | None = None,
+) -> CertificateAuthority:
+    """Create a self-signed root CA whose key needs the root password to open."""
+    root_password = _checked_root_password(root_password)
+    key_type, days = _key_type(key_type), _validated_days(days)
+    path_length = _validated_path_length(path_length)
+    subject = _subject(common_name, organization, country)
+    slug = _ca_slug(slug, common_name)
+    private_key = generate_private_key(key_type)
+    try:
+        certificate = build_root_ca_certificate(private_key, subject, days, path_length=path_length)
+    except CryptoError as error:
+        raise from_crypto_error(error) from None
+    store, key_directory = artifact_store(), new_ca_key_directory()
+    key_params = seal_root_key(store, key_directory, private_key, root_password, root_kdf_params())
+    with _artifacts_removed_on_failure(store, key_directory), transaction.atomic():
+        row = create_certificate_row(
+            certificate, organization=organization, issuer=None, kind=CertificateKind.ROOT_CA,
+            key_source=KeySource.SERVER, created_by=actor.username,
+        )
+        ca = CertificateAuthority.objects.create(
+            organization=organization, name=common_name.strip(), slug=slug, kind=CertificateAuthority.Kind.ROOT,
+            certificate=row, key_directory=key_directory, root_key_params=key_params.to_dict(),
+            path_length=path_length,
+        )
+        _record_ca_created(ca, actor)
+    return ca
+
+
+def unlock_root(ca: CertificateAuthority, root_password: str | None, actor: Actor) -> PrivateKey:
+    """Open a root key for one operation; a failure leaves a failure audit event and one generic error."""
+    if not root_password:
+        raise InvalidInput("The root password is required for this operation.", code="root_password_required")
+    try:
+        return unlock_root_key(artifact_store(), ca.key_directory, root_password)
+    except UnlockFailed:
+        record_event(
+            AuditAction.CA_UNLOCK, **actor.audit_kwargs(), outcome="failure", organization_id=ca.organization_id,
+            target_type="ca", target_id=str(ca.pk), target_serial=ca.certificate.serial,
+        )
+        raise UnlockRefused() from None
+
+
+def signing_key(ca: CertificateAuthority, root_password: str | None, actor: Actor) -> PrivateKey:
+    """The key that signs for `ca`: the root needs the operator's password; an intermediate needs none."""
+    if ca.is_root:
+        return unlock_root(ca, root_password, actor)
+    return intermediate_signing_key(ca)
+
+
+def ensure_usable_issuer(ca: CertificateAuthority) -> None:
+    """No issuance from a revoked, expired or not-yet-valid CA."""
+    status = ca.certificate.status
+    if status != "valid":
+        raise PolicyViolation(f"The CA '{ca.slug}' is {status.replace('_', ' ')} and cannot sign.",
+                              code="issuer_not_usable")
+
+
+def _clean_name_constraints(names: Sequence[str] | None) -> list[str]:
+    return [name.strip() for name in (names or []) if name and name.strip()]
+
+
+def create_intermediate_ca(
+    *,
+    parent: CertificateAuthority,
+    common_name: str,
+    actor: Actor,
+    root_password: str | None = None,
+    key_type: str | KeyType = DEFAULT_INTERMEDIATE_KEY_TYPE,
+    days: int = DEFAULT_INTERMEDIATE_DAYS,
+    path_length: int | None = 0,
+    permitted_names: Sequence[str] | None = None,
+    excluded_names: Sequence[str] | None = None,
+    slug: str | None = None,
+    country: str | None = None,
+) -> CertificateAuthority:
+    """Create an intermediate CA below `parent` (the root, with its password, or another intermediate)."""
+    key_type, days = _key_type(key_type), _validated_days(days)
+    path_length = _validated_path_length(path_length)
+    permitted, excluded = _clean_name_constraints(permitted_names), _clean_name_constraints(excluded_names)
+    ensure_usable_issuer(parent)
+    if parent.is_root:
+        _checked_root_password(root_password)
+    subject = _subject(common_name, parent.organization, country)
+    slug = _ca_slug(slug, common_name)
+    issuer_key = signing_key(parent, root_password, actor)
+    private_key = generate_private_key(key_type)
+    try:
+        certificate = build_intermediate_ca_certificate(
+            load_x509(parent.certificate), issuer_key, private_key.public_key(), subject, days, path_length,
+            publication_urls(parent), permitted=permitted or None, excluded=excluded or None,
+            extended_key_usages=INTERMEDIATE_EXTENDED_KEY_USAGES,
+        )
+    except CryptoError as error:
+        raise from_crypto_error(error) from None
+    finally:
+        del issuer_key  # the root key lives no longer than this operation
+    store, key_directory = artifact_store(), new_ca_key_directory()
+    seal_intermediate_key(store, key_directory, private_key)
+    with _artifacts_removed_on_failure(store, key_directory), transaction.atomic():
+        row = create_certificate_row(
+            certificate, organization=parent.organization, issuer=parent, kind=CertificateKind.INTERMEDIATE_CA,
+            key_source=KeySource.SERVER, created_by=actor.username,
+        )
+        ca = CertificateAuthority.objects.create(
+            organization=parent.organization, name=common_name.strip(), slug=slug,
+            kind=CertificateAuthority.Kind.INTERMEDIATE, parent=parent, certificate=row,
+            key_directory=key_directory, path_length=path_length, permitted_names=permitted,
+            excluded_names=excluded,
+        )
+        _record_ca_created(ca, actor)
+    return ca

@@ -1,0 +1,37 @@
+"""Who performs a service-layer operation, for the audit trail.
+
+Interfaces build an `Actor` (from a request, or for a `manage.py` command) and pass
+it to services; services hand `audit_kwargs()` to `audit.services.record_event`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+
+from organizations.principal import Principal
+
+
+@dataclass(frozen=True)
+class Actor:
+    principal: Principal | None = None
+    request: HttpRequest | None = None
+    label: str = ""
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Actor:
+        return cls(principal=getattr(request, "principal", None), request=request)
+
+    @classmethod
+    def operator(cls, command: str) -> Actor:
+        """An operator at the console: commands run with the machine's full trust."""
+        return cls(label=f"cli:{command}")
+
+    @property
+    def username(self) -> str:
+        return self.principal.username if self.principal else self.label
+
+    def audit_kwargs(self) -> dict[str, Any]:
+        return {"request": self.request, "principal": self.principal, "actor_label": self.label}
