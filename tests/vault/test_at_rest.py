@@ -202,3 +202,25 @@ def test_cipher_cannot_be_pickled(cipher: ArtifactCipher) -> None:
 def test_cipher_refuses_unsafe_paths(cipher: ArtifactCipher, relpath: str) -> None:
     with pytest.raises(InvalidArtifactPath):
         cipher.encrypt(b"x", relpath)
+
+
+def test_concurrent_first_calls_derive_once() -> None:
+    import threading
+
+    passphrase, salt = "a passphrase used only by the threading test!!", "thread-salt-0123456789"
+    before = master_key_cache_info().derivations
+    barrier = threading.Barrier(8)
+    results: list[bytes] = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(derive_master_key(passphrase, salt))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1
+    assert len(results) == 8
+    assert master_key_cache_info().derivations - before == 1
