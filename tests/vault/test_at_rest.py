@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 
 import pytest
 
@@ -205,8 +206,6 @@ def test_cipher_refuses_unsafe_paths(cipher: ArtifactCipher, relpath: str) -> No
 
 
 def test_concurrent_first_calls_derive_once() -> None:
-    import threading
-
     passphrase, salt = "a passphrase used only by the threading test!!", "thread-salt-0123456789"
     before = master_key_cache_info().derivations
     barrier = threading.Barrier(8)
