@@ -1,0 +1,96 @@
+"""manage.py verify_audit_log: walk the hash chain; exit 1 naming the first broken link."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Max
+
+from audit.export import read_export
+from audit.models import AuditEvent
+from audit.verification import (
+    Checkpoint,
+    CheckpointError,
+    VerificationResult,
+    verify_chain,
+    verify_records,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Verify the audit trail's hash chain from the first event to the last. Exit status 0 and the count "
+        "when intact; 1 and the first broken link (seq, event id, what is wrong) otherwise."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--checkpoint", type=Path, metavar="FILE",
+                            help="also prove the chain still reaches and ends in this earlier checkpoint's head")
+        parser.add_argument("--checkpoint-out", type=Path, metavar="FILE",
+                            help="when intact, write a checkpoint of the current head to FILE")
+        parser.add_argument("--export", type=Path, metavar="FILE",
+                            help="verify a JSON Lines export (from export_audit_log) instead of the database")
+        parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        checkpoint = self._read_checkpoint(options["checkpoint"])
+        result = self._verify(options["export"], checkpoint, quiet=options["json"])
+        if result.ok and options["checkpoint_out"]:
+            self._write_checkpoint(options["checkpoint_out"], result)
+        self._report(result, as_json=options["json"])
+        if not result.ok:
+            sys.exit(1)
+
+    def _read_checkpoint(self, path: Path | None) -> Checkpoint | None:
+        if path is None:
+            return None
+        try:
+            return Checkpoint.read(path)
+        except CheckpointError as error:
+            raise CommandError(str(error)) from None
+
+    def _verify(self, export: Path | None, checkpoint: Checkpoint | None, *, quiet: bool) -> VerificationResult:
+        progress = None if quiet else self._progress_printer()
+        if export is None:
+            return verify_chain(checkpoint=checkpoint, progress=progress)
+        try:
+            with export.open(encoding="utf-8") as lines:
+                return verify_records(read_export(lines), checkpoint=checkpoint, progress=progress)
+        except OSError as error:
+            raise CommandError(f"cannot read {export}: {error.strerror}") from None
+        except ValueError as error:
+            raise CommandError(f"{export} is not an audit export: {error}") from None
+
+    def _progress_printer(self):
+        """On a terminal, show how far a long verification has got; elsewhere stay quiet."""
+        stream = self.stderr._out
+        if not getattr(stream, "isatty", lambda: False)():
+            return None
+        total = AuditEvent.objects.aggregate(head=Max("seq"))["head"] or 0
+
+        def show(count: int) -> None:
+            stream.write(f"\rverified {count:,} of {total:,} events")
+            stream.flush()
+        return show
+
+    def _write_checkpoint(self, path: Path, result: VerificationResult) -> None:
+        try:
+            path.write_text(result.make_checkpoint().to_json(), encoding="utf-8")
+        except OSError as error:
+            raise CommandError(f"cannot write checkpoint {path}: {error.strerror}") from None
+
+    def _report(self, result: VerificationResult, *, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(result.as_dict(), sort_keys=True))
+        elif result.ok:
+            against = f"; matches the checkpoint at seq {result.checkpoint.head_seq}" if result.checkpoint else ""
+            self.stdout.write(f"Audit log intact: {result.count} events, head seq {result.head_seq} "
+                              f"hash {result.head_hash}{against}.")
+        else:
+            broken = result.broken
+            self.stderr.write(f"Audit log BROKEN at seq {broken.seq} (event id {broken.event_id}, {broken.kind}): "
+                              f"{broken.message}. {result.count} events before it verified.")

@@ -1,0 +1,193 @@
+"""verify_audit_log names the first broken link for every kind of tampering done in raw SQL."""
+
+# ruff: noqa: S608  (the SQL is the attacker's, built from constants)
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from audit.models import AuditEvent
+from audit.services import record_event
+from audit.verification import verify_chain
+from tests.audit.helpers import build_chain, record_of, rehash, run_verify, tamper
+
+pytestmark = pytest.mark.django_db
+
+TABLE = "audit_auditevent"
+SHIFT = 1_000_000
+
+
+def edit_a_field() -> None:
+    tamper((f"UPDATE {TABLE} SET target_id = %s WHERE seq = 3", ["999"]))
+
+
+def edit_details() -> None:
+    tamper((f"UPDATE {TABLE} SET details = %s WHERE seq = 3", ['{"n": 4}']))
+
+
+def edit_and_rehash() -> None:
+    """A cleverer attacker re-computes the edited event's own hash: the next link breaks."""
+    record = record_of(3) | {"outcome": "failure"}
+    tamper((f"UPDATE {TABLE} SET outcome = %s, hash = %s WHERE seq = 3", ["failure", rehash(record)]))
+
+
+def delete_one() -> None:
+    tamper((f"DELETE FROM {TABLE} WHERE seq = 3", []))
+
+
+def swap_two() -> None:
+    tamper(
+        (f"UPDATE {TABLE} SET seq = %s WHERE seq = 3", [SHIFT]),
+        (f"UPDATE {TABLE} SET seq = 3 WHERE seq = 4", []),
+        (f"UPDATE {TABLE} SET seq = 4 WHERE seq = %s", [SHIFT]),
+    )
+
+
+def insert_one_in_the_middle() -> None:
+    """Renumber from seq 3 on and slip a forged, correctly hashed event in at seq 3."""
+    forged = record_of(2) | {"seq": 3, "prev_hash": record_of(2)["hash"], "target_id": "forged", "id": None}
+    forged["hash"] = rehash(forged)
+    tamper(
+        (f"UPDATE {TABLE} SET seq = seq + %s WHERE seq >= 3", [SHIFT]),
+        (f"UPDATE {TABLE} SET seq = seq - %s WHERE seq >= %s", [SHIFT - 1, SHIFT]),
+        (f"INSERT INTO {TABLE} (seq, version, created_at, action, outcome, actor_user_id, actor_username, "
+         "actor_api_key_id, actor_role, actor_label, organization_id, organization_slug, target_type, target_id, "
+         "target_serial, source_ip, user_agent, details, prev_hash, hash) "
+         "SELECT 3, version, created_at, action, outcome, actor_user_id, actor_username, actor_api_key_id, "
+         "actor_role, actor_label, organization_id, organization_slug, target_type, %s, target_serial, source_ip, "
+         f"user_agent, details, %s, %s FROM {TABLE} WHERE seq = 2",
+         ["forged", forged["prev_hash"], forged["hash"]]),
+    )
+
+
+def append_a_forged_event() -> None:
+    """Linked to the head but hashed wrongly (an attacker without the recipe)."""
+    last = record_of(6)
+    tamper((f"INSERT INTO {TABLE} (seq, version, created_at, action, outcome, actor_label, actor_username, "
+            "actor_role, organization_slug, target_type, target_id, target_serial, source_ip, user_agent, details, "
+            "prev_hash, hash) VALUES (7, 1, %s, 'auth.login', 'success', '', '', '', '', '', '', '', '', '', '{}', "
+            "%s, %s)", [last["created_at"], last["hash"], "e" * 64]))
+
+
+@pytest.mark.parametrize(
+    ("tampering", "seq", "kind"),
+    [
+        (edit_a_field, 3, "edited"),
+        (edit_details, 3, "edited"),
+        (edit_and_rehash, 4, "relinked"),
+        (delete_one, 3, "missing"),
+        (swap_two, 3, "moved"),
+        (insert_one_in_the_middle, 4, "moved"),
+        (append_a_forged_event, 7, "edited"),
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value)),
+)
+def test_tampering_is_reported_at_the_first_broken_link(tampering: Callable[[], None], seq: int, kind: str) -> None:
+    build_chain()
+    assert run_verify().exit_code == 0
+    tampering()
+
+    run = run_verify()
+
+    assert run.exit_code == 1
+    assert f"BROKEN at seq {seq} " in run.stderr
+    assert kind in run.stderr
+    json_run = run_verify("--json")
+    report = json.loads(json_run.stdout)
+    broken = report["broken"]
+    assert (json_run.exit_code, report["ok"], broken["seq"], broken["kind"]) == (1, False, seq, kind)
+    assert report["count"] == seq - 1
+
+
+def test_broken_link_names_the_event_id() -> None:
+    events = build_chain()
+    edit_a_field()
+    broken = verify_chain().broken
+    assert broken is not None
+    assert (broken.seq, broken.event_id) == (3, events[2].pk)
+    assert "edited" in broken.message
+
+
+def test_intact_chain_exits_zero_with_the_count() -> None:
+    events = build_chain()
+    run = run_verify()
+    assert run.exit_code == 0
+    assert f"intact: 6 events, head seq 6 hash {events[-1].hash}" in run.stdout
+    report = json.loads(run_verify("--json").stdout)
+    assert (report["ok"], report["count"], report["head_hash"]) == (True, 6, events[-1].hash)
+
+
+def test_empty_chain_is_intact() -> None:
+    run = run_verify("--json")
+    assert run.exit_code == 0
+    assert json.loads(run.stdout)["count"] == 0
+
+
+class TestCheckpoints:
+    def test_checkpoint_written_and_later_verified(self, tmp_path: Path) -> None:
+        build_chain()
+        checkpoint = tmp_path / "checkpoint.json"
+        assert run_verify("--checkpoint-out", str(checkpoint)).exit_code == 0
+        data = json.loads(checkpoint.read_text())
+        assert (data["head_seq"], data["count"], data["head_hash"]) == (6, 6, AuditEvent.objects.get(seq=6).hash)
+        assert data["created_at"].endswith("Z")
+        record_event(AuditEvent.objects.get(seq=1).action)  # the chain grows after the checkpoint
+
+        run = run_verify("--checkpoint", str(checkpoint))
+
+        assert run.exit_code == 0, run.stderr
+        assert "matches the checkpoint at seq 6" in run.stdout
+
+    def test_deleting_the_tail_is_caught_only_by_a_checkpoint(self, tmp_path: Path) -> None:
+        build_chain()
+        checkpoint = tmp_path / "checkpoint.json"
+        run_verify("--checkpoint-out", str(checkpoint))
+        tamper((f"DELETE FROM {TABLE} WHERE seq >= 5", []))
+        assert run_verify().exit_code == 0, "a shortened chain is still internally consistent"
+
+        run = run_verify("--checkpoint", str(checkpoint))
+
+        assert run.exit_code == 1
+        assert "BROKEN at seq 5 " in run.stderr
+        assert "truncated" in run.stderr
+
+    def test_a_consistent_rewrite_is_caught_by_a_checkpoint(self, tmp_path: Path) -> None:
+        """An attacker edits seq 2 and re-hashes everything after it: only the checkpoint notices."""
+        build_chain()
+        checkpoint = tmp_path / "checkpoint.json"
+        run_verify("--checkpoint-out", str(checkpoint))
+        prev_hash = record_of(1)["hash"]
+        for seq in range(2, 7):
+            record = record_of(seq) | {"prev_hash": prev_hash}
+            if seq == 2:
+                record["outcome"] = "failure"
+            record["hash"] = rehash(record)
+            tamper((f"UPDATE {TABLE} SET outcome = %s, prev_hash = %s, hash = %s WHERE seq = %s",
+                    [record["outcome"], record["prev_hash"], record["hash"], seq]))
+            prev_hash = record["hash"]
+        assert run_verify().exit_code == 0
+
+        run = run_verify("--checkpoint", str(checkpoint))
+
+        assert run.exit_code == 1
+        assert "BROKEN at seq 6 " in run.stderr
+        assert "checkpoint_mismatch" in run.stderr
+
+    def test_no_checkpoint_is_written_for_a_broken_chain(self, tmp_path: Path) -> None:
+        build_chain()
+        delete_one()
+        checkpoint = tmp_path / "checkpoint.json"
+        assert run_verify("--checkpoint-out", str(checkpoint)).exit_code == 1
+        assert not checkpoint.exists()
+
+    def test_an_unreadable_checkpoint_is_a_clear_error(self, tmp_path: Path) -> None:
+        bogus = tmp_path / "bogus.json"
+        bogus.write_text("{not json")
+        from django.core.management.base import CommandError
+
+        with pytest.raises(CommandError, match="not an audit checkpoint"):
+            run_verify("--checkpoint", str(bogus))
