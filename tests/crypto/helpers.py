@@ -132,3 +132,11 @@ def assert_lints_clean(tool: str, path: Path, *args: str, allowed: frozenset[str
     unexpected = [f for f in result.errors if f[0] not in allowed]
     assert not unexpected, f"pkilint reported ERROR/FATAL findings:\n{result.describe()}"
     return result
+
+
+def assert_openssl_ok(result: subprocess.CompletedProcess[str], expected: str | None = None) -> None:
+    """Assert an openssl run succeeded (and printed ``expected``), showing its output otherwise."""
+    output = f"{result.args}\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, output
+    if expected is not None:
+        assert expected in result.stdout + result.stderr, output
