@@ -208,7 +208,7 @@ def test_clamp_validity_refuses() -> None:
             clamp_validity(NOW, days, None, None)
         assert err.value.code == "validity_invalid"
     with pytest.raises(InvalidRequestError) as err:
-        clamp_validity(datetime(2026, 1, 1), 10, None, None)  # noqa: DTZ001 - naive on purpose
+        clamp_validity(datetime(2026, 1, 1), 10, None, None)  # naive on purpose
     assert err.value.code == "time_invalid"
 
 
