@@ -1,0 +1,98 @@
+"""One chain under concurrency: parallel writer processes never fork it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from audit.maintenance import delete_all_events
+from audit.models import AuditEvent
+from audit.verification import verify_chain
+from tests.helpers import PROJECT_DIR, clean_environment, run_manage
+
+WRITERS = 4
+EVENTS_PER_WRITER = 25
+START_DELAY_SECONDS = 3.0
+
+
+def start_writers(count: int, events: int, env: dict[str, str]) -> list[subprocess.Popen[str]]:
+    start_at = time.time() + START_DELAY_SECONDS  # every writer is connected and waiting by then
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.audit.writer", str(events), str(start_at), f"writer-{index}"],
+            cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for index in range(count)
+    ]
+
+
+def wait_for(writers: list[subprocess.Popen[str]]) -> None:
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=120)
+        assert writer.returncode == 0, stderr
+
+
+def postgres_url(settings_dict: dict) -> str:
+    """The URL of the test database pytest-django created (test_postgres, or with an xdist suffix)."""
+    credentials = quote(settings_dict["USER"] or "", safe="")
+    if settings_dict.get("PASSWORD"):
+        credentials += ":" + quote(settings_dict["PASSWORD"], safe="")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{credentials}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def committed_events(transactional_db):
+    """Events the writer processes commit outlive the test transaction: empty the table afterwards."""
+    yield
+    delete_all_events()
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("committed_events")
+def test_parallel_writer_processes_leave_one_intact_chain_on_postgresql(tmp_path: Path) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set PKI_TEST_DATABASE_URL")
+    env = clean_environment(DJANGO_SETTINGS_MODULE="pki_project.settings",
+                            DATABASE_URL=postgres_url(connection.settings_dict),
+                            PKI_DATA_DIR=str(tmp_path / "data"), PKI_ENV_FILE=str(tmp_path / "none.env"))
+
+    wait_for(start_writers(WRITERS, EVENTS_PER_WRITER, env))
+
+    assert AuditEvent.objects.count() == WRITERS * EVENTS_PER_WRITER
+    result = verify_chain()
+    assert result.ok, result.broken
+    assert result.head_seq == WRITERS * EVENTS_PER_WRITER
+    labels = set(AuditEvent.objects.values_list("actor_label", flat=True))
+    assert labels == {f"writer-{index}" for index in range(WRITERS)}
+    assert _interleaved(), "the writers ran one after another: the test did not exercise concurrency"
+
+
+def _interleaved() -> bool:
+    labels = list(AuditEvent.objects.order_by("seq").values_list("actor_label", flat=True))
+    switches = sum(1 for before, after in itertools.pairwise(labels) if before != after)
+    return switches > WRITERS
+
+
+def test_parallel_writer_processes_on_a_sqlite_file(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE and the busy timeout serialize writers on SQLite: no fork, no 'database is locked'."""
+    env = clean_environment(DATABASE_URL=f"sqlite:///{tmp_path / 'pki.db'}", PKI_DATA_DIR=str(tmp_path / "data"),
+                            PKI_ENV_FILE=str(tmp_path / "none.env"))
+    migrated = run_manage("migrate", "--noinput", "-v", "0", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+
+    wait_for(start_writers(2, EVENTS_PER_WRITER, env))
+
+    verified = run_manage("verify_audit_log", "--json", env=env)
+    assert verified.returncode == 0, verified.stderr
+    report = json.loads(verified.stdout)
+    assert (report["ok"], report["count"]) == (True, 2 * EVENTS_PER_WRITER)
