@@ -1,9 +1,16 @@
-"""Organizations: the tenants of the PKI. Every CA, certificate and user belongs to one."""
+"""Organizations (the tenants), users' membership and role, API keys and session tokens.
+
+Every CA, certificate and user belongs to one organization; only a global admin
+(role admin, no organization) stands outside them.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
+
+from organizations.roles import Role
 
 
 class Organization(models.Model):
@@ -20,3 +27,95 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+ROLE_CHOICES = [(role.value, role.value.capitalize()) for role in Role]
+
+
+class Membership(models.Model):
+    """A Django user's role and organization. A user without a membership cannot sign in.
+
+    The organization may be empty only for an admin: that admin is global and sees
+    every organization. The database refuses anything else.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    role = models.CharField(max_length=16, choices=ROLE_CHOICES)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="memberships"
+    )
+
+    class Meta:
+        ordering = ["user__username"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=[role.value for role in Role]), name="membership_role_known"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(organization__isnull=False) | models.Q(role=Role.ADMIN.value),
+                name="membership_organization_required_unless_admin",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.organization.slug if self.organization_id else "all organizations"
+        return f"{self.user} ({self.role}, {where})"
+
+    @property
+    def is_global_admin(self) -> bool:
+        return self.role == Role.ADMIN.value and self.organization_id is None
+
+
+class ApiKey(models.Model):
+    """An API key: `pki_<prefix>_<secret>`. Only the prefix (public lookup id) and a hash are stored.
+
+    The key itself is shown once, when created. `key_hash` is the hex SHA-256 of the whole
+    key: the secret part carries 256 random bits, so a fast hash is already beyond brute
+    force and a slow KDF would only slow every request (see `organizations.keys`).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    label = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(prefix=""), name="api_key_prefix_not_empty"),
+            models.CheckConstraint(condition=~models.Q(key_hash=""), name="api_key_hash_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"pki_{self.prefix}_… ({self.label or 'no label'})"
+
+    def is_usable(self, now) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class SessionToken(models.Model):
+    """One issued session JWT, by its `jti`. The database is the source of truth for logout.
+
+    Every request that presents a session JWT looks its row up (with the key and user),
+    so logout, key revocation, key expiry and user deactivation win on the very next
+    request in every worker process.
+    """
+
+    jti = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="session_tokens")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="sessions")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["expires_at"], name="session_token_expiry")]
+
+    def __str__(self) -> str:
+        return f"session of {self.user_id} until {self.expires_at:%Y-%m-%d %H:%M}"

@@ -1,5 +1,10 @@
 """Routes under /api/v1/. Each app adds its own lines here; every route needs an rbac.json entry."""
 
-from django.urls import path  # noqa: F401  (used as apps add their routes)
+from django.urls import path
 
-urlpatterns: list = []
+from organizations import api as organizations_api
+
+urlpatterns: list = [
+    path("organizations/", organizations_api.OrganizationList.as_view(), name="organization-list"),
+    path("organizations/<int:id>/", organizations_api.OrganizationDetail.as_view(), name="organization-detail"),
+]

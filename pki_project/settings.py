@@ -52,19 +52,27 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "csp",
     "organizations",
     "certificates",
     "audit",
     "backups",
 ]
 
+# Order matters: headers and CSP wrap everything (static files and error pages too);
+# authentication runs before RBAC, and RBAC's process_view before the CSRF policy's, so an
+# anonymous API call reads 401 rather than a CSRF failure.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "pki_project.middleware.headers.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "pki_project.middleware.authentication.PrincipalAuthenticationMiddleware",
+    "pki_project.middleware.rbac.RbacMiddleware",
+    "pki_project.middleware.csrf.CsrfPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -138,13 +146,67 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# --- Security baseline (the identity/access layer tightens this further) ------------
+# --- Security: cookies, headers, CSP, HSTS ----------------------------------------------
 SESSION_COOKIE_SECURE = PKI_COOKIE_SECURE
 CSRF_COOKIE_SECURE = PKI_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "pki_project.errors.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# HSTS is sent over HTTPS only (Django's SecurityMiddleware); with secure cookies the site
+# is HTTPS, so plain-http requests are redirected, except the relying parties' endpoints
+# (CRLs, CA certificates and OCSP are fetched over plain http by design, RFC 5280 §4.2.1.13)
+# and the probes.
+SECURE_HSTS_SECONDS = env.int("PKI_HSTS_SECONDS", default=31536000) if PKI_COOKIE_SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("PKI_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("PKI_HSTS_PRELOAD", default=True)
+SECURE_SSL_REDIRECT = PKI_COOKIE_SECURE
+SECURE_REDIRECT_EXEMPT = [r"^pki/", r"^health$", r"^ready$"]
+
+# django-csp 4: scripts and styles only from this origin, no inline code (the admin
+# templates that had an inline style are overridden under templates/admin/).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
+
+# --- Identity: sessions, login rate limits, the Django admin behind the API-key login ------
+LOGIN_URL = "/auth/login"
+PKI_LOGIN_RATE_WINDOW = env.int("PKI_LOGIN_RATE_WINDOW", default=60)  # seconds
+PKI_LOGIN_RATE_PER_IP = env.int("PKI_LOGIN_RATE_PER_IP", default=10)  # attempts per window per client IP
+PKI_LOGIN_RATE_PER_KEY = env.int("PKI_LOGIN_RATE_PER_KEY", default=5)  # attempts per window per key prefix
+
+# --- REST API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["pki_project.api.PrincipalAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["pki_project.api.HasPrincipal"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "pki_project.api.BoundedPageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "pki_project.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
 # Behind a TLS-terminating proxy (PKI_BEHIND_TLS_PROXY=true) trust its X-Forwarded-Proto.
 if env.bool("PKI_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -3,11 +3,20 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from pki_project import health
+from pki_project import auth_views, health
 
 urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    path("auth/login", auth_views.login_page, name="login"),
+    path("auth/session", auth_views.session, name="session"),
+    path("auth/logout", auth_views.logout, name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("pki_project.api_urls")),
 ]
+
+# Generic pages or JSON errors; no internal detail reaches a client (pki_project.errors).
+handler400 = "pki_project.errors.bad_request"
+handler403 = "pki_project.errors.permission_denied"
+handler404 = "pki_project.errors.page_not_found"
+handler500 = "pki_project.errors.server_error"

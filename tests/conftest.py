@@ -44,3 +44,67 @@ def data_dir(tmp_path: Path, settings) -> Path:
     directory.mkdir(mode=0o700)
     settings.PKI_DATA_DIR = directory
     return directory
+
+
+# --- Identity: organizations, users with roles, authenticated clients -------------------------
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Rate-limit counters (and any other cached value) never leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def organization(db):
+    from tests.factories import OrganizationFactory
+
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def other_organization(db):
+    from tests.factories import OrganizationFactory
+
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def make_principal_client(db):
+    """Build a Django test client signed in as a new user with `role` in `organization`.
+
+        client = make_principal_client("manager", organization)           # Bearer API key
+        client = make_principal_client("user", organization, via="cookie")  # session cookie (JWT)
+        client = make_principal_client("admin")                            # a global admin
+
+    `via="bearer"` sends `Authorization: Bearer <API key>` on every request (no CSRF
+    needed); `via="cookie"` signs in through POST /auth/session so the client holds the
+    HttpOnly session cookie (Django's test client skips the CSRF token check unless
+    created with `enforce_csrf_checks=True`, which the helper passes through).
+    The client carries `.user`, `.api_key`, `.plain_key` and `.organization`.
+    """
+    from django.test import Client
+
+    from tests.factories import ApiKeyFactory, UserFactory
+
+    def make(role: str, organization=None, *, via: str = "bearer", enforce_csrf_checks: bool = False) -> Client:
+        user = UserFactory(role=role, organization=organization)
+        api_key = ApiKeyFactory(user=user)
+        if via == "bearer":
+            client = Client(enforce_csrf_checks=enforce_csrf_checks,
+                            headers={"Authorization": f"Bearer {api_key.plain_key}"})
+        elif via == "cookie":
+            client = Client(enforce_csrf_checks=enforce_csrf_checks)
+            response = client.post("/auth/session", {"api_key": api_key.plain_key}, content_type="application/json")
+            assert response.status_code == 200, response.content
+        else:
+            raise ValueError("via is 'bearer' or 'cookie'")
+        client.user, client.api_key, client.plain_key = user, api_key, api_key.plain_key
+        client.organization = user.membership.organization
+        return client
+
+    return make

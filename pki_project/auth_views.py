@@ -1,0 +1,172 @@
+"""Sign-in and sign-out: `GET /auth/login`, `POST|DELETE /auth/session`, `POST /auth/logout`.
+
+`POST /auth/session` takes JSON `{"api_key": "…"}` (scripts) or the login form
+(`api_key`, `next`, CSRF token). It is rate limited per client IP and per key prefix
+before the key is even looked at, checks the key in constant time, and answers a
+session JWT both in the body and in an HttpOnly cookie. Every refusal reads
+"Invalid credentials.", whatever the reason; the reason goes to the log and audit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from organizations.keys import parse_prefix
+from organizations.services import (
+    INVALID_CREDENTIALS,
+    AuthenticationFailed,
+    authenticate_api_key,
+    close_session,
+    open_session,
+    record_failed_login,
+)
+from pki_project import ratelimit
+from pki_project.errors import json_error
+from pki_project.middleware.authentication import SESSION_COOKIE
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NEXT = "/admin/"
+MAX_KEY_LENGTH = 200
+
+
+def _safe_next(request: HttpRequest, candidate: str | None) -> str:
+    if candidate and candidate.startswith("/") and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return DEFAULT_NEXT
+
+
+def _render_login(request: HttpRequest, *, status: int = 200, error: str = "", next_url: str = "",
+                  headers: dict | None = None) -> HttpResponse:
+    response = render(request, "auth/login.html", {"error": error, "next": next_url}, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+@never_cache
+@require_GET
+def login_page(request: HttpRequest) -> HttpResponse:
+    """The login form (public). It posts the API key to /auth/session."""
+    return _render_login(request, next_url=_safe_next(request, request.GET.get("next")))
+
+
+def _client_ip(request: HttpRequest) -> str:
+    # gunicorn and Django give the peer address; a trusted proxy must be configured to set it.
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def _rate_limited(request: HttpRequest, prefix: str | None) -> int:
+    """Count this attempt; return Retry-After seconds when a limit is exceeded, else 0."""
+    window = settings.PKI_LOGIN_RATE_WINDOW
+    result = ratelimit.hit(f"login-ip:{_client_ip(request)}", limit=settings.PKI_LOGIN_RATE_PER_IP, window=window)
+    if not result.allowed:
+        return result.retry_after
+    if prefix:
+        result = ratelimit.hit(f"login-key:{prefix}", limit=settings.PKI_LOGIN_RATE_PER_KEY, window=window)
+        if not result.allowed:
+            return result.retry_after
+    return 0
+
+
+def _set_session_cookie(response: HttpResponse, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.PKI_SESSION_TTL,
+        httponly=True,
+        secure=settings.PKI_COOKIE_SECURE,
+        samesite="Lax",
+        path="/",
+    )
+
+
+def _end_session(request: HttpRequest) -> None:
+    principal = getattr(request, "principal", None)
+    if principal is not None and principal.token_id:
+        close_session(principal.token_id, request=request, principal=principal)
+
+
+def _log_in(request: HttpRequest) -> HttpResponse:
+    is_json = request.content_type == "application/json"
+    if is_json:
+        try:
+            data = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return json_error(400, "invalid", "The body must be a JSON object: {\"api_key\": \"…\"}.")
+        if not isinstance(data, dict) or not isinstance(data.get("api_key"), str) or not data["api_key"]:
+            return json_error(400, "invalid", "The body must be a JSON object: {\"api_key\": \"…\"}.",
+                              fields={"api_key": ["This field is required."]})
+        raw_key, next_url = data["api_key"].strip(), None
+    else:
+        raw_key = (request.POST.get("api_key") or "").strip()
+        next_url = _safe_next(request, request.POST.get("next"))
+        if not raw_key:
+            return _render_login(request, status=400, error="Enter your API key.", next_url=next_url)
+    raw_key = raw_key[:MAX_KEY_LENGTH]
+    prefix = parse_prefix(raw_key)
+
+    retry_after = _rate_limited(request, prefix)
+    if retry_after:
+        logger.warning("Login rate limit hit from %s (key prefix %s)", _client_ip(request), prefix or "-")
+        headers = {"Retry-After": str(retry_after)}
+        if is_json:
+            return json_error(429, "rate_limited", "Too many login attempts; try again later.", headers=headers)
+        return _render_login(request, status=429, error="Too many login attempts; try again later.",
+                             next_url=next_url or "", headers=headers)
+
+    try:
+        api_key, membership = authenticate_api_key(raw_key)
+    except AuthenticationFailed as error:
+        logger.info("Login refused from %s (key prefix %s): %s", _client_ip(request), prefix or "-", error.reason)
+        record_failed_login(request=request, prefix=prefix, reason=error.reason)
+        if is_json:
+            return json_error(401, "invalid_credentials", INVALID_CREDENTIALS)
+        return _render_login(request, status=401, error=INVALID_CREDENTIALS, next_url=next_url or "")
+
+    _end_session(request)  # signing in again replaces the session this browser had
+    session = open_session(api_key, membership, request=request)
+    if is_json:
+        response = JsonResponse({
+            "token": session.token,
+            "role": membership.role,
+            "organization": membership.organization.slug if membership.organization_id else None,
+            "expires_at": session.expires_at.isoformat().replace("+00:00", "Z"),
+        })
+    else:
+        response = HttpResponseRedirect(next_url or DEFAULT_NEXT)
+    response["Cache-Control"] = "no-store"
+    _set_session_cookie(response, session.token)
+    return response
+
+
+def _logged_out(response: HttpResponse) -> HttpResponse:
+    response.delete_cookie(SESSION_COOKIE, path="/", samesite="Lax")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["POST", "DELETE"])
+def session(request: HttpRequest) -> HttpResponse:
+    """POST: sign in with an API key. DELETE: sign out (the token's `jti` is refused from now on)."""
+    if request.method == "POST":
+        return _log_in(request)
+    _end_session(request)
+    return _logged_out(JsonResponse({"status": "logged_out"}))
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    """The pages' sign-out form: end the session and go back to the login page."""
+    _end_session(request)
+    return _logged_out(HttpResponseRedirect("/auth/login"))

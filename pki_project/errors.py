@@ -1,0 +1,163 @@
+"""Uniform errors: JSON `{"error": {"code", "message"}}` for API clients, a generic page for browsers.
+
+No stack trace, exception text or internal detail reaches a client: the 500 handler
+answers a fixed sentence, and Django's `django.request` logger keeps the traceback in
+the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_default_handler
+
+logger = logging.getLogger(__name__)
+
+GENERIC_MESSAGES = {
+    400: ("bad_request", "The request could not be understood."),
+    401: ("not_authenticated", "Authentication required."),
+    403: ("permission_denied", "You do not have permission to do this."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    429: ("rate_limited", "Too many requests; try again later."),
+    500: ("server_error", "Internal server error."),
+}
+TITLES = {
+    400: "Bad request",
+    401: "Sign-in required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    429: "Too many requests",
+    500: "Server error",
+}
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """API clients get JSON: anything under /api/, Bearer callers, and JSON-preferring clients."""
+    if request.path.startswith("/api/") or request.META.get("HTTP_AUTHORIZATION"):
+        return True
+    accept = request.META.get("HTTP_ACCEPT", "")
+    content_type = request.META.get("CONTENT_TYPE", "")
+    if "text/html" in accept:
+        return False
+    return "application/json" in accept or content_type.startswith("application/json")
+
+
+def json_error(
+    status: int, code: str, message: str, *, fields: dict | None = None, headers: dict | None = None
+) -> JsonResponse:
+    body: dict = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    response = JsonResponse(body, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def page_error(request: HttpRequest, status: int, message: str | None = None, *, headers: dict | None = None):
+    title = TITLES.get(status, "Error")
+    message = message or GENERIC_MESSAGES.get(status, ("error", "The request failed."))[1]
+    try:
+        content = loader.render_to_string("errors/error.html", {"status": status, "title": title,
+                                                                "message": message}, request=request)
+    except Exception:  # a broken template must not turn an error page into a traceback
+        logger.exception("Error page template failed")
+        content = f"<!doctype html><title>{title}</title><h1>{title}</h1>"
+    response = HttpResponse(content, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def error_response(
+    request: HttpRequest, status: int, code: str | None = None, message: str | None = None, *,
+    headers: dict | None = None,
+):
+    """JSON or page, depending on who asks."""
+    default_code, default_message = GENERIC_MESSAGES.get(status, ("error", "The request failed."))
+    if wants_json(request):
+        return json_error(status, code or default_code, message or default_message, headers=headers)
+    return page_error(request, status, message, headers=headers)
+
+
+# --- Django's handlers (wired in urls.py and settings.CSRF_FAILURE_VIEW) --------------------
+
+
+def bad_request(request, exception=None):
+    return error_response(request, 400)
+
+
+def permission_denied(request, exception=None):
+    return error_response(request, 403)
+
+
+def page_not_found(request, exception=None):
+    return error_response(request, 404)
+
+
+def server_error(request):
+    return error_response(request, 500)
+
+
+def csrf_failure(request, reason=""):
+    logger.warning("CSRF refused on %s %s: %s", request.method, request.path, reason)
+    return error_response(
+        request, 403, "csrf_failed",
+        "CSRF check failed: send the CSRF token, or X-Requested-With: XMLHttpRequest from the same origin.",
+    )
+
+
+# --- DRF ------------------------------------------------------------------------------------
+
+
+def _readable(detail) -> str:
+    """The first message of a DRF error detail, prefixed with its field when there is one."""
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            text = _readable(value)
+            return text if field in ("non_field_errors", "detail") else f"{field}: {text}"
+        return "Invalid input."
+    if isinstance(detail, list):
+        return _readable(detail[0]) if detail else "Invalid input."
+    return str(detail)
+
+
+def api_exception_handler(exc, context):
+    """Every DRF error as `{"error": {"code", "message"}}` (plus `fields` for validation errors)."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_default_handler(exc, context)
+    if response is None:
+        return None  # not an API error: Django's 500 handler answers and the log keeps the trace
+    headers = {name: response[name] for name in ("WWW-Authenticate", "Retry-After", "Allow") if name in response}
+    status = response.status_code
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return json_error(400, "invalid", _readable(exc.detail), fields=fields, headers=headers)
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        code, message = "not_authenticated", "Invalid credentials."
+    elif isinstance(exc, exceptions.NotAuthenticated):
+        code, message = GENERIC_MESSAGES[401]
+    elif isinstance(exc, exceptions.Throttled):
+        code, message = GENERIC_MESSAGES[429]
+        if exc.wait is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+    elif isinstance(exc, exceptions.ParseError):
+        code, message = "parse_error", "The request body could not be parsed."
+    elif isinstance(exc, exceptions.APIException) and status in GENERIC_MESSAGES:
+        code, message = GENERIC_MESSAGES[status]
+        if status not in (401, 404, 500):
+            detail = exc.detail
+            message = str(detail) if isinstance(detail, str) else message
+            code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
+    else:
+        code = getattr(exc, "default_code", "error")
+        detail = getattr(exc, "detail", "The request failed.")
+        message = detail if isinstance(detail, str) else _readable(detail)
+    return json_error(status, str(code), str(message), headers=headers)
