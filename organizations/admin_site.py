@@ -12,12 +12,18 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.http import HttpResponseRedirect
+from django.utils.http import url_has_allowed_host_and_scheme
 
 LOGIN_URL = "/auth/login"
 
 
 def login_redirect(request, extra_context=None):
-    target = request.GET.get("next") or "/admin/"
+    """The admin's login URL: signed-in staff go on to the admin, anyone else to /auth/login."""
+    target = request.GET.get("next", "")
+    if not (target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})):
+        target = "/admin/"
+    if getattr(request, "principal", None) is not None and admin.site.has_permission(request):
+        return HttpResponseRedirect(target if target != request.path else "/admin/")
     return HttpResponseRedirect(f"{LOGIN_URL}?{urlencode({'next': target})}")
 
 

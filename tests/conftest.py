@@ -92,7 +92,8 @@ def make_principal_client(db):
     from tests.factories import ApiKeyFactory, UserFactory
 
     def make(role: str, organization=None, *, via: str = "bearer", enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory(role=role, organization=organization)
+        # Without an organization: an admin is global, other roles get a fresh organization.
+        user = UserFactory(role=role) if organization is None else UserFactory(role=role, organization=organization)
         api_key = ApiKeyFactory(user=user)
         if via == "bearer":
             client = Client(enforce_csrf_checks=enforce_csrf_checks,
