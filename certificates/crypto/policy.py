@@ -17,7 +17,7 @@ from .names import (
     normalize_email,
     san_type,
 )
-from .profiles import Profile
+from .profiles import Profile, max_validity_days
 
 # --------------------------------------------------------------------------
 # Times
@@ -52,9 +52,10 @@ def clamp_validity(
     * RFC 5280 4.1.2.5: the validity period is inclusive, so a certificate of
       N days ends at ``not_before + N days - 1 second`` (this is also how BR
       6.3.2 and pkilint count the 398-day limit).
-    * More days than ``profile.max_days`` raise :class:`PolicyError`
-      (code ``validity_too_long``); ``profile=None`` (CA certificates) skips
-      that check.
+    * More days than the profile allows at ``not_before`` (``max_validity_days``:
+      the BR schedule for serverAuth, else ``profile.max_days``) raise
+      :class:`PolicyError` (code ``validity_too_long``); ``profile=None`` (CA
+      certificates) skips that check.
     * The certificate never outlives its issuer: ``not_after`` is *clamped* to
       ``issuer_not_after`` when given (a certificate outliving its issuer would fail path
       validation in some relying parties anyway). Likewise ``not_before`` is
@@ -65,12 +66,12 @@ def clamp_validity(
         raise InvalidRequestError("validity must be a positive number of days", code="validity_invalid")
     if requested_days > MAX_DAYS:
         raise InvalidRequestError(f"validity must not exceed {MAX_DAYS} days", code="validity_invalid")
-    if profile is not None and requested_days > profile.max_days:
+    start = ensure_utc(not_before, "not_before")
+    if profile is not None and requested_days > (allowed := max_validity_days(profile, start)):
         raise PolicyError(
-            f"profile {profile.name!r} allows at most {profile.max_days} days, {requested_days} requested",
+            f"profile {profile.name!r} allows at most {allowed} days, {requested_days} requested",
             code="validity_too_long",
         )
-    start = ensure_utc(not_before, "not_before")
     if issuer_not_before is not None:
         start = max(start, ensure_utc(issuer_not_before, "issuer not_before"))
     end = start + timedelta(days=requested_days) - timedelta(seconds=1)

@@ -8,6 +8,7 @@ builders and policy checks of this package.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -144,3 +145,27 @@ def get_profile(name: str) -> Profile:
         allowed = ", ".join(PROFILES)
         raise InvalidRequestError(f"unknown profile; expected one of: {allowed}", code="unknown_profile")
     return profile
+
+
+# CA/B Forum BR 6.3.2 as amended by ballot SC-081: the longest validity of a TLS
+# subscriber certificate depends on when it is issued (398 -> 200 -> 100 -> 47 days).
+SERVER_AUTH_VALIDITY_SCHEDULE: tuple[tuple[datetime, int], ...] = (
+    (datetime(2026, 3, 15, tzinfo=UTC), 398),
+    (datetime(2027, 3, 15, tzinfo=UTC), 200),
+    (datetime(2029, 3, 15, tzinfo=UTC), 100),
+)
+SERVER_AUTH_FINAL_MAX_DAYS = 47
+
+
+def max_validity_days(profile: Profile, issued_at: datetime) -> int:
+    """The most days ``profile`` allows for a certificate issued at ``issued_at``.
+
+    Profiles with serverAuth follow the BR schedule (never more than the profile's
+    own ``max_days``); the others keep their fixed ``max_days``.
+    """
+    if ExtendedKeyUsageOID.SERVER_AUTH not in profile.extended_key_usages:
+        return profile.max_days
+    for issued_before, days in SERVER_AUTH_VALIDITY_SCHEDULE:
+        if issued_at < issued_before:
+            return min(days, profile.max_days)
+    return min(SERVER_AUTH_FINAL_MAX_DAYS, profile.max_days)
