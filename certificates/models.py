@@ -247,3 +247,40 @@ class CertificateAuthority(models.Model):
     @property
     def is_root(self) -> bool:
         return self.parent_id is None
+
+
+class CertificateRevocationList(models.Model):
+    """A signed CRL as published. Served from here, never signed per request."""
+
+    ca = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="crls")
+    number = models.PositiveBigIntegerField(help_text="RFC 5280 5.2.3 cRLNumber; shared by full and delta CRLs.")
+    delta_base_number = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="For a delta CRL (RFC 5280 5.2.4), the number of its base CRL."
+    )
+    this_update = models.DateTimeField()
+    next_update = models.DateTimeField()
+    entry_count = models.PositiveIntegerField(default=0)
+    der = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "CRL"
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["ca", "number"], name="crl_unique_ca_number"),
+            models.CheckConstraint(condition=Q(next_update__gt=models.F("this_update")), name="crl_next_after_this"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="crl_number_positive"),
+            models.CheckConstraint(
+                condition=Q(delta_base_number__isnull=True) | Q(delta_base_number__lt=models.F("number")),
+                name="crl_delta_base_precedes",
+            ),
+        ]
+        indexes = [models.Index(fields=["ca", "delta_base_number", "-number"], name="crl_latest")]
+
+    def __str__(self) -> str:
+        kind = "delta CRL" if self.is_delta else "CRL"
+        return f"{kind} #{self.number} of {self.ca}"
+
+    @property
+    def is_delta(self) -> bool:
+        return self.delta_base_number is not None

@@ -16,3 +16,11 @@ def get_ca(reference: str | int, principal: Principal | None = None) -> Certific
     if ca is None:
         raise NotFound(f"No CA '{reference}'.")
     return ca
+
+
+def ca_chain(ca: CertificateAuthority) -> list[CertificateAuthority]:
+    """`ca` and its ancestors, up to and including the root (at most a few rows)."""
+    chain = [ca]
+    while chain[-1].parent_id is not None:
+        chain.append(CertificateAuthority.objects.select_related("certificate").get(pk=chain[-1].parent_id))
+    return chain

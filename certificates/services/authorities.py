@@ -35,6 +35,7 @@ from certificates.models import CertificateAuthority, CertificateKind, KeySource
 from certificates.services.records import create_certificate_row, load_x509
 from certificates.vault.custody import (
     check_root_password,
+    delete_ca_key,
     seal_intermediate_key,
     seal_root_key,
     unlock_root_key,
@@ -113,18 +114,12 @@ def _subject(common_name: str, organization: Organization, country: str | None) 
         raise from_crypto_error(error) from None
 
 
-def _remove_ca_artifacts(store: ArtifactStore, key_directory: str) -> None:
-    """Best effort after a failed creation, so no orphan key outlives its rolled-back row."""
-    for name in ("key.pem.enc", ".pwd.enc"):
-        store.delete(f"{key_directory}/{name}", missing_ok=True)
-
-
 @contextmanager
 def _artifacts_removed_on_failure(store: ArtifactStore, key_directory: str) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        _remove_ca_artifacts(store, key_directory)
+        delete_ca_key(store, key_directory)  # no orphan key outlives its rolled-back row
         raise
 
 

@@ -1,0 +1,252 @@
+"""Issuing and renewing end-entity certificates: one path for the admin, the API and the CLI.
+
+A profile means the same thing in every channel because every channel calls
+`issue_certificate` or `renew_certificate`. The pure builder enforces the profile
+(key usage, EKU, SAN types, wildcard rule, maximum validity), the issuer's name
+constraints and validity nesting; this module adds what needs the database: the
+issuer is an active intermediate, the row, the encrypted PKCS#12, the audit event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.actions import AuditAction
+from audit.services import record_event
+from certificates.crypto.builders import build_end_entity_certificate
+from certificates.crypto.csr import csr_common_name, csr_public_key, csr_sans, load_csr
+from certificates.crypto.errors import CryptoError
+from certificates.crypto.keys import KeyType, PrivateKey, PublicKey, generate_private_key, parse_key_type
+from certificates.crypto.names import build_subject, parse_sans
+from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
+from certificates.crypto.profiles import PROFILES, Profile, max_validity_days
+from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error
+from certificates.keystore import artifact_store, intermediate_signing_key, new_certificate_directory, publication_urls
+from certificates.models import Certificate, CertificateAuthority, CertificateKind, KeySource
+from certificates.selectors import ca_chain
+from certificates.services.authorities import ensure_usable_issuer
+from certificates.services.records import create_certificate_row, load_x509
+from certificates.vault.storage import ArtifactStore
+from pki_project.actor import Actor
+
+DEFAULT_DAYS = 365
+DEFAULT_SERVER_KEY_TYPE = KeyType.EC_P256
+MAX_SANS = 100
+PKCS12_FILENAME = "bundle.p12.enc"
+PKCS12_PASSWORD_FILENAME = ".pwd.enc"  # noqa: S105  (a file name, not a password)
+
+
+@dataclass(frozen=True)
+class IssuanceRequest:
+    """What a client asks for. Either `csr`, or `common_name`/`sans` (+ `key_type`) for a server key."""
+
+    profile: str
+    csr: bytes | str | None = None
+    common_name: str | None = None
+    sans: Sequence[str] = field(default_factory=tuple)
+    key_type: str | None = None
+    days: int | None = None
+
+
+@dataclass(frozen=True)
+class _Subscriber:
+    """The subject side of a certificate, however it arrived."""
+
+    subject: x509.Name
+    sans: list[x509.GeneralName]
+    public_key: PublicKey
+    key_source: KeySource
+    private_key: PrivateKey | None = None  # only for keys generated here
+
+
+def _crypto(call, *args, **kwargs):
+    """Run a pure-layer call, turning its errors into service errors with the same code and message."""
+    try:
+        return call(*args, **kwargs)
+    except CryptoError as error:
+        raise from_crypto_error(error) from None
+
+
+def get_profile(name: str) -> Profile:
+    profile = PROFILES.get(str(name or ""))
+    if profile is None:
+        raise InvalidInput(f"Unknown profile '{name}'. Choose one of: {', '.join(PROFILES)}.", code="unknown_profile")
+    return profile
+
+
+def _validated_days(days: int | None, profile: Profile) -> int:
+    """Default: a year, or less where the profile (for TLS servers, the BR schedule) allows less today."""
+    allowed = max_validity_days(profile, timezone.now())
+    if days is None:
+        return min(DEFAULT_DAYS, allowed)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= allowed:
+        raise InvalidInput(f"The '{profile.name}' profile allows between 1 and {allowed} days.", code="invalid_days")
+    return days
+
+
+def ensure_issuing_ca(ca: CertificateAuthority) -> None:
+    """Subscriber certificates come from an intermediate (BR 6.1.7: roots sign only CAs and CRLs)."""
+    if ca.is_root:
+        raise PolicyViolation(
+            "A root CA signs only CA certificates: issue from one of its intermediate CAs.", code="root_cannot_issue"
+        )
+    ensure_usable_issuer(ca)
+
+
+def _requested_sans(texts: Sequence[str]) -> list[x509.GeneralName]:
+    if isinstance(texts, str | bytes) or not all(isinstance(text, str) for text in texts):
+        raise InvalidInput("SANs must be a list of strings such as 'DNS:example.com'.", code="san_invalid")
+    if len(texts) > MAX_SANS:
+        raise InvalidInput(f"At most {MAX_SANS} subject alternative names.", code="too_many_sans")
+    return _crypto(parse_sans, texts)
+
+
+def _sans_with_common_name(sans: list[x509.GeneralName], common_name: str | None) -> list[x509.GeneralName]:
+    """With no SAN given, a DNS-looking common name becomes the SAN (RFC 6125: SANs are what clients check)."""
+    if sans or not common_name:
+        return sans
+    try:
+        return parse_sans([f"DNS:{common_name}"])
+    except CryptoError:
+        return sans
+
+
+def _subject(common_name: str | None) -> x509.Name:
+    return _crypto(build_subject, common_name.strip() if common_name else None)
+
+
+def _subscriber_from_csr(request: IssuanceRequest) -> _Subscriber:
+    if request.key_type:
+        raise InvalidInput("key_type applies only to keys generated on the server, not to a CSR.", code="invalid")
+    csr = _crypto(load_csr, request.csr)
+    common_name = request.common_name or _crypto(csr_common_name, csr)
+    sans = _requested_sans(request.sans) if request.sans else _crypto(csr_sans, csr)
+    return _Subscriber(
+        subject=_subject(common_name), sans=_sans_with_common_name(sans, common_name),
+        public_key=_crypto(csr_public_key, csr), key_source=KeySource.CSR,
+    )
+
+
+def _subscriber_with_server_key(request: IssuanceRequest) -> _Subscriber:
+    if not request.common_name and not request.sans:
+        raise InvalidInput("Give a CSR, or a common name and/or SANs for a key generated on the server.",
+                           code="invalid")
+    key_type = _crypto(parse_key_type, request.key_type or DEFAULT_SERVER_KEY_TYPE)
+    sans = _sans_with_common_name(_requested_sans(request.sans), request.common_name)
+    private_key = generate_private_key(key_type)
+    return _Subscriber(
+        subject=_subject(request.common_name), sans=sans, public_key=private_key.public_key(),
+        key_source=KeySource.SERVER, private_key=private_key,
+    )
+
+
+def _sign(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int) -> x509.Certificate:
+    return _crypto(
+        build_end_entity_certificate, load_x509(ca.certificate), intermediate_signing_key(ca),
+        subscriber.public_key, subscriber.subject, subscriber.sans, profile, days, publication_urls(ca),
+    )
+
+
+@dataclass(frozen=True)
+class _Pkcs12Paths:
+    bundle: str = ""
+    password: str = ""
+
+
+def _store_pkcs12(store: ArtifactStore, ca: CertificateAuthority, certificate: x509.Certificate,
+                  private_key: PrivateKey) -> _Pkcs12Paths:
+    """Seal the key in a PKCS#12 (AES-256, PBES2) whose random password is itself stored encrypted."""
+    chain = [load_x509(authority.certificate) for authority in ca_chain(ca) if not authority.is_root]
+    password = generate_pkcs12_password()
+    bundle = build_pkcs12(private_key, certificate, chain, password.encode(), friendly_name=None)
+    directory = new_certificate_directory()
+    paths = _Pkcs12Paths(f"{directory}/{PKCS12_FILENAME}", f"{directory}/{PKCS12_PASSWORD_FILENAME}")
+    store.write(paths.password, password.encode(), overwrite=False)
+    store.write(paths.bundle, bundle, overwrite=False)
+    return paths
+
+
+@contextmanager
+def _pkcs12_removed_on_failure(store: ArtifactStore, paths: _Pkcs12Paths) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        for relpath in (paths.bundle, paths.password):
+            if relpath:
+                store.delete(relpath, missing_ok=True)
+        raise
+
+
+def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int, *, actor: Actor,
+           predecessor: Certificate | None = None) -> Certificate:
+    certificate = _sign(ca, subscriber, profile, days)
+    store = artifact_store()
+    paths = _store_pkcs12(store, ca, certificate, subscriber.private_key) if subscriber.private_key else _Pkcs12Paths()
+    with _pkcs12_removed_on_failure(store, paths), transaction.atomic():
+        try:
+            row = create_certificate_row(
+                certificate, organization=ca.organization, issuer=ca, kind=CertificateKind.END_ENTITY,
+                key_source=subscriber.key_source, created_by=actor.username, profile=profile.name,
+                predecessor=predecessor, pkcs12_path=paths.bundle, pkcs12_password_path=paths.password,
+            )
+        except IntegrityError:
+            raise Conflict("That certificate has already been renewed: renew its successor.",
+                           code="already_renewed") from None
+        record_event(
+            AuditAction.CERTIFICATE_RENEW if predecessor else AuditAction.CERTIFICATE_ISSUE,
+            **actor.audit_kwargs(), organization_id=row.organization_id, target_type="certificate",
+            target_id=str(row.pk), target_serial=row.serial,
+            details={"ca": ca.slug, "profile": profile.name, "key_source": row.key_source,
+                     "predecessor": predecessor.serial if predecessor else None},
+        )
+    return row
+
+
+def issue_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, actor: Actor) -> Certificate:
+    """Issue from a CSR, or with a key generated here (then sealed in an encrypted PKCS#12)."""
+    profile = get_profile(request.profile)
+    days = _validated_days(request.days, profile)
+    ensure_issuing_ca(ca)
+    subscriber = _subscriber_from_csr(request) if request.csr else _subscriber_with_server_key(request)
+    return _issue(ca, subscriber, profile, days, actor=actor)
+
+
+def _renewal_subscriber(old: x509.Certificate, row: Certificate, csr: bytes | str | None) -> _Subscriber:
+    """Same subject and SANs; a new key for server keys, the new CSR's key, or the same public key."""
+    sans = list(old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value) if row.sans else []
+    if row.key_source == KeySource.SERVER:
+        private_key = generate_private_key(row.key_type)
+        return _Subscriber(old.subject, sans, private_key.public_key(), KeySource.SERVER, private_key)
+    public_key = _crypto(csr_public_key, _crypto(load_csr, csr)) if csr else old.public_key()
+    return _Subscriber(old.subject, sans, public_key, KeySource.CSR)
+
+
+def renew_certificate(certificate: Certificate, *, actor: Actor, csr: bytes | str | None = None,
+                      days: int | None = None, revoke_predecessor: bool = False) -> Certificate:
+    """A new certificate with the same subject, SANs and profile, linked to its predecessor."""
+    if certificate.kind != CertificateKind.END_ENTITY:
+        raise InvalidInput("Only end-entity certificates are renewed here.", code="not_renewable")
+    if certificate.is_revoked:
+        raise PolicyViolation("A revoked certificate cannot be renewed.", code="revoked")
+    if csr and certificate.key_source == KeySource.SERVER:
+        raise InvalidInput("This certificate's key was generated on the server: renew it without a CSR.",
+                           code="invalid")
+    if Certificate.objects.filter(predecessor=certificate).exists():
+        raise Conflict("That certificate has already been renewed: renew its successor.", code="already_renewed")
+    profile = get_profile(certificate.profile)
+    days = _validated_days(days, profile)
+    ca = CertificateAuthority.objects.select_related("certificate", "organization").get(pk=certificate.issuer_id)
+    ensure_issuing_ca(ca)
+    subscriber = _renewal_subscriber(load_x509(certificate), certificate, csr)
+    renewed = _issue(ca, subscriber, profile, days, actor=actor, predecessor=certificate)
+    if revoke_predecessor:
+        from certificates.services.revocation import revoke_certificate
+
+        revoke_certificate(certificate, reason="superseded", actor=actor)
+    return renewed

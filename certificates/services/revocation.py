@@ -1,0 +1,149 @@
+"""Revoking certificates and CAs (RFC 5280 5.3.1 reasons; revocation is final).
+
+Rules: a CA certificate is revoked only with its root's password; a CA that still
+has valid certificates below it is revoked only when the caller explicitly asks to
+revoke them too. The issuer's CRL is re-signed once the revocation has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actions import AuditAction
+from audit.services import record_event
+from certificates.crypto.keys import PrivateKey
+from certificates.errors import Conflict, InvalidInput
+from certificates.keystore import forget_signing_key
+from certificates.models import Certificate, CertificateAuthority, CertificateKind, RevocationReason
+from certificates.selectors import ca_chain
+from certificates.services.authorities import signing_key, unlock_root
+from certificates.services.crls import generate_crl
+from pki_project.actor import Actor
+
+logger = logging.getLogger(__name__)
+
+# Certificates below a revoked CA inherit a reason that says why they go.
+_CHILD_REASON = {
+    RevocationReason.KEY_COMPROMISE: RevocationReason.CA_COMPROMISE,
+    RevocationReason.CA_COMPROMISE: RevocationReason.CA_COMPROMISE,
+}
+
+
+def parse_revocation_reason(reason: str) -> RevocationReason:
+    try:
+        return RevocationReason(reason)
+    except ValueError:
+        raise InvalidInput(
+            f"Unknown revocation reason '{reason}'. Use one of: {', '.join(RevocationReason.values)}.",
+            code="invalid_reason",
+        ) from None
+
+
+def _checked_invalidity_date(invalidity_date: datetime | None, now: datetime) -> datetime | None:
+    """RFC 5280 5.3.2: when the key is known or suspected to have been compromised; never in the future."""
+    if invalidity_date is None:
+        return None
+    if timezone.is_naive(invalidity_date):
+        raise InvalidInput("The invalidity date needs a time zone (e.g. 2026-01-31T12:00:00Z).",
+                           code="invalid_invalidity_date")
+    if invalidity_date > now:
+        raise InvalidInput("The invalidity date cannot be in the future.", code="invalid_invalidity_date")
+    return invalidity_date
+
+
+def _authority_of(certificate: Certificate) -> CertificateAuthority | None:
+    return CertificateAuthority.objects.filter(certificate=certificate).select_related("certificate").first()
+
+
+def _valid_descendants(authority: CertificateAuthority, now: datetime) -> list[Certificate]:
+    """Every still-valid certificate below `authority`, depth first (children CAs' subtrees included)."""
+    found: list[Certificate] = []
+    for child in Certificate.objects.filter(issuer=authority).valid(now).order_by("pk"):
+        found.append(child)
+        child_authority = _authority_of(child)
+        if child_authority is not None:
+            found.extend(_valid_descendants(child_authority, now))
+    return found
+
+
+def _mark_revoked(certificate: Certificate, reason: RevocationReason, now: datetime,
+                  invalidity_date: datetime | None, actor: Actor) -> None:
+    updated = Certificate.objects.filter(pk=certificate.pk, revoked_at__isnull=True).update(
+        revoked_at=now, revocation_reason=reason, invalidity_date=invalidity_date
+    )
+    if not updated:
+        raise Conflict(f"Certificate {certificate.serial} is already revoked.", code="already_revoked")
+    certificate.revoked_at, certificate.revocation_reason = now, reason
+    certificate.invalidity_date = invalidity_date
+    record_event(
+        AuditAction.CERTIFICATE_REVOKE, **actor.audit_kwargs(), organization_id=certificate.organization_id,
+        target_type="certificate", target_id=str(certificate.pk), target_serial=certificate.serial,
+        details={"reason": str(reason), "kind": certificate.kind,
+                 "invalidity_date": invalidity_date.isoformat() if invalidity_date else None},
+    )
+
+
+def _issuers_to_republish(certificates: list[Certificate]) -> list[CertificateAuthority]:
+    """The CAs whose CRLs must change: the issuers of what was revoked, unless revoked themselves."""
+    revoked_ids = {c.pk for c in certificates}
+    issuer_ids = {c.issuer_id for c in certificates if c.issuer_id is not None}
+    return [
+        ca for ca in CertificateAuthority.objects.filter(pk__in=issuer_ids).select_related("certificate")
+        if ca.certificate_id not in revoked_ids
+    ]
+
+
+def _republish_after_commit(issuers: list[CertificateAuthority], keys: dict[int, PrivateKey], actor: Actor) -> None:
+    def republish() -> None:
+        for ca in issuers:
+            try:
+                generate_crl(ca, actor=actor, key=keys.get(ca.pk) or signing_key(ca, None, actor))
+            except Exception:  # the revocation stands; `generate_crl --all` (cron) catches up
+                logger.exception("Re-signing the CRL of CA %s after a revocation failed", ca.slug)
+
+    transaction.on_commit(republish)
+
+
+def revoke_certificate(
+    certificate: Certificate,
+    *,
+    reason: str,
+    actor: Actor,
+    invalidity_date: datetime | None = None,
+    root_password: str | None = None,
+    revoke_children: bool = False,
+    now: datetime | None = None,
+) -> list[Certificate]:
+    """Revoke `certificate` (and, when asked, everything valid below it). Returns what was revoked."""
+    reason = parse_revocation_reason(reason)
+    now = (now or timezone.now()).replace(microsecond=0)
+    invalidity_date = _checked_invalidity_date(invalidity_date, now)
+    if certificate.is_revoked:
+        raise Conflict(f"Certificate {certificate.serial} is already revoked.", code="already_revoked")
+    authority = _authority_of(certificate)
+    keys: dict[int, PrivateKey] = {}
+    descendants: list[Certificate] = []
+    if authority is not None:
+        root = ca_chain(authority)[-1]
+        keys[root.pk] = unlock_root(root, root_password, actor)  # a CA goes only with the root's password
+        descendants = _valid_descendants(authority, now)
+        if descendants and not revoke_children:
+            raise Conflict(
+                f"The CA '{authority.slug}' still has {len(descendants)} valid certificate(s) below it: "
+                "revoke them too (revoke_children) or revoke them first.", code="ca_has_valid_children",
+            )
+    with transaction.atomic():
+        _mark_revoked(certificate, reason, now, invalidity_date, actor)
+        child_reason = _CHILD_REASON.get(reason, RevocationReason.CESSATION_OF_OPERATION)
+        for child in descendants:
+            _mark_revoked(child, child_reason, now, None, actor)
+        revoked = [certificate, *descendants]
+        for cert in revoked:
+            if cert.kind in (CertificateKind.INTERMEDIATE_CA, CertificateKind.ROOT_CA):
+                forget_signing_key(CertificateAuthority.objects.select_related("certificate").get(certificate=cert))
+        _republish_after_commit(_issuers_to_republish(revoked), keys, actor)
+    return revoked
