@@ -62,7 +62,8 @@ INSTALLED_APPS = [
 
 # Order matters: headers and CSP wrap everything (static files and error pages too);
 # authentication runs before RBAC, and RBAC's process_view before the CSRF policy's, so an
-# anonymous API call reads 401 rather than a CSRF failure.
+# anonymous API call reads 401 rather than a CSRF failure; the CSRF policy decides before
+# Django's own CsrfViewMiddleware (see pki_project/middleware/csrf.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "pki_project.middleware.headers.SecurityHeadersMiddleware",
@@ -73,6 +74,7 @@ MIDDLEWARE = [
     "pki_project.middleware.authentication.PrincipalAuthenticationMiddleware",
     "pki_project.middleware.rbac.RbacMiddleware",
     "pki_project.middleware.csrf.CsrfPolicyMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -10,6 +10,12 @@
 * Anonymous form submissions (the login form) are checked with the token as usual,
   against login CSRF; anonymous non-form bodies (JSON, OCSP requests) cannot be sent
   cross-site without a CORS preflight and pass.
+
+Sits right before Django's own `CsrfViewMiddleware` (which stays in MIDDLEWARE: it
+sets the CSRF cookie and checks what this policy hands on to it). Requests this
+policy accepts are marked so Django's check skips them; cookie-authenticated writes
+without the script proof are checked here with Django's own token check, even for
+`csrf_exempt` views.
 """
 
 from __future__ import annotations
@@ -49,17 +55,31 @@ def same_origin(request) -> bool:
     return origin == own or origin in trusted
 
 
-class CsrfPolicyMiddleware(CsrfViewMiddleware):
+def _skip_django_check(request) -> None:
+    request._dont_enforce_csrf_checks = True
+
+
+class CsrfPolicyMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self._token_check = CsrfViewMiddleware(get_response)
+
+    def __call__(self, request):
+        return self.get_response(request)
+
     def process_view(self, request, callback, callback_args, callback_kwargs):
         if request.method in SAFE_METHODS:
-            return super().process_view(request, callback, callback_args, callback_kwargs)
+            return None
         method = getattr(request, "auth_method", None)
         if method == BEARER:
+            _skip_django_check(request)
             return None
         if method == COOKIE:
             if request.headers.get("X-Requested-With") == "XMLHttpRequest" and same_origin(request):
+                _skip_django_check(request)
                 return None
-            return super().process_view(request, _enforced_view, callback_args, callback_kwargs)
-        if request.content_type in FORM_TYPES:
-            return super().process_view(request, callback, callback_args, callback_kwargs)
-        return None
+            # Django's token check, as if the view were not csrf_exempt.
+            return self._token_check.process_view(request, _enforced_view, callback_args, callback_kwargs)
+        if request.content_type not in FORM_TYPES:
+            _skip_django_check(request)
+        return None  # anonymous forms: Django's CsrfViewMiddleware checks the token

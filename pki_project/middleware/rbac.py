@@ -87,8 +87,8 @@ def _replace_named_groups(regex: str) -> str:
 
 def route_key(route: str) -> str:
     """The rbac.json path for a routed pattern string (as in `ResolverMatch.route`)."""
-    key = _CONVERTER.sub(lambda m: "{" + m.group("name") + "}", route)
-    key = _replace_named_groups(key)
+    key = _replace_named_groups(route)
+    key = _CONVERTER.sub(lambda m: "{" + m.group("name") + "}", key)
     key = key.replace("^", "").replace("\\Z", "").replace("$", "")
     key = key.replace("/?", "/")
     key = re.sub(r"\\(.)", r"\1", key)

@@ -167,7 +167,7 @@ def test_alg_none_is_refused(live_claims):
 
 def test_other_algorithms_and_wrong_secret_are_refused(live_claims):
     assert bearer(_issue(live_claims, algorithm="HS512")).get(PROBE).json() == INVALID
-    assert bearer(_issue(live_claims, key="another-secret-of-sufficient-length-0123")).get(PROBE).json() == INVALID
+    assert bearer(_issue(live_claims, key="another-secret-" + "x" * 64)).get(PROBE).json() == INVALID
 
 
 def test_expired_token_is_refused(live_claims):
