@@ -83,9 +83,8 @@ class InlineCodeFinder(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
-        if tag == "script":
-            if "src" not in attributes and attributes.get("type", "") not in ("application/json",):
-                self.problems.append("inline <script>")
+        if tag == "script" and "src" not in attributes and attributes.get("type", "") != "application/json":
+            self.problems.append("inline <script>")
         if tag == "style":
             self.problems.append("inline <style>")
         if "style" in attributes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,7 @@ def test_middleware_refuses_to_start_on_a_broken_file(tmp_path, settings):
     settings.PKI_RBAC_FILE = broken
     load_policy.cache_clear()
     try:
-        with pytest.raises(ImproperlyConfigured, match="'/ready' is served but has no rbac.json entry"):
+        with pytest.raises(ImproperlyConfigured, match=re.escape("'/ready' is served but has no rbac.json entry")):
             Client().get("/health")
     finally:
         load_policy.cache_clear()
