@@ -4,7 +4,7 @@ Extension choices follow RFC 5280 section 4.2 and the CA/Browser Forum
 Baseline Requirements (BR) 7.1.2; the tests lint every output with pkilint.
 
 Time: ``now`` defaults to the current UTC second. ``not_before`` is backdated
-by :data:`BACKDATE` (one minute) to absorb clock skew between the CA and
+by ``_common.BACKDATE`` (one minute) to absorb clock skew between the CA and
 relying parties; BR 7.1.2.7 tolerates backdating far beyond that, but more
 is never needed. The validity is then clamped inside the issuer's
 (:func:`certificates.crypto.policy.clamp_validity`).
@@ -14,14 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, ObjectIdentifier
 
+from ._common import (
+    authority_key_identifier,
+    checked_serial,
+    distribution_point,
+    extension,
+    require_key_matches,
+    sign_certificate,
+    start_time,
+)
 from .errors import InvalidRequestError, PolicyError
-from .keys import PrivateKey, PublicKey, key_type_of, signature_hash_for
+from .keys import PrivateKey, PublicKey, key_type_of
 from .names import dedupe_sans
 from .policy import (
     NameConstraintSpec,
@@ -29,14 +38,9 @@ from .policy import (
     check_general_subtrees,
     check_issuer_name_constraints,
     clamp_validity,
-    ensure_utc,
-    utc_now,
     validate_sans_for_profile,
 )
 from .profiles import Profile, key_usage_from_flags
-from .serials import random_serial
-
-BACKDATE = timedelta(minutes=1)
 
 #: anyPolicy (RFC 5280 4.2.1.4). BR 7.1.2.10.5 lets a CA affiliated with the
 #: root's operator assert it in a subordinate CA certificate, which is what a
@@ -86,35 +90,16 @@ def _check_url(label: str, url: object) -> None:
 # --------------------------------------------------------------------------
 
 
-def _ext(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
-    return x509.Extension(value.oid, critical, value)
-
-
-def _authority_key_identifier(issuer_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    """AKI keyIdentifier copied from the issuer's SKI (RFC 5280 4.2.1.1)."""
-    try:
-        ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key())  # type: ignore[arg-type]
-    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-
-
-def _distribution_point(url: str) -> x509.DistributionPoint:
-    return x509.DistributionPoint(
-        full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None
-    )
-
-
 def publication_extensions(urls: PublicationUrls) -> list[x509.Extension[x509.ExtensionType]]:
     """CRLDP, freshestCRL (if a delta CRL URL is set) and AIA for ``urls``."""
     extensions: list[x509.Extension[x509.ExtensionType]] = [
-        _ext(x509.CRLDistributionPoints([_distribution_point(urls.crl_url)]), False),
+        extension(x509.CRLDistributionPoints([distribution_point(urls.crl_url)]), False),
     ]
     if urls.delta_crl_url:
         # RFC 5280 4.2.1.15: freshestCRL MUST be non-critical.
-        extensions.append(_ext(x509.FreshestCRL([_distribution_point(urls.delta_crl_url)]), False))
+        extensions.append(extension(x509.FreshestCRL([distribution_point(urls.delta_crl_url)]), False))
     extensions.append(
-        _ext(
+        extension(
             x509.AuthorityInformationAccess(
                 [
                     x509.AccessDescription(
@@ -134,41 +119,6 @@ def publication_extensions(urls: PublicationUrls) -> list[x509.Extension[x509.Ex
 
 def _policies(oids: Sequence[ObjectIdentifier]) -> x509.CertificatePolicies:
     return x509.CertificatePolicies([x509.PolicyInformation(oid, None) for oid in oids])
-
-
-def _sign(
-    *,
-    issuer_name: x509.Name,
-    subject: x509.Name,
-    public_key: PublicKey,
-    serial: int,
-    not_before: datetime,
-    not_after: datetime,
-    extensions: list[x509.Extension[x509.ExtensionType]],
-    issuer_key: PrivateKey,
-) -> x509.Certificate:
-    builder = x509.CertificateBuilder(
-        issuer_name=issuer_name,
-        subject_name=subject,
-        public_key=public_key,
-        serial_number=serial,
-        not_valid_before=not_before,
-        not_valid_after=not_after,
-        extensions=extensions,
-    )
-    return builder.sign(issuer_key, signature_hash_for(issuer_key))  # type: ignore[arg-type]
-
-
-def _serial(serial: int | None) -> int:
-    if serial is None:
-        return random_serial()
-    if serial <= 0 or serial.bit_length() > 159:
-        raise InvalidRequestError("serial must be positive and fit in 20 octets", code="serial_invalid")
-    return serial
-
-
-def _start(now: datetime | None) -> datetime:
-    return (ensure_utc(now, "now") if now is not None else utc_now()) - BACKDATE
 
 
 def require_ca_issuer(issuer_cert: x509.Certificate, *, for_ca: bool = False) -> None:
@@ -196,11 +146,6 @@ def require_ca_issuer(issuer_cert: x509.Certificate, *, for_ca: bool = False) ->
         )
 
 
-def _issuer_key_matches(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> None:
-    if issuer_cert.public_key() != issuer_key.public_key():
-        raise PolicyError("the issuer key does not match the issuer certificate", code="issuer_key_mismatch")
-
-
 # --------------------------------------------------------------------------
 # Root CA
 # --------------------------------------------------------------------------
@@ -225,20 +170,20 @@ def build_root_ca_certificate(
     """
     key_type_of(private_key)
     _check_path_length(path_length)
-    start, end = clamp_validity(_start(now), days, None, None)
+    start, end = clamp_validity(start_time(now), days, None, None)
     public_key = private_key.public_key()
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)  # type: ignore[arg-type]
     extensions = [
-        _ext(x509.BasicConstraints(ca=True, path_length=path_length), True),
-        _ext(_CA_KEY_USAGE, True),
-        _ext(ski, False),
-        _ext(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False),
+        extension(x509.BasicConstraints(ca=True, path_length=path_length), True),
+        extension(_CA_KEY_USAGE, True),
+        extension(ski, False),
+        extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False),
     ]
-    return _sign(
+    return sign_certificate(
         issuer_name=subject,
         subject=subject,
         public_key=public_key,
-        serial=_serial(serial),
+        serial=checked_serial(serial),
         not_before=start,
         not_after=end,
         extensions=extensions,
@@ -304,34 +249,34 @@ def build_intermediate_ca_certificate(
     default ``None`` leaves the CA unrestricted so it can issue every profile,
     including e-mail. ``policy_oids`` default to anyPolicy (BR 7.1.2.10.5).
     """
-    _issuer_key_matches(issuer_cert, issuer_key)
+    require_key_matches(issuer_cert, issuer_key)
     require_ca_issuer(issuer_cert, for_ca=True)
     key_type_of(public_key)
     _check_path_length(path_length)
     effective_path_length = _effective_path_length(issuer_cert, path_length)
     start, end = clamp_validity(
-        _start(now), days, None, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
+        start_time(now), days, None, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
     )
     extensions = [
-        _ext(x509.BasicConstraints(ca=True, path_length=effective_path_length), True),
-        _ext(_CA_KEY_USAGE, True),
-        _ext(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
-        _ext(_authority_key_identifier(issuer_cert), False),
+        extension(x509.BasicConstraints(ca=True, path_length=effective_path_length), True),
+        extension(_CA_KEY_USAGE, True),
+        extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+        extension(authority_key_identifier(issuer_cert), False),
         *publication_extensions(urls),
     ]
     if extended_key_usages:
-        extensions.append(_ext(x509.ExtendedKeyUsage(list(extended_key_usages)), False))
+        extensions.append(extension(x509.ExtendedKeyUsage(list(extended_key_usages)), False))
     if policy_oids:
-        extensions.append(_ext(_policies(policy_oids), False))
+        extensions.append(extension(_policies(policy_oids), False))
     if permitted or excluded:
         # RFC 5280 6.1.4 (g): relying parties intersect the constraints of every
         # CA on the path, so a subordinate cannot widen its issuer's subtrees.
-        extensions.append(_ext(NameConstraintSpec.of(permitted, excluded).to_extension(), True))
-    return _sign(
+        extensions.append(extension(NameConstraintSpec.of(permitted, excluded).to_extension(), True))
+    return sign_certificate(
         issuer_name=issuer_cert.subject,
         subject=subject,
         public_key=public_key,
-        serial=_serial(serial),
+        serial=checked_serial(serial),
         not_before=start,
         not_after=end,
         extensions=extensions,
@@ -371,7 +316,7 @@ def build_end_entity_certificate(
     SAN (critical iff the subject is empty, RFC 5280 4.2.1.6), SKI, AKI,
     CRLDP (+ freshestCRL), AIA, certificatePolicies from the profile.
     """
-    _issuer_key_matches(issuer_cert, issuer_key)
+    require_key_matches(issuer_cert, issuer_key)
     require_ca_issuer(issuer_cert)
     key_type_of(public_key)
     sans = dedupe_sans(sans)
@@ -385,27 +330,27 @@ def build_end_entity_certificate(
     if not sans and not list(subject):
         raise InvalidRequestError("a certificate needs a subject or a subject alternative name", code="subject_invalid")
     start, end = clamp_validity(
-        _start(now), days, profile, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
+        start_time(now), days, profile, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
     )
     extensions = [
-        _ext(x509.BasicConstraints(ca=False, path_length=None), True),
-        _ext(profile.key_usage_for(public_key), True),
-        _ext(x509.ExtendedKeyUsage(list(profile.extended_key_usages)), False),
+        extension(x509.BasicConstraints(ca=False, path_length=None), True),
+        extension(profile.key_usage_for(public_key), True),
+        extension(x509.ExtendedKeyUsage(list(profile.extended_key_usages)), False),
     ]
     if sans:
-        extensions.append(_ext(x509.SubjectAlternativeName(sans), not list(subject)))
+        extensions.append(extension(x509.SubjectAlternativeName(sans), not list(subject)))
     extensions += [
-        _ext(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
-        _ext(_authority_key_identifier(issuer_cert), False),
+        extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+        extension(authority_key_identifier(issuer_cert), False),
         *publication_extensions(urls),
     ]
     if profile.policy_oids:
-        extensions.append(_ext(_policies(profile.policy_oids), False))
-    return _sign(
+        extensions.append(extension(_policies(profile.policy_oids), False))
+    return sign_certificate(
         issuer_name=issuer_cert.subject,
         subject=subject,
         public_key=public_key,
-        serial=_serial(serial),
+        serial=checked_serial(serial),
         not_before=start,
         not_after=end,
         extensions=extensions,

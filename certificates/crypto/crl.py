@@ -13,6 +13,7 @@ from datetime import datetime
 
 from cryptography import x509
 
+from ._common import authority_key_identifier, distribution_point, require_key_matches
 from .errors import InvalidRequestError, PolicyError
 from .keys import PrivateKey, signature_hash_for
 from .policy import ensure_utc
@@ -88,15 +89,8 @@ def _revoked_certificate(entry: RevokedEntry) -> x509.RevokedCertificate:
     return builder.build()
 
 
-def _distribution_point(url: str) -> x509.DistributionPoint:
-    return x509.DistributionPoint(
-        full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None
-    )
-
-
 def _require_crl_signer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> None:
-    if issuer_cert.public_key() != issuer_key.public_key():
-        raise PolicyError("the issuer key does not match the issuer certificate", code="issuer_key_mismatch")
+    require_key_matches(issuer_cert, issuer_key)
     try:
         usage = issuer_cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -139,8 +133,9 @@ def build_crl(
         seen.add(entry.serial)
         revoked.append(_revoked_certificate(entry))
 
+    aki = authority_key_identifier(issuer_cert)
     extensions = [
-        _authority_key_identifier(issuer_cert),
+        x509.Extension(aki.oid, False, aki),
         x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(crl_number)),
     ]
     if delta_base_crl_number is not None:
@@ -149,7 +144,7 @@ def build_crl(
         indicator = x509.DeltaCRLIndicator(delta_base_crl_number)
         extensions.append(x509.Extension(indicator.oid, True, indicator))
     elif freshest_crl_url:
-        freshest = x509.FreshestCRL([_distribution_point(freshest_crl_url)])
+        freshest = x509.FreshestCRL([distribution_point(freshest_crl_url)])
         extensions.append(x509.Extension(freshest.oid, False, freshest))
 
     builder = x509.CertificateRevocationListBuilder(
@@ -160,12 +155,3 @@ def build_crl(
         revoked_certificates=revoked,
     )
     return builder.sign(issuer_key, signature_hash_for(issuer_key))  # type: ignore[arg-type]
-
-
-def _authority_key_identifier(issuer_cert: x509.Certificate) -> x509.Extension[x509.AuthorityKeyIdentifier]:
-    try:
-        ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-    except x509.ExtensionNotFound:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key())  # type: ignore[arg-type]
-    return x509.Extension(aki.oid, False, aki)

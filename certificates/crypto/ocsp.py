@@ -27,7 +27,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from .builders import PublicationUrls, _authority_key_identifier, _ext, _issuer_key_matches, _serial, _sign, _start
+from ._common import (
+    authority_key_identifier,
+    checked_serial,
+    extension,
+    require_key_matches,
+    sign_certificate,
+    start_time,
+)
+from .builders import PublicationUrls
 from .errors import InvalidRequestError, PolicyError
 from .keys import PrivateKey, PublicKey, key_type_of, signature_hash_for
 from .policy import clamp_validity, ensure_utc, utc_now
@@ -206,25 +214,25 @@ def build_ocsp_responder_certificate(
     allow a caIssuers AIA in a responder certificate either; clients get the
     CA certificate from the response's chain or their own store.
     """
-    _issuer_key_matches(issuer_cert, issuer_key)
+    require_key_matches(issuer_cert, issuer_key)
     key_type_of(responder_public_key)
     start, end = clamp_validity(
-        _start(now), days, None, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
+        start_time(now), days, None, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
     )
     extensions = [
-        _ext(x509.BasicConstraints(ca=False, path_length=None), True),
-        _ext(key_usage_from_flags(frozenset({"digital_signature"})), True),
-        _ext(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False),
-        _ext(x509.OCSPNoCheck(), False),
-        _ext(x509.SubjectKeyIdentifier.from_public_key(responder_public_key), False),
-        _ext(_authority_key_identifier(issuer_cert), False),
+        extension(x509.BasicConstraints(ca=False, path_length=None), True),
+        extension(key_usage_from_flags(frozenset({"digital_signature"})), True),
+        extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False),
+        extension(x509.OCSPNoCheck(), False),
+        extension(x509.SubjectKeyIdentifier.from_public_key(responder_public_key), False),
+        extension(authority_key_identifier(issuer_cert), False),
     ]
     del urls  # see docstring: deliberately no AIA/CRLDP in a responder certificate
-    return _sign(
+    return sign_certificate(
         issuer_name=issuer_cert.subject,
         subject=subject,
         public_key=responder_public_key,
-        serial=_serial(serial),
+        serial=checked_serial(serial),
         not_before=start,
         not_after=end,
         extensions=extensions,
