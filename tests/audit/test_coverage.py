@@ -1,0 +1,229 @@
+"""Coverage: every audited operation, done through its real interface, leaves exactly one event.
+
+One row per action. A row prepares what it needs, calls `world.mark()` just before
+the operation, performs it the way a client or operator would, and returns what
+the event must say. Operations that do not exist yet get their row when they land
+(see the list at the end of this module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from django.db import transaction
+from django.test import Client
+
+from audit.actions import AuditAction
+from audit.models import AuditEvent
+from audit.verification import verify_chain
+from certificates.services.authorities import create_intermediate_ca, create_root_ca
+from organizations.models import ApiKey, Organization
+from organizations.principal import Principal
+from organizations.roles import Role
+from organizations.services import create_api_key, create_organization
+from pki_project.actor import Actor
+from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+ROOT_PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the one event must say. `None` means "not checked"; "" means "must be empty"."""
+
+    outcome: str = "success"
+    actor_username: str | None = None
+    actor_label: str | None = None
+    actor_role: str | None = None
+    actor_api_key_id: int | None = None
+    organization_id: int | None = None
+    target_type: str = ""
+    target_id: str | None = None
+    target_serial: str | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class World:
+    """What a row needs: clients signed in through the real login, and the mark before the operation."""
+
+    def __init__(self, make_principal_client: Callable[..., Client]) -> None:
+        self.make_client = make_principal_client
+        self.baseline = 0
+
+    def mark(self) -> None:
+        head = AuditEvent.objects.newest_first().values_list("seq", flat=True).first()
+        self.baseline = head or 0
+
+    def new_events(self) -> list[AuditEvent]:
+        return list(AuditEvent.objects.filter(seq__gt=self.baseline).order_by("seq"))
+
+
+# --- One function per audited operation ------------------------------------------------------
+
+
+def login_success(world: World) -> Expected:
+    user = UserFactory(role="manager")
+    key = ApiKeyFactory(user=user)
+    world.mark()
+    response = Client().post("/auth/session", {"api_key": key.plain_key}, content_type="application/json")
+    assert response.status_code == 200
+    return Expected(actor_username=user.username, actor_role="manager", actor_api_key_id=key.pk,
+                    organization_id=user.membership.organization_id, target_type="session", actor_label=key.prefix)
+
+
+def login_failure(world: World) -> Expected:
+    key = ApiKeyFactory(user=UserFactory(role="manager"))
+    wrong = key.plain_key[:-4] + ("AAAA" if not key.plain_key.endswith("AAAA") else "BBBB")
+    world.mark()
+    response = Client().post("/auth/session", {"api_key": wrong}, content_type="application/json")
+    assert response.status_code == 401
+    return Expected(outcome="failure", actor_username="", actor_label=key.prefix, actor_role="", target_type="")
+
+
+def logout(world: World) -> Expected:
+    client = world.make_client("manager", via="cookie")
+    world.mark()
+    assert client.delete("/auth/session").status_code == 200
+    return Expected(actor_username=client.user.username, actor_api_key_id=client.api_key.pk, target_type="session",
+                    organization_id=client.organization.pk)
+
+
+def api_key_create(world: World) -> Expected:
+    client = world.make_client("manager")
+    world.mark()
+    response = client.post("/api/v1/api-keys/", {"label": "ci"}, content_type="application/json")
+    assert response.status_code == 201
+    return Expected(actor_username=client.user.username, actor_api_key_id=client.api_key.pk, target_type="api_key",
+                    target_id=str(response.json()["id"]), organization_id=client.organization.pk)
+
+
+def api_key_revoke(world: World) -> Expected:
+    client = world.make_client("manager")
+    doomed = ApiKeyFactory(user=client.user)
+    world.mark()
+    response = client.post(f"/api/v1/api-keys/{doomed.pk}/revoke/")
+    assert response.status_code == 200
+    assert ApiKey.objects.get(pk=doomed.pk).revoked_at is not None
+    return Expected(actor_username=client.user.username, target_type="api_key", target_id=str(doomed.pk),
+                    organization_id=client.organization.pk)
+
+
+def organization_create(world: World) -> Expected:
+    client = world.make_client("admin")
+    world.mark()
+    response = client.post("/api/v1/organizations/", {"name": "Coverage Corp"}, content_type="application/json")
+    assert response.status_code == 201
+    created = Organization.objects.get(slug="coverage-corp")
+    return Expected(actor_username=client.user.username, actor_role="admin", target_type="organization",
+                    target_id=str(created.pk), organization_id=created.pk)
+
+
+def rbac_deny(world: World) -> Expected:
+    client = world.make_client("user")
+    world.mark()
+    assert client.get("/api/v1/audit-events/").status_code == 403
+    return Expected(outcome="failure", actor_username=client.user.username, actor_role="user",
+                    target_type="route", target_id="GET /api/v1/audit-events/",
+                    organization_id=client.organization.pk)
+
+
+def _manager_actor() -> tuple[Actor, Organization]:
+    organization = OrganizationFactory()
+    user = UserFactory(role="admin", organization=organization)
+    principal = Principal(user_id=user.pk, username=user.username, role=Role.ADMIN, organization_id=organization.pk)
+    return Actor(principal=principal), organization
+
+
+def ca_create(world: World) -> Expected:
+    actor, organization = _manager_actor()
+    world.mark()
+    ca = create_root_ca(organization=organization, common_name="Coverage Root", root_password=ROOT_PASSWORD,
+                        key_type="ec-p256", days=365, actor=actor)
+    return Expected(actor_username=actor.username, target_type="ca", target_id=str(ca.pk),
+                    target_serial=ca.certificate.serial, organization_id=organization.pk)
+
+
+def ca_unlock_failure(world: World) -> Expected:
+    actor, organization = _manager_actor()
+    root = create_root_ca(organization=organization, common_name="Coverage Root", root_password=ROOT_PASSWORD,
+                          key_type="ec-p256", days=365, actor=actor)
+    world.mark()
+    with pytest.raises(Exception, match=r"(?i)password|unlock|refused"):
+        create_intermediate_ca(parent=root, common_name="Never", root_password="wrong " + ROOT_PASSWORD,
+                               key_type="ec-p256", days=30, actor=actor)
+    assert not AuditEvent.objects.filter(seq__gt=world.baseline, action=AuditAction.CA_CREATE).exists()
+    return Expected(outcome="failure", actor_username=actor.username, target_type="ca", target_id=str(root.pk),
+                    target_serial=root.certificate.serial, organization_id=organization.pk)
+
+
+COVERAGE = [
+    pytest.param(AuditAction.LOGIN, login_success, id="login-success"),
+    pytest.param(AuditAction.LOGIN, login_failure, id="login-failure"),
+    pytest.param(AuditAction.LOGOUT, logout, id="logout"),
+    pytest.param(AuditAction.API_KEY_CREATE, api_key_create, id="api-key-create"),
+    pytest.param(AuditAction.API_KEY_REVOKE, api_key_revoke, id="api-key-revoke"),
+    pytest.param(AuditAction.ORGANIZATION_CREATE, organization_create, id="organization-create"),
+    pytest.param(AuditAction.RBAC_DENY, rbac_deny, id="rbac-deny"),
+    pytest.param(AuditAction.CA_CREATE, ca_create, id="ca-create"),
+    pytest.param(AuditAction.CA_UNLOCK, ca_unlock_failure, id="ca-unlock-failure"),
+]
+
+
+@pytest.mark.parametrize(("action", "perform"), COVERAGE)
+def test_operation_leaves_exactly_one_event(make_principal_client, action: AuditAction,
+                                            perform: Callable[[World], Expected]) -> None:
+    world = World(make_principal_client)
+
+    expected = perform(world)
+
+    events = [event for event in world.new_events() if event.action == action]
+    assert len(events) == 1, [str(event) for event in world.new_events()]
+    event = events[0]
+    assert event.outcome == expected.outcome
+    assert event.target_type == expected.target_type
+    for name in ("actor_username", "actor_label", "actor_role", "actor_api_key_id", "organization_id", "target_id",
+                 "target_serial"):
+        wanted = getattr(expected, name)
+        if wanted is not None:
+            assert getattr(event, name) == wanted, name
+    if expected.target_type and expected.target_id is None:
+        assert event.target_id, "the event names its target"
+    assert event.actor_username or event.actor_label, "every event names its actor"
+    assert verify_chain().ok
+
+
+# --- Rolled-back operations leave no event -------------------------------------------------------
+
+
+def _fail_after(operation: Callable[[], object]) -> None:
+    with transaction.atomic():
+        operation()
+        raise RuntimeError("a later step of the same operation failed")
+
+
+@pytest.mark.parametrize(
+    ("action", "operation"),
+    [
+        pytest.param(AuditAction.ORGANIZATION_CREATE, lambda: create_organization("Never Was"), id="organization"),
+        pytest.param(AuditAction.API_KEY_CREATE, lambda: create_api_key(UserFactory(role="manager")), id="api-key"),
+    ],
+)
+def test_rolled_back_operation_leaves_no_event(action: AuditAction, operation: Callable[[], object]) -> None:
+    before = AuditEvent.objects.filter(action=action).count()
+    head = AuditEvent.objects.newest_first().values_list("seq", flat=True).first()
+
+    with pytest.raises(RuntimeError, match="later step of the same operation"):
+        _fail_after(operation)
+
+    assert AuditEvent.objects.filter(action=action).count() == before
+    assert AuditEvent.objects.newest_first().values_list("seq", flat=True).first() == head
+    assert verify_chain().ok
+
+
+# Rows to add as the operations land (their services exist in other issues):
+# CERTIFICATE_ISSUE, CERTIFICATE_RENEW, CERTIFICATE_REVOKE, CRL_GENERATE, CERTIFICATE_DOWNLOAD,
+# PKCS12_PASSWORD_REVEAL, BACKUP_CREATE, BACKUP_RESTORE, ENCRYPTION_KEY_ROTATE.
