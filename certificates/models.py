@@ -284,3 +284,32 @@ class CertificateRevocationList(models.Model):
     @property
     def is_delta(self) -> bool:
         return self.delta_base_number is not None
+
+
+class PresignedOCSPResponse(models.Model):
+    """An OCSP answer a root signed ahead of time, served as it is (RFC 6960 2.4; RFC 5019 2.2.2).
+
+    A root's key opens only with the operator's password, so the answers about the
+    root's children (its intermediates) are signed whenever the root is unlocked, one per
+    CertID hash algorithm, valid until the root CRL's nextUpdate.
+    """
+
+    ca = models.ForeignKey(CertificateAuthority, on_delete=models.CASCADE, related_name="presigned_ocsp_responses")
+    serial = models.CharField(max_length=40, help_text="Lower-case hex of the certificate asked about.")
+    hash_algorithm = models.CharField(max_length=16, help_text="The CertID hash: sha1, sha256, ...")
+    status = models.CharField(max_length=8)
+    this_update = models.DateTimeField()
+    next_update = models.DateTimeField()
+    der = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "pre-signed OCSP response"
+        constraints = [
+            models.UniqueConstraint(fields=["ca", "serial", "hash_algorithm"], name="presigned_ocsp_unique"),
+            models.CheckConstraint(condition=Q(next_update__gt=models.F("this_update")),
+                                   name="presigned_ocsp_next_after_this"),
+        ]
+
+    def __str__(self) -> str:
+        return f"OCSP {self.status} for {self.serial[:16]} ({self.hash_algorithm}) by {self.ca}"
