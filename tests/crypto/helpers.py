@@ -6,10 +6,12 @@ Kept out of conftest.py on purpose so the tests also run with ``--noconftest``.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +142,20 @@ def assert_openssl_ok(result: subprocess.CompletedProcess[str], expected: str | 
     assert result.returncode == 0, output
     if expected is not None:
         assert expected in result.stdout + result.stderr, output
+
+
+@dataclass(frozen=True)
+class LintJob:
+    tool: str
+    path: Path
+    args: tuple[str, ...] = ()
+    allowed: frozenset[str] = frozenset()
+
+
+def assert_all_lint_clean(jobs: list[LintJob]) -> None:
+    """Run several pkilint commands concurrently (each is a separate process) and
+    fail with every ERROR/FATAL finding at once."""
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        results = list(pool.map(lambda job: (job, pkilint(job.tool, job.path, *job.args)), jobs))
+    failures = [result.describe() for job, result in results if any(f[0] not in job.allowed for f in result.errors)]
+    assert not failures, "pkilint reported ERROR/FATAL findings:\n" + "\n".join(failures)

@@ -14,6 +14,7 @@ from certificates.crypto import (
     PROFILES,
     KeyType,
     PolicyError,
+    PublicationUrls,
     build_end_entity_certificate,
     build_intermediate_ca_certificate,
     build_root_ca_certificate,
@@ -25,11 +26,14 @@ from certificates.crypto import (
 from tests.crypto.helpers import (
     INTER_URLS,
     ROOT_URLS,
+    LintJob,
+    assert_all_lint_clean,
     assert_lints_clean,
     assert_openssl_ok,
     cached_chain,
     cached_key,
     openssl,
+    pkilint,
     write_pem,
 )
 
@@ -54,8 +58,9 @@ PROFILE_CN = {
 }
 OPENSSL_PURPOSE = {"server": "sslserver", "server-client": "sslclient", "client": "sslclient", "email": "smimesign"}
 # BR 6.3.2 (ballot SC-081) caps TLS subscriber certificates at 200 days from
-# 2026-03-15 and 100 days from 2027-03-15; pkilint 0.13.3 enforces that
-# schedule. Profiles allow up to 398 days (the brief), so the lint uses 90.
+# 2026-03-15 and 100 days from 2027-03-15 (pkilint 0.13.3 and
+# profiles.max_validity_days enforce that schedule); 90 days fits every step
+# until 2029-03-15.
 LEAF_DAYS = 90
 
 
@@ -90,10 +95,9 @@ def test_chain_verifies_and_lints_for_every_profile(key_type: KeyType, tmp_path:
     chain = cached_chain(key_type)
     root_pem = write_pem(tmp_path / "root.pem", chain.root)
     inter_pem = write_pem(tmp_path / "inter.pem", chain.inter)
-    assert_lints_clean("lint_pkix_cert", root_pem)
-    assert_lints_clean("lint_pkix_cert", inter_pem)
+    jobs = [LintJob("lint_pkix_cert", root_pem), LintJob("lint_pkix_cert", inter_pem)]
     if key_type in CABF_KEY_TYPES:
-        assert_lints_clean("lint_cabf_serverauth_cert", root_pem, "-t", "ROOT-CA")
+        jobs.append(LintJob("lint_cabf_serverauth_cert", root_pem, ("-t", "ROOT-CA")))
 
     for profile_name in PROFILES:
         leaf = _leaf(key_type, profile_name)
@@ -109,9 +113,10 @@ def test_chain_verifies_and_lints_for_every_profile(key_type: KeyType, tmp_path:
             leaf_pem,
         )
         assert_openssl_ok(result, f"{leaf_pem}: OK")
-        assert_lints_clean("lint_pkix_cert", leaf_pem, allowed=_pkix_allowed(leaf))
+        jobs.append(LintJob("lint_pkix_cert", leaf_pem, allowed=_pkix_allowed(leaf)))
         if key_type in CABF_KEY_TYPES and profile_name in ("server", "server-client"):
-            assert_lints_clean("lint_cabf_serverauth_cert", leaf_pem, "-t", "DV-FINAL-CERTIFICATE")
+            jobs.append(LintJob("lint_cabf_serverauth_cert", leaf_pem, ("-t", "DV-FINAL-CERTIFICATE")))
+    assert_all_lint_clean(jobs)
 
 
 @pytest.mark.parametrize("key_type", CABF_KEY_TYPES, ids=str)
@@ -444,3 +449,27 @@ def test_profile_max_days_enforced() -> None:
             INTER_URLS,
         )
     assert err.value.code == "validity_too_long"
+
+
+def test_lint_harness_reports_errors(tmp_path: Path) -> None:
+    """The pkilint wrapper is not vacuous: URLs on an internal name (``.test``)
+    are a CA/B ERROR (cabf.internal_domain_name), and the wrapper must see it."""
+    chain = cached_chain(KeyType.EC_P256)
+    internal = PublicationUrls(
+        "http://pki.example.test/crl", "http://pki.example.test/ocsp", "http://pki.example.test/ca.crt"
+    )
+    leaf = build_end_entity_certificate(
+        chain.inter,
+        chain.inter_key,
+        cached_key(KeyType.EC_P256, "leaf").public_key(),
+        build_subject("www.example.com"),
+        [parse_san("DNS:www.example.com")],
+        PROFILES["server"],
+        LEAF_DAYS,
+        internal,
+    )
+    path = write_pem(tmp_path / "internal.pem", leaf)
+    result = pkilint("lint_cabf_serverauth_cert", path, "-t", "DV-FINAL-CERTIFICATE")
+    assert result.error_codes() == {"cabf.internal_domain_name"}, result.describe()
+    with pytest.raises(AssertionError, match="internal_domain_name"):
+        assert_all_lint_clean([LintJob("lint_cabf_serverauth_cert", path, ("-t", "DV-FINAL-CERTIFICATE"))])

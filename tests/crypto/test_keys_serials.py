@@ -62,7 +62,7 @@ def test_key_type_values_and_parsing() -> None:
 
 @pytest.fixture(scope="module")
 def rsa_1024() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - a weak key is the point
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
 
 
 @pytest.fixture(scope="module")
