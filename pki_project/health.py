@@ -46,10 +46,29 @@ def storage_problem(data_dir: Path) -> str | None:
     return None
 
 
+def rotation_problem(data_dir: Path) -> str | None:
+    """While an encryption key rotation is half done, artifacts are under two keys: serve nothing."""
+    from certificates.vault.errors import VaultError
+    from certificates.vault.rotation import read_rotation_journal
+
+    try:
+        in_progress = read_rotation_journal(data_dir) is not None
+    except (OSError, VaultError):
+        logger.exception("Readiness: the rotation journal is unreadable")
+        return "encryption key rotation journal unreadable"
+    return "encryption key rotation in progress" if in_progress else None
+
+
+def readiness_problems(data_dir: Path) -> list[str]:
+    storage = storage_problem(data_dir)
+    checks = [database_problem(), storage, None if storage else rotation_problem(data_dir)]
+    return [problem for problem in checks if problem]
+
+
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
-    """Ready: the database answers and `PKI_DATA_DIR` is writable; 503 with the reasons otherwise."""
-    problems = [p for p in (database_problem(), storage_problem(Path(settings.PKI_DATA_DIR))) if p]
+    """Ready: the database answers, `PKI_DATA_DIR` is writable and no key rotation is half done; else 503."""
+    problems = readiness_problems(Path(settings.PKI_DATA_DIR))
     if problems:
         return JsonResponse({"status": "unavailable", "reasons": problems}, status=503)
     return JsonResponse({"status": "ready"})
