@@ -6,14 +6,21 @@ again changes nothing.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
+from certificates.models import CertificateAuthority
+from certificates.services.authorities import create_intermediate_ca, create_root_ca
+from certificates.services.crls import generate_crl
 from organizations.models import ApiKey, Organization
 from organizations.services import create_api_key, create_organization, ensure_member
+from pki_project.actor import Actor
 
 DEMO_ORGANIZATION_SLUG = "demo"
 DEMO_ORGANIZATION_NAME = "Demo Organization"
 DEMO_ADMIN_USERNAME = "demo-admin"
+DEMO_ROOT_SLUG = "demo-root-ca"
+DEMO_INTERMEDIATE_SLUG = "demo-issuing-ca"
 
 
 def ensure_demo_organization(say: Callable[[str], None]) -> Organization:
@@ -43,6 +50,30 @@ def ensure_demo_admin(say: Callable[[str], None]) -> str | None:
     return created_key.key
 
 
+def ensure_demo_cas(organization: Organization, say: Callable[[str], None]) -> None:
+    """A root (EC P-384) and an issuing intermediate (EC P-256) with their first CRLs.
+
+    The root password is random, printed once and never stored: whoever runs the
+    demo keeps it to create more intermediates or revoke a CA.
+    """
+    if CertificateAuthority.objects.filter(slug=DEMO_ROOT_SLUG).exists():
+        say(f"Root CA '{DEMO_ROOT_SLUG}' already exists (its password was shown only when it was created).")
+        return
+    actor = Actor.operator("bootstrap_demo")
+    root_password = secrets.token_urlsafe(18)
+    root = create_root_ca(organization=organization, common_name="Demo Root CA", root_password=root_password,
+                          key_type="ec-p384", path_length=1, slug=DEMO_ROOT_SLUG, actor=actor)
+    intermediate = create_intermediate_ca(parent=root, common_name="Demo Issuing CA", root_password=root_password,
+                                          key_type="ec-p256", path_length=0, slug=DEMO_INTERMEDIATE_SLUG,
+                                          actor=actor)
+    generate_crl(root, actor=actor, root_password=root_password)
+    generate_crl(intermediate, actor=actor)
+    say(f"Created root CA '{root.slug}' and intermediate CA '{intermediate.slug}'.")
+    say("The demo root CA password, shown only now (needed to create intermediates or revoke a CA):")
+    say(f"    {root_password}")
+
+
 def bootstrap_demo(say: Callable[[str], None]) -> None:
-    ensure_demo_organization(say)
+    organization = ensure_demo_organization(say)
     ensure_demo_admin(say)
+    ensure_demo_cas(organization, say)
