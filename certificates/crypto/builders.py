@@ -170,6 +170,8 @@ def build_root_ca_certificate(
     """
     key_type_of(private_key)
     _check_path_length(path_length)
+    if not list(subject):
+        raise InvalidRequestError("a root CA needs a non-empty subject name", code="subject_invalid")
     start, end = clamp_validity(start_time(now), days, None, None)
     public_key = private_key.public_key()
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)  # type: ignore[arg-type]
@@ -252,6 +254,10 @@ def build_intermediate_ca_certificate(
     require_key_matches(issuer_cert, issuer_key)
     require_ca_issuer(issuer_cert, for_ca=True)
     key_type_of(public_key)
+    if subject == issuer_cert.subject or not list(subject):
+        # RFC 5280 4.1.2.6 / 6.1: a CA needs its own, non-empty name; reusing the
+        # issuer's would make the certificate self-issued and confuse path building.
+        raise InvalidRequestError("a subordinate CA needs its own non-empty subject name", code="subject_invalid")
     _check_path_length(path_length)
     effective_path_length = _effective_path_length(issuer_cert, path_length)
     start, end = clamp_validity(
@@ -301,13 +307,15 @@ def build_end_entity_certificate(
     serial: int | None = None,
     now: datetime | None = None,
     name_constraints: NameConstraintSpec | None = None,
+    ca_chain: Sequence[x509.Certificate] = (),
 ) -> x509.Certificate:
     """Build a subscriber certificate for ``profile``.
 
     Checks: the issuer is a CA and matches ``issuer_key``; the subject key is
     acceptable; SAN types/presence/wildcards fit the profile; the commonName
     repeats a SAN where the profile requires (BR 7.1.4.3); the SANs satisfy the
-    issuer certificate's nameConstraints and the optional extra
+    nameConstraints of the issuer and of every CA in ``ca_chain`` (the CAs
+    above the issuer, if the caller has them) and the optional extra
     ``name_constraints``; the validity fits the profile and the issuer.
 
     Extensions: basicConstraints critical cA=FALSE (BR 7.1.2.7.8 allows it and
@@ -323,7 +331,9 @@ def build_end_entity_certificate(
     validate_sans_for_profile(profile, sans)
     if profile.common_name_in_san:
         check_common_name_in_sans(subject, sans)
-    check_issuer_name_constraints(issuer_cert, sans)
+    # RFC 5280 6.1.4 (g): the constraints of every CA on the path apply.
+    for ca_cert in (issuer_cert, *ca_chain):
+        check_issuer_name_constraints(ca_cert, sans)
     if name_constraints is not None:
         spec = name_constraints.to_extension()
         check_general_subtrees(spec.permitted_subtrees, spec.excluded_subtrees, sans)

@@ -36,9 +36,6 @@ class KeyType(StrEnum):
     RSA_4096 = "rsa-4096"
     ED25519 = "ed25519"
 
-    def __str__(self) -> str:
-        return self.value
-
     @property
     def is_rsa(self) -> bool:
         return self.value.startswith("rsa-")

@@ -12,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from certificates.crypto import (
     PROFILES,
+    InvalidRequestError,
     KeyType,
     PolicyError,
     PublicationUrls,
@@ -126,7 +127,7 @@ def test_tls_intermediate_lints_as_unconstrained_tls_ca(key_type: KeyType, tmp_p
     inter = build_intermediate_ca_certificate(
         chain.root,
         chain.root_key,
-        cached_key(key_type, "inter2").public_key(),
+        cached_key(key_type, "leaf").public_key(),
         build_subject("TLS Issuing CA", "Acme Test PKI", country="DE"),
         days=1825,
         path_length=0,
@@ -473,3 +474,74 @@ def test_lint_harness_reports_errors(tmp_path: Path) -> None:
     assert result.error_codes() == {"cabf.internal_domain_name"}, result.describe()
     with pytest.raises(AssertionError, match="internal_domain_name"):
         assert_all_lint_clean([LintJob("lint_cabf_serverauth_cert", path, ("-t", "DV-FINAL-CERTIFICATE"))])
+
+
+def test_constraints_of_every_ca_on_the_path(tmp_path: Path) -> None:
+    chain = cached_chain(KeyType.EC_P256, None)
+    constrained_key = cached_key(KeyType.EC_P256, "constrained")
+    constrained = build_intermediate_ca_certificate(
+        chain.root,
+        chain.root_key,
+        constrained_key.public_key(),
+        build_subject("Constrained CA", "Acme Test PKI", country="DE"),
+        days=1825,
+        path_length=1,
+        urls=ROOT_URLS,
+        permitted=["example.com"],
+    )
+    sub_key = cached_key(KeyType.EC_P256, "sub")
+    sub = build_intermediate_ca_certificate(
+        constrained,
+        constrained_key,
+        sub_key.public_key(),
+        build_subject("Sub CA", "Acme Test PKI", country="DE"),
+        days=365,
+        path_length=0,
+        urls=INTER_URLS,
+    )
+
+    def issue(host: str) -> x509.Certificate:
+        return build_end_entity_certificate(
+            sub,
+            sub_key,
+            cached_key(KeyType.EC_P256, "leaf").public_key(),
+            build_subject(host),
+            [parse_san(f"DNS:{host}")],
+            PROFILES["server"],
+            30,
+            INTER_URLS,
+            ca_chain=[constrained, chain.root],
+        )
+
+    leaf = issue("ok.example.com")
+    result = openssl(
+        "verify",
+        "-CAfile",
+        write_pem(tmp_path / "root.pem", chain.root),
+        "-untrusted",
+        write_pem(tmp_path / "cas.pem", sub, constrained),
+        write_pem(tmp_path / "leaf.pem", leaf),
+    )
+    assert_openssl_ok(result)
+    with pytest.raises(PolicyError) as err:
+        issue("www.example.org")
+    assert err.value.code == "name_constraints"
+
+
+def test_ca_subject_must_be_own_and_non_empty() -> None:
+    chain = cached_chain(KeyType.EC_P256)
+    for subject in (chain.root.subject, build_subject(None)):
+        with pytest.raises(InvalidRequestError) as err:
+            build_intermediate_ca_certificate(
+                chain.root,
+                chain.root_key,
+                cached_key(KeyType.EC_P256, "sub").public_key(),
+                subject,
+                days=30,
+                path_length=0,
+                urls=ROOT_URLS,
+            )
+        assert err.value.code == "subject_invalid"
+    with pytest.raises(InvalidRequestError) as err:
+        build_root_ca_certificate(cached_key(KeyType.EC_P256, "root"), build_subject(None), 30)
+    assert err.value.code == "subject_invalid"

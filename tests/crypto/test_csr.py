@@ -49,7 +49,7 @@ def good_csr() -> x509.CertificateSigningRequest:
 
 @pytest.mark.parametrize("key_type", list(KeyType), ids=str)
 def test_load_good_csr_pem_der_and_str(key_type: KeyType) -> None:
-    csr = make_csr(cached_key(key_type, "csr"), sans=[parse_san("DNS:WWW.Example.com")])
+    csr = make_csr(cached_key(key_type, "leaf"), sans=[parse_san("DNS:WWW.Example.com")])
     for data in (
         csr.public_bytes(Encoding.PEM),
         csr.public_bytes(Encoding.DER),
