@@ -57,7 +57,10 @@ class PublicationUrls:
     These go into the CRL distribution points (RFC 5280 4.2.1.13), freshest
     CRL (4.2.1.15) and authority information access (4.2.2.1) extensions of
     the certificates the CA issues. BR 7.1.2.11.2 / 7.1.2.7.7 want plain
-    ``http`` URLs (CRLs and OCSP are signed; https would create fetch loops).
+    ``http`` URLs (CRLs and OCSP responses are signed, and validating an https
+    URL would need the very revocation data being fetched): ``https`` URLs are
+    accepted but pkilint reports them (``crldp_dpname_prohibited_uri_scheme``,
+    ERROR). :attr:`all_plain_http` lets a start-up check warn about that.
     """
 
     crl_url: str
@@ -75,6 +78,12 @@ class PublicationUrls:
             if url is None and label == "delta CRL":
                 continue
             _check_url(label, url)
+
+    @property
+    def all_plain_http(self) -> bool:
+        """True when every URL uses the ``http`` scheme BR 7.1.2.11.2 asks for."""
+        urls = [self.crl_url, self.ocsp_url, self.ca_issuers_url, self.delta_crl_url]
+        return all(urlsplit(url).scheme == "http" for url in urls if url is not None)
 
 
 def _check_url(label: str, url: object) -> None:

@@ -545,3 +545,13 @@ def test_ca_subject_must_be_own_and_non_empty() -> None:
     with pytest.raises(InvalidRequestError) as err:
         build_root_ca_certificate(cached_key(KeyType.EC_P256, "root"), build_subject(None), 30)
     assert err.value.code == "subject_invalid"
+
+
+def test_publication_urls_validation() -> None:
+    assert INTER_URLS.all_plain_http
+    secure = PublicationUrls("https://pki.example.com/c.crl", "http://pki.example.com/o", "http://pki.example.com/c")
+    assert not secure.all_plain_http
+    for bad in ("", "ftp://pki.example.com/c.crl", "pki.example.com/c.crl", "http:///nohost", "http://a b/c"):
+        with pytest.raises(InvalidRequestError) as err:
+            PublicationUrls(bad, "http://pki.example.com/o", "http://pki.example.com/c")
+        assert err.value.code == "url_invalid"
