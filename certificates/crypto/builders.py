@@ -336,6 +336,8 @@ def build_end_entity_certificate(
     require_key_matches(issuer_cert, issuer_key)
     require_ca_issuer(issuer_cert)
     key_type_of(public_key)
+    if public_key == issuer_cert.public_key():
+        raise InvalidRequestError("the request reuses the issuing CA's own key", code="key_reuse")
     sans = dedupe_sans(sans)
     validate_sans_for_profile(profile, sans)
     if profile.common_name_in_san:

@@ -555,3 +555,19 @@ def test_publication_urls_validation() -> None:
         with pytest.raises(InvalidRequestError) as err:
             PublicationUrls(bad, "http://pki.example.com/o", "http://pki.example.com/c")
         assert err.value.code == "url_invalid"
+
+
+def test_end_entity_may_not_reuse_the_ca_key() -> None:
+    chain = cached_chain(KeyType.EC_P256)
+    with pytest.raises(InvalidRequestError) as err:
+        build_end_entity_certificate(
+            chain.inter,
+            chain.inter_key,
+            chain.inter_key.public_key(),
+            build_subject("x.example.com"),
+            [parse_san("DNS:x.example.com")],
+            PROFILES["server"],
+            30,
+            INTER_URLS,
+        )
+    assert err.value.code == "key_reuse"
