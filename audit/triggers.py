@@ -71,3 +71,17 @@ def remove_triggers(connection: BaseDatabaseWrapper) -> None:
     with connection.cursor() as cursor:
         for statement in _statements(connection, create=False):
             cursor.execute(statement)
+
+
+def triggers_installed(connection: BaseDatabaseWrapper) -> bool:
+    """Whether the append-only triggers are present and enabled (their absence is itself a warning sign)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s", [TABLE])
+            return cursor.fetchone()[0] == len(SQLITE_CREATE)
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal "
+                "AND tgenabled <> 'D'", [TABLE])
+            return cursor.fetchone()[0] == 2
+    return False

@@ -191,3 +191,20 @@ class TestCheckpoints:
 
         with pytest.raises(CommandError, match="not an audit checkpoint"):
             run_verify("--checkpoint", str(bogus))
+
+
+def test_missing_triggers_are_reported() -> None:
+    from django.db import connection
+
+    from audit.triggers import install_triggers, remove_triggers
+
+    build_chain(2)
+    assert json.loads(run_verify("--json").stdout)["triggers_installed"] is True
+    remove_triggers(connection)
+    try:
+        run = run_verify()
+        assert run.exit_code == 0
+        assert "triggers on the audit table are missing" in run.stderr
+        assert json.loads(run_verify("--json").stdout)["triggers_installed"] is False
+    finally:
+        install_triggers(connection)

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 from django.db.models import Max
 
 from audit.export import read_export
 from audit.models import AuditEvent
+from audit.triggers import triggers_installed
 from audit.verification import (
     Checkpoint,
     CheckpointError,
@@ -41,7 +43,8 @@ class Command(BaseCommand):
         result = self._verify(options["export"], checkpoint, quiet=options["json"])
         if result.ok and options["checkpoint_out"]:
             self._write_checkpoint(options["checkpoint_out"], result)
-        self._report(result, as_json=options["json"])
+        triggers = None if options["export"] else triggers_installed(connection)
+        self._report(result, as_json=options["json"], triggers=triggers)
         if not result.ok:
             sys.exit(1)
 
@@ -83,10 +86,13 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f"cannot write checkpoint {path}: {error.strerror}") from None
 
-    def _report(self, result: VerificationResult, *, as_json: bool) -> None:
+    def _report(self, result: VerificationResult, *, as_json: bool, triggers: bool | None) -> None:
         if as_json:
-            self.stdout.write(json.dumps(result.as_dict(), sort_keys=True))
-        elif result.ok:
+            self.stdout.write(json.dumps({**result.as_dict(), "triggers_installed": triggers}, sort_keys=True))
+            return
+        if triggers is False:
+            self.stderr.write("Warning: the append-only triggers on the audit table are missing or disabled.")
+        if result.ok:
             against = f"; matches the checkpoint at seq {result.checkpoint.head_seq}" if result.checkpoint else ""
             self.stdout.write(f"Audit log intact: {result.count} events, head seq {result.head_seq} "
                               f"hash {result.head_hash}{against}.")
