@@ -313,3 +313,7 @@ class PresignedOCSPResponse(models.Model):
 
     def __str__(self) -> str:
         return f"OCSP {self.status} for {self.serial[:16]} ({self.hash_algorithm}) by {self.ca}"
+
+
+# The API's Idempotency-Key records live in their own module (certificates.idempotency).
+from certificates.idempotency import IdempotencyKey  # noqa: E402, F401

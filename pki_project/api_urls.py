@@ -3,6 +3,7 @@
 from django.urls import path
 
 from audit import api as audit_api
+from certificates import api as certificates_api
 from organizations import api as organizations_api
 
 urlpatterns: list = [
@@ -12,4 +13,15 @@ urlpatterns: list = [
     path("api-keys/<int:id>/revoke/", organizations_api.ApiKeyRevoke.as_view(), name="api-key-revoke"),
     path("audit-events/", audit_api.AuditEventViewSet.as_view({"get": "list"}), name="audit-event-list"),
     path("audit-events/<int:id>/", audit_api.AuditEventViewSet.as_view({"get": "retrieve"}), name="audit-event-detail"),
+    path("cas/", certificates_api.CertificateAuthorityList.as_view(), name="ca-list"),
+    path("cas/<int:id>/", certificates_api.CertificateAuthorityDetail.as_view(), name="ca-detail"),
+    path("cas/<int:id>/crl/", certificates_api.CrlRegenerate.as_view(), name="ca-crl"),
+    path("certificates/", certificates_api.CertificateList.as_view(), name="certificate-list"),
+    path("certificates/<int:id>/", certificates_api.CertificateDetail.as_view(), name="certificate-detail"),
+    path("certificates/<int:id>/renew/", certificates_api.CertificateRenew.as_view(), name="certificate-renew"),
+    path("certificates/<int:id>/revoke/", certificates_api.CertificateRevoke.as_view(), name="certificate-revoke"),
+    path("certificates/<int:id>/download/", certificates_api.CertificateDownload.as_view(),
+         name="certificate-download"),
+    path("certificates/<int:id>/pkcs12-password/", certificates_api.Pkcs12PasswordReveal.as_view(),
+         name="certificate-pkcs12-password"),
 ]

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served locally (no CDN; CSP stays 'self')
     "csp",
     "organizations",
     "certificates",
@@ -208,6 +210,29 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pki_project.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# OpenAPI 3 at /api/schema/, rendered at /api/docs/ (certificates.api: auth schemes, error bodies).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Private PKI API",
+    "DESCRIPTION": "CAs, certificates, CRLs, audit events and API keys. Errors are "
+                   '`{"error": {"code", "message"}}` with a 4xx status.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "certificates.api.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "CaKindEnum": "certificates.models.CertificateAuthority.Kind",
+        "CertificateKindEnum": "certificates.models.CertificateKind",
+        "RevocationReasonEnum": "certificates.models.RevocationReason",
+    },
 }
 # Behind a TLS-terminating proxy (PKI_BEHIND_TLS_PROXY=true) trust its X-Forwarded-Proto.
 if env.bool("PKI_BEHIND_TLS_PROXY", default=False):

@@ -2,7 +2,9 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
+from certificates.api import ApiDocsView
 from pki_project import auth_views, health
 
 urlpatterns = [
@@ -13,6 +15,8 @@ urlpatterns = [
     path("auth/logout", auth_views.logout, name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("pki_project.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", ApiDocsView.as_view(), name="api-docs"),
 ]
 
 # Generic pages or JSON errors; no internal detail reaches a client (pki_project.errors).

@@ -1,0 +1,395 @@
+"""The CA and certificate REST API under /api/v1/ (contract: /work/shared/CONTRACT.md).
+
+Thin views: each validates the body's shape with a serializer, finds the object in the
+caller's organization (another organization's object answers 404, in lists, details,
+downloads and actions alike) and calls one service. Which role may call which route
+is rbac.json's job; the few rules that depend on the object rather than the route
+are here and documented on each view:
+
+* `GET certificates/{id}/download/?format=p12` needs a manager or an admin (a plain
+  user may download the public formats only): 403 `permission_denied`.
+* `POST cas/{id}/crl/` for a root CA is for admins (it takes the root password).
+* `POST certificates/{id}/revoke/` of a CA certificate is for admins (root password).
+
+Every `ServiceError` becomes its `.status` with `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.views import SpectacularSwaggerView
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+
+from certificates import idempotency
+from certificates.errors import NotFound, ServiceError
+from certificates.filters import CertificateAuthorityFilter, CertificateFilter
+from certificates.models import Certificate, CertificateAuthority, CertificateKind
+from certificates.selectors import get_ca
+from certificates.serializers import (
+    DOWNLOAD_FORMATS,
+    CertificateAuthorityCreateSerializer,
+    CertificateAuthoritySerializer,
+    CertificateDetailSerializer,
+    CertificateSerializer,
+    CrlRequestSerializer,
+    CrlSerializer,
+    ErrorSerializer,
+    IssueSerializer,
+    Pkcs12PasswordSerializer,
+    RenewSerializer,
+    RevokeResultSerializer,
+    RevokeSerializer,
+)
+from certificates.services.artifacts import DownloadFormat, download_certificate, reveal_pkcs12_password
+from certificates.services.authorities import create_intermediate_ca, create_root_ca
+from certificates.services.crls import generate_crl
+from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
+from certificates.services.revocation import revoke_certificate
+from organizations.models import Organization
+from organizations.roles import Role
+from pki_project.actor import Actor
+from pki_project.api import has_role, principal_of, scope_to_principal
+from pki_project.errors import json_error
+
+# --- OpenAPI: both ways to authenticate, and the error body on every operation -------------------------
+
+
+class PrincipalAuthenticationScheme(OpenApiAuthenticationExtension):
+    """`PrincipalAuthentication` accepts a Bearer token (API key or session JWT) or the session cookie."""
+
+    target_class = "pki_project.api.PrincipalAuthentication"
+    name = ["bearerAuth", "cookieAuth"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"bearerAuth": []}, {"cookieAuth": []}]  # either one (OpenAPI: alternatives, not both)
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "http", "scheme": "bearer",
+             "description": "`Authorization: Bearer <API key or session token from POST /auth/session>`."},
+            {"type": "apiKey", "in": "cookie", "name": "pki_session",
+             "description": "The HttpOnly session cookie set by POST /auth/session. State-changing requests also "
+                            "need `X-Requested-With: XMLHttpRequest` from this origin (or the CSRF token)."},
+        ]
+
+
+ERROR_STATUSES = {
+    "400": "Invalid input: `{\"error\": {\"code\", \"message\", \"fields\"}}`.",
+    "401": "Not signed in.",
+    "403": "The role may not do this (rbac.json, or a rule of the view).",
+    "404": "No such object in the caller's organization (or an invalid page).",
+}
+WRITE_ERROR_STATUSES = {
+    "409": "Conflict with the current state (already revoked, already renewed, in progress).",
+    "422": "Well-formed, but a rule of the PKI refuses it.",
+}
+
+
+def add_error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: document the error body on every /api/v1/ operation."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("Error", {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "fields": {"type": "object", "additionalProperties": {}}},
+        }},
+    })
+    reference = {"$ref": "#/components/schemas/Error"}
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            statuses = dict(ERROR_STATUSES)
+            if method in ("post", "put", "patch", "delete"):
+                statuses.update(WRITE_ERROR_STATUSES)
+            for code, description in statuses.items():
+                operation["responses"].setdefault(
+                    code, {"description": description, "content": {"application/json": {"schema": reference}}})
+    return result
+
+
+# --- Shared behaviour ----------------------------------------------------------------------------------
+
+
+class ServiceErrorsAsJson:
+    """A service's refusal becomes its status and `{"error": {"code", "message"}}`; never a 5xx."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ServiceError):
+            return json_error(exc.status, exc.code, exc.message)
+        return super().handle_exception(exc)
+
+
+class CaQuerysetMixin:
+    def get_queryset(self):
+        queryset = CertificateAuthority.objects.select_related("certificate", "organization", "parent")
+        return scope_to_principal(queryset, principal_of(self.request), "organization")
+
+
+class CertificateQuerysetMixin:
+    lookup_url_kwarg = "id"
+    lookup_field = "pk"
+
+    def get_queryset(self):
+        queryset = Certificate.objects.select_related("issuer", "organization")
+        return scope_to_principal(queryset, principal_of(self.request), "organization")
+
+
+def _actor(request) -> Actor:
+    return Actor.from_request(request._request)
+
+
+def _require_role(request, *roles: Role, message: str) -> None:
+    if not has_role(principal_of(request), *roles):
+        raise PermissionDenied(message)
+
+
+# --- CAs ---------------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(summary="List the CAs of the caller's organization (all for a global admin)."),
+    post=extend_schema(
+        summary="Create a root (admins) or an intermediate CA (admins).",
+        request=CertificateAuthorityCreateSerializer, responses={201: CertificateAuthoritySerializer},
+    ),
+)
+class CertificateAuthorityList(ServiceErrorsAsJson, CaQuerysetMixin, generics.ListCreateAPIView):
+    """CAs are scoped to the caller's organization. Creating one is for admins (rbac.json): a root takes the
+    root password it will need from then on; an intermediate below a root takes that root's password."""
+
+    serializer_class = CertificateAuthoritySerializer
+    filterset_class = CertificateAuthorityFilter
+
+    def create(self, request, *args, **kwargs):
+        data = CertificateAuthorityCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values, principal = data.validated_data, principal_of(request)
+        common = {"common_name": values["name"], "actor": _actor(request), "slug": values.get("slug") or None}
+        for name in ("key_type", "days"):
+            if name in values:
+                common[name] = values[name]
+        if values["kind"] == CertificateAuthority.Kind.ROOT:
+            ca = create_root_ca(organization=self._organization(values.get("organization")),
+                                root_password=values.get("root_password", ""),
+                                path_length=values.get("path_length"), **common)
+        else:
+            parent = get_ca(values["parent"], principal)
+            extra = {"path_length": values["path_length"]} if "path_length" in values else {}
+            ca = create_intermediate_ca(parent=parent, root_password=values.get("root_password") or None,
+                                        permitted_names=values.get("permitted_names"),
+                                        excluded_names=values.get("excluded_names"), **extra, **common)
+        ca = self.get_queryset().get(pk=ca.pk)
+        return Response(CertificateAuthoritySerializer(ca).data, status=status.HTTP_201_CREATED)
+
+    def _organization(self, organization_id: int | None) -> Organization:
+        principal = principal_of(self.request)
+        if organization_id is None:
+            if principal.organization_id is None:
+                raise serializers.ValidationError({"organization": ["A global admin must name the organization."]})
+            organization_id = principal.organization_id
+        organization = scope_to_principal(Organization.objects.all(), principal, "pk").filter(
+            pk=organization_id).first()
+        if organization is None:
+            raise NotFound(f"No organization {organization_id}.")
+        return organization
+
+
+@extend_schema_view(get=extend_schema(summary="One CA."))
+class CertificateAuthorityDetail(ServiceErrorsAsJson, CaQuerysetMixin, generics.RetrieveAPIView):
+    """A CA of the caller's organization, with its certificate's PEM."""
+
+    serializer_class = CertificateAuthoritySerializer
+    lookup_url_kwarg = "id"
+    lookup_field = "pk"
+
+
+class CrlRegenerate(ServiceErrorsAsJson, CaQuerysetMixin, generics.GenericAPIView):
+    """Sign a fresh CRL now. A root's CRL needs its password and an admin; an intermediate's, a manager."""
+
+    serializer_class = CrlRequestSerializer
+    lookup_url_kwarg = "id"
+    lookup_field = "pk"
+
+    @extend_schema(summary="Regenerate the CA's CRL.", request=CrlRequestSerializer, responses={201: CrlSerializer})
+    def post(self, request, *args, **kwargs):
+        ca = self.get_object()
+        data = CrlRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if ca.is_root:
+            _require_role(request, Role.ADMIN, message="Only an admin may sign a root CA's CRL.")
+        crl = generate_crl(ca, actor=_actor(request), root_password=data.validated_data.get("root_password") or None)
+        return Response(CrlSerializer(crl).data, status=status.HTTP_201_CREATED)
+
+
+# --- Certificates --------------------------------------------------------------------------------------
+
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    idempotency.HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="A unique string per intended issuance: a retry with the same key and body returns the first "
+                "certificate and issues nothing new (24 hours).",
+)
+
+
+@extend_schema_view(
+    get=extend_schema(summary="List certificates (CA certificates included), newest first."),
+    post=extend_schema(
+        summary="Issue a certificate from a CSR or with a key generated on the server (managers, admins).",
+        request=IssueSerializer, responses={201: CertificateDetailSerializer}, parameters=[IDEMPOTENCY_PARAMETER],
+    ),
+)
+class CertificateList(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.ListCreateAPIView):
+    """Certificates of the caller's organization. Issuing names a CA of that organization (another one's: 404,
+    nothing issued) and honours `Idempotency-Key`."""
+
+    serializer_class = CertificateSerializer
+    filterset_class = CertificateFilter
+
+    def create(self, request, *args, **kwargs):
+        data = IssueSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = idempotency.validated_key(request.headers.get(idempotency.HEADER))
+        if key is None:
+            certificate, replayed = self._issue(data.validated_data), False
+        else:
+            certificate, replayed = idempotency.run_once(
+                request.user.pk, key, request.data, lambda: self._issue(data.validated_data))
+        certificate = self.get_queryset().get(pk=certificate.pk)
+        response = Response(CertificateDetailSerializer(certificate).data, status=status.HTTP_201_CREATED)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    def _issue(self, values: dict) -> Certificate:
+        ca = get_ca(values["ca"], principal_of(self.request))
+        issuance = IssuanceRequest(
+            profile=values["profile"], csr=values.get("csr") or None, common_name=values.get("common_name") or None,
+            sans=tuple(values.get("sans") or ()), key_type=values.get("key_type"), days=values.get("days"),
+        )
+        return issue_certificate(ca, issuance, actor=_actor(self.request))
+
+
+@extend_schema_view(get=extend_schema(summary="One certificate, with its PEM and chain."))
+class CertificateDetail(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.RetrieveAPIView):
+    """A certificate of the caller's organization: status, validity, fingerprint, PEM and chain."""
+
+    serializer_class = CertificateDetailSerializer
+
+
+class CertificateRenew(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.GenericAPIView):
+    """Renewal links the new certificate to its predecessor; a certificate is renewed once."""
+
+    serializer_class = RenewSerializer
+
+    @extend_schema(summary="Renew: same subject, SANs and profile; a new key for server-generated keys.",
+                   request=RenewSerializer, responses={201: CertificateDetailSerializer})
+    def post(self, request, *args, **kwargs):
+        certificate = self.get_object()
+        data = RenewSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        renewed = renew_certificate(certificate, actor=_actor(request), csr=values.get("csr") or None,
+                                    days=values.get("days"), revoke_predecessor=values["revoke_predecessor"])
+        renewed = self.get_queryset().get(pk=renewed.pk)
+        return Response(CertificateDetailSerializer(renewed).data, status=status.HTTP_201_CREATED)
+
+
+class CertificateRevoke(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.GenericAPIView):
+    """Revocation is final; the issuer's CRL is re-signed right after."""
+
+    serializer_class = RevokeSerializer
+
+    @extend_schema(summary="Revoke (final). A CA certificate: admins only, with the root password.",
+                   request=RevokeSerializer, responses={200: RevokeResultSerializer})
+    def post(self, request, *args, **kwargs):
+        certificate = self.get_object()
+        data = RevokeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if certificate.kind != CertificateKind.END_ENTITY:
+            _require_role(request, Role.ADMIN, message="Only an admin may revoke a CA certificate.")
+        revoked = revoke_certificate(
+            certificate, reason=values["reason"], actor=_actor(request),
+            invalidity_date=values.get("invalidity_date"), root_password=values.get("root_password") or None,
+            revoke_children=values["revoke_children"],
+        )
+        certificate = self.get_queryset().get(pk=certificate.pk)
+        return Response({"revoked": [c.pk for c in revoked],
+                         "certificate": CertificateDetailSerializer(certificate).data})
+
+
+class IgnoreFormatParameter(BaseContentNegotiation):
+    """`?format=` names the download's format here, not a DRF renderer; errors are JSON whatever is accepted."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+@method_decorator(never_cache, name="get")
+class CertificateDownload(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.GenericAPIView):
+    """pem, der, chain and fullchain for every role; p12 (holds the private key) for managers and admins."""
+
+    content_negotiation_class = IgnoreFormatParameter
+    serializer_class = None
+    filter_backends: list = []
+
+    @extend_schema(
+        summary="Download the certificate (pem, der, chain, fullchain) or its PKCS#12 (p12: managers, admins).",
+        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=DOWNLOAD_FORMATS, required=False,
+                                     description="Default pem.")],
+        responses={(200, "application/x-pem-file"): OpenApiResponse(OpenApiTypes.BINARY),
+                   (200, "application/pkix-cert"): OpenApiResponse(OpenApiTypes.BINARY),
+                   (200, "application/pem-certificate-chain"): OpenApiResponse(OpenApiTypes.BINARY),
+                   (200, "application/x-pkcs12"): OpenApiResponse(OpenApiTypes.BINARY),
+                   400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer},
+    )
+    def get(self, request, *args, **kwargs):
+        certificate = self.get_object()
+        fmt = request.query_params.get("format") or DownloadFormat.PEM.value
+        if fmt == DownloadFormat.P12:
+            _require_role(request, Role.ADMIN, Role.MANAGER,
+                          message="Only a manager or an admin may download the PKCS#12 (it holds the private key).")
+        download = download_certificate(certificate, fmt, actor=_actor(request))
+        response = HttpResponse(download.content, content_type=download.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+        return response
+
+
+class Pkcs12PasswordReveal(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.GenericAPIView):
+    """Each reveal leaves a `certificate.pkcs12_password_reveal` audit event."""
+
+    serializer_class = None
+
+    @extend_schema(summary="Reveal the PKCS#12 password of a server-generated key (audited).", request=None,
+                   responses={200: Pkcs12PasswordSerializer})
+    def post(self, request, *args, **kwargs):
+        certificate = self.get_object()
+        password = reveal_pkcs12_password(certificate, actor=_actor(request))
+        response = Response({"password": password})
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+# --- Documentation ------------------------------------------------------------------------------------
+
+
+class ApiDocsView(SpectacularSwaggerView):
+    """Swagger UI at /api/docs/ from local static files, started by a static script: no inline code (CSP)."""
+
+    template_name = "api/swagger_ui.html"

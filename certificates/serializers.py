@@ -1,0 +1,254 @@
+"""Shapes of the CA and certificate API: what a request may carry, what a response shows.
+
+Serializers validate shape only (types, lengths, choices). Every business rule (may this
+CA sign, is the CSR acceptable, does the profile allow these days) is the services'.
+Strings are bounded so that a hostile body can never reach a service or the database
+as something huge; DRF's CharField already refuses NUL characters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from certificates.crypto.keys import KeyType
+from certificates.crypto.profiles import PROFILES
+from certificates.models import (
+    Certificate,
+    CertificateAuthority,
+    CertificateKind,
+    CertificateRevocationList,
+    CertificateStatus,
+    KeySource,
+    RevocationReason,
+)
+from certificates.services.artifacts import DownloadFormat, certificate_pem, chain_pem
+from certificates.services.authorities import MAX_CA_DAYS, MAX_PATH_LENGTH
+
+MAX_PEM_LENGTH = 64 * 1024  # a CSR with a 16k-bit RSA key and 100 SANs fits many times over
+MAX_NAME_LENGTH = 64  # X.509 ub-common-name (RFC 5280 appendix A)
+MAX_SAN_LENGTH = 255
+MAX_SANS = 100
+MAX_NAME_CONSTRAINTS = 32
+MAX_PASSWORD_LENGTH = 1024
+MAX_DAYS = 36500  # a shape bound; each profile and CA has its own, smaller, limit in the services
+MAX_REFERENCE_LENGTH = 64  # a CA's slug or id
+
+
+def _password_field() -> serializers.CharField:
+    return serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_PASSWORD_LENGTH,
+        style={"input_type": "password"}, help_text="The root CA's password (never stored or logged).",
+    )
+
+
+# --- Errors (documentation only: pki_project.errors builds the bodies) ---------------------------
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable, e.g. `invalid`, `not_found`, `unlock_failed`.")
+    message = serializers.CharField(help_text="Safe to show a person; never contains a secret.")
+    fields = serializers.DictField(required=False, help_text="Per-field messages of a validation error.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+# --- CAs --------------------------------------------------------------------------------------------
+
+
+class CertificateAuthoritySerializer(serializers.ModelSerializer):
+    organization = serializers.IntegerField(source="organization_id", read_only=True)
+    parent = serializers.IntegerField(source="parent_id", read_only=True, allow_null=True)
+    certificate = serializers.IntegerField(source="certificate_id", read_only=True,
+                                           help_text="The id of the CA's own certificate (see certificates/{id}/).")
+    serial = serializers.CharField(source="certificate.serial", read_only=True)
+    fingerprint_sha256 = serializers.CharField(source="certificate.fingerprint_sha256", read_only=True)
+    key_type = serializers.CharField(source="certificate.key_type", read_only=True)
+    not_before = serializers.DateTimeField(source="certificate.not_before", read_only=True)
+    not_after = serializers.DateTimeField(source="certificate.not_after", read_only=True)
+    status = serializers.ChoiceField(source="certificate.status", choices=CertificateStatus.choices, read_only=True)
+    certificate_pem = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CertificateAuthority
+        fields = ["id", "slug", "name", "kind", "organization", "parent", "certificate", "serial",
+                  "fingerprint_sha256", "key_type", "not_before", "not_after", "status", "path_length",
+                  "permitted_names", "excluded_names", "crl_number", "certificate_pem", "created_at"]
+        read_only_fields = fields
+
+    def get_certificate_pem(self, ca: CertificateAuthority) -> str:
+        return certificate_pem(ca.certificate).decode()
+
+
+class CertificateAuthorityCreateSerializer(serializers.Serializer):
+    """A root (`kind: root`, `organization`, `root_password`) or an intermediate (`kind: intermediate`, `parent`)."""
+
+    kind = serializers.ChoiceField(choices=CertificateAuthority.Kind.choices)
+    name = serializers.CharField(max_length=MAX_NAME_LENGTH, help_text="The CA's common name.")
+    slug = serializers.SlugField(max_length=64, required=False, allow_blank=True,
+                                 help_text="Derived from the name when left out.")
+    organization = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**63 - 1,
+        help_text="Root only. The organization's id; defaults to the caller's own (a global admin must name one).",
+    )
+    parent = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REFERENCE_LENGTH,
+                                   help_text="Intermediate only: the parent CA's id or slug.")
+    key_type = serializers.ChoiceField(choices=[k.value for k in KeyType], required=False)
+    days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CA_DAYS)
+    root_password = _password_field()
+    path_length = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_PATH_LENGTH)
+    permitted_names = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_SAN_LENGTH), required=False, max_length=MAX_NAME_CONSTRAINTS,
+        help_text='Intermediate only: permitted DNS domains, e-mail domains or IP networks, e.g. "example.com", '
+                  '"10.0.0.0/8".',
+    )
+    excluded_names = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_SAN_LENGTH), required=False, max_length=MAX_NAME_CONSTRAINTS,
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["kind"] == CertificateAuthority.Kind.INTERMEDIATE and not attrs.get("parent"):
+            raise serializers.ValidationError({"parent": ["An intermediate CA needs a parent."]})
+        if attrs["kind"] == CertificateAuthority.Kind.ROOT:
+            for name in ("parent", "permitted_names", "excluded_names"):
+                if attrs.get(name):
+                    raise serializers.ValidationError({name: ["Only an intermediate CA takes this field."]})
+        return attrs
+
+
+class CrlRequestSerializer(serializers.Serializer):
+    root_password = _password_field()
+
+
+class CrlSerializer(serializers.ModelSerializer):
+    ca = serializers.IntegerField(source="ca_id", read_only=True)
+    crl_pem = serializers.SerializerMethodField()
+    crl_url = serializers.SerializerMethodField(help_text="Where relying parties fetch it (DER).")
+
+    class Meta:
+        model = CertificateRevocationList
+        fields = ["id", "ca", "number", "this_update", "next_update", "entry_count", "crl_url", "crl_pem"]
+        read_only_fields = fields
+
+    def get_crl_pem(self, crl: CertificateRevocationList) -> str:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return x509.load_der_x509_crl(bytes(crl.der)).public_bytes(Encoding.PEM).decode()
+
+    def get_crl_url(self, crl: CertificateRevocationList) -> str:
+        from django.conf import settings
+
+        return f"{settings.PKI_BASE_URL}/pki/crl/{crl.ca.slug}.crl"
+
+
+# --- Certificates -----------------------------------------------------------------------------------
+
+
+class CertificateSerializer(serializers.ModelSerializer):
+    """A row of the list: everything but the PEM."""
+
+    ca = serializers.IntegerField(source="issuer_id", read_only=True, allow_null=True,
+                                  help_text="The issuing CA's id (null for a root's self-signed certificate).")
+    organization = serializers.IntegerField(source="organization_id", read_only=True)
+    status = serializers.ChoiceField(choices=CertificateStatus.choices, read_only=True)
+    kind = serializers.ChoiceField(choices=CertificateKind.choices, read_only=True)
+    key_source = serializers.ChoiceField(choices=KeySource.choices, read_only=True)
+    sans = serializers.ListField(child=serializers.CharField(), read_only=True)
+    revocation_reason = serializers.ChoiceField(choices=[("", ""), *RevocationReason.choices], read_only=True)
+
+    class Meta:
+        model = Certificate
+        fields = ["id", "serial", "common_name", "status", "kind", "profile", "ca", "organization", "sans",
+                  "key_type", "key_source", "not_before", "not_after", "fingerprint_sha256", "revoked_at",
+                  "revocation_reason", "created_at"]
+        read_only_fields = fields
+
+
+class CertificateDetailSerializer(CertificateSerializer):
+    ca_slug = serializers.SerializerMethodField()
+    predecessor = serializers.IntegerField(source="predecessor_id", read_only=True, allow_null=True)
+    successor = serializers.SerializerMethodField()
+    has_pkcs12 = serializers.SerializerMethodField(help_text="The key was generated here: p12 download and password.")
+    certificate_pem = serializers.SerializerMethodField()
+    chain_pem = serializers.SerializerMethodField(help_text="The certificate and its intermediates (no root).")
+
+    class Meta(CertificateSerializer.Meta):
+        fields = [*CertificateSerializer.Meta.fields, "subject", "invalidity_date", "ca_slug", "predecessor",
+                  "successor", "has_pkcs12", "created_by", "certificate_pem", "chain_pem"]
+        read_only_fields = fields
+
+    def get_ca_slug(self, certificate: Certificate) -> str | None:
+        return certificate.issuer.slug if certificate.issuer_id else None
+
+    def get_successor(self, certificate: Certificate) -> int | None:
+        return Certificate.objects.filter(predecessor_id=certificate.pk).values_list("pk", flat=True).first()
+
+    def get_has_pkcs12(self, certificate: Certificate) -> bool:
+        return bool(certificate.pkcs12_path)
+
+    def get_certificate_pem(self, certificate: Certificate) -> str:
+        return certificate_pem(certificate).decode()
+
+    def get_chain_pem(self, certificate: Certificate) -> str:
+        return chain_pem(certificate).decode()
+
+
+class IssueSerializer(serializers.Serializer):
+    """Issue from a CSR (`csr`), or with a key generated on the server (`common_name`, `sans`, `key_type`)."""
+
+    ca = serializers.CharField(max_length=MAX_REFERENCE_LENGTH, help_text="The issuing CA's id or slug.")
+    profile = serializers.ChoiceField(choices=list(PROFILES))
+    csr = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PEM_LENGTH, trim_whitespace=False,
+                                help_text="A PKCS#10 request, PEM.")
+    common_name = serializers.CharField(required=False, allow_blank=True, max_length=MAX_NAME_LENGTH)
+    sans = serializers.ListField(child=serializers.CharField(max_length=MAX_SAN_LENGTH), required=False,
+                                 max_length=MAX_SANS, help_text='e.g. ["DNS:www.example.com", "IP:192.0.2.1"]')
+    key_type = serializers.ChoiceField(choices=[k.value for k in KeyType], required=False,
+                                       help_text="Only without a CSR (default ec-p256).")
+    days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_DAYS,
+                                    help_text="Default: a year, or the profile's maximum when shorter.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("csr") and not attrs.get("common_name") and not attrs.get("sans"):
+            raise serializers.ValidationError(
+                {"csr": ["Give a CSR, or a common name and/or SANs for a key generated on the server."]})
+        return attrs
+
+
+class RenewSerializer(serializers.Serializer):
+    csr = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PEM_LENGTH, trim_whitespace=False,
+                                help_text="A new CSR (a new key); without it the same public key is certified again.")
+    days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_DAYS)
+    revoke_predecessor = serializers.BooleanField(required=False, default=False)
+
+
+class RevokeSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=RevocationReason.choices)
+    invalidity_date = serializers.DateTimeField(required=False, allow_null=True,
+                                                help_text="ISO 8601 with a time zone; never in the future.")
+    root_password = _password_field()
+    revoke_children = serializers.BooleanField(
+        required=False, default=False, help_text="For a CA certificate: revoke every valid certificate below it too.")
+
+
+class RevokeResultSerializer(serializers.Serializer):
+    revoked = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of every revoked certificate.")
+    certificate = CertificateDetailSerializer()
+
+
+class Pkcs12PasswordSerializer(serializers.Serializer):
+    password = serializers.CharField()
+
+
+@extend_schema_field(OpenApiTypes.BINARY)
+class BinaryField(serializers.Field):
+    """Documentation only: a download's body."""
+
+
+DOWNLOAD_FORMATS = [f.value for f in DownloadFormat]
