@@ -66,7 +66,7 @@ def ensure_demo_cas(organization: Organization, say: Callable[[str], None]) -> N
     intermediate = create_intermediate_ca(parent=root, common_name="Demo Issuing CA", root_password=root_password,
                                           key_type="ec-p256", path_length=0, slug=DEMO_INTERMEDIATE_SLUG,
                                           actor=actor)
-    generate_crl(root, actor=actor, root_password=root_password)
+    # The root's CRL was signed by create_root_ca/create_intermediate_ca while its key was open.
     generate_crl(intermediate, actor=actor)
     say(f"Created root CA '{root.slug}' and intermediate CA '{intermediate.slug}'.")
     say("The demo root CA password, shown only now (needed to create intermediates or revoke a CA):")

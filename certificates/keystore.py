@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 # Unlocked intermediate keys, kept for the hot path (an RSA key load costs ~30 ms).
 # Never the root key: that one is unlocked per operation with the operator's password.
 INTERMEDIATE_KEYS = IntermediateKeyCache(max_entries=64)
+# Unlocked keys of delegated OCSP responders (RFC 6960 4.2.2.2), keyed by the responder
+# certificate's fingerprint; all dropped whenever a CA's key is.
+OCSP_RESPONDER_KEYS = IntermediateKeyCache(max_entries=128)
 
 
 def artifact_cipher() -> ArtifactCipher:
@@ -67,19 +70,33 @@ def intermediate_signing_key(ca: CertificateAuthority) -> PrivateKey:
 
 
 def forget_signing_key(ca: CertificateAuthority) -> None:
-    """Drop a CA's unlocked key from memory (revocation, renewal, rotation, restore)."""
+    """Drop a CA's unlocked key from memory (revocation, renewal, rotation, restore), and its OCSP responders' keys."""
     INTERMEDIATE_KEYS.invalidate(_cache_key(ca))
+    OCSP_RESPONDER_KEYS.clear()  # a handful of entries, reloaded on the next OCSP answer
 
 
 def forget_all_signing_keys() -> None:
     INTERMEDIATE_KEYS.clear()
+    OCSP_RESPONDER_KEYS.clear()
+
+
+def ocsp_responder_key(responder_fingerprint_sha256: str, key_directory: str) -> PrivateKey:
+    """The unlocked key of a delegated OCSP responder (sealed like an intermediate key)."""
+    store = artifact_store()
+    cache_key = (str(settings.PKI_DATA_DIR), responder_fingerprint_sha256, key_directory)
+    return OCSP_RESPONDER_KEYS.get_or_load(cache_key, lambda: load_intermediate_key(store, key_directory))
 
 
 def publication_urls(ca: CertificateAuthority) -> PublicationUrls:
-    """The public URLs of a CA's CRL, OCSP responder and certificate (the contract's /pki/ routes)."""
+    """The public URLs of a CA's CRL, OCSP responder and certificate (the contract's /pki/ routes).
+
+    An intermediate also publishes delta CRLs (RFC 5280 5.2.4), so what it issues carries
+    freshestCRL (4.2.1.15); a root does not (each of its signatures needs the operator).
+    """
     base = settings.PKI_BASE_URL
     return PublicationUrls(
         crl_url=f"{base}/pki/crl/{ca.slug}.crl",
         ocsp_url=f"{base}/pki/ocsp/{ca.slug}/",
         ca_issuers_url=f"{base}/pki/ca/{ca.slug}.crt",
+        delta_crl_url=None if ca.is_root else f"{base}/pki/crl/{ca.slug}.delta.crl",
     )

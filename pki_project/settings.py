@@ -194,6 +194,13 @@ PKI_LOGIN_RATE_WINDOW = env.int("PKI_LOGIN_RATE_WINDOW", default=60)  # seconds
 PKI_LOGIN_RATE_PER_IP = env.int("PKI_LOGIN_RATE_PER_IP", default=10)  # attempts per window per client IP
 PKI_LOGIN_RATE_PER_KEY = env.int("PKI_LOGIN_RATE_PER_KEY", default=5)  # attempts per window per key prefix
 
+# --- Revocation publishing: CRLs and OCSP (certificates.services.crls / .ocsp) -------------
+PKI_OCSP_RESPONSE_VALIDITY = env.int("PKI_OCSP_RESPONSE_VALIDITY", default=3600)  # seconds; nextUpdate - thisUpdate
+PKI_OCSP_RESPONDER_DAYS = env.int("PKI_OCSP_RESPONDER_DAYS", default=7)  # delegated responder certificates
+PKI_OCSP_DELEGATED = env.bool("PKI_OCSP_DELEGATED", default=True)  # false: intermediates sign answers themselves
+PKI_PUBLIC_RATE_WINDOW = env.int("PKI_PUBLIC_RATE_WINDOW", default=60)  # seconds
+PKI_PUBLIC_RATE_PER_IP = env.int("PKI_PUBLIC_RATE_PER_IP", default=1200)  # /pki/ requests per window per IP; 0: off
+
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pki_project.api.PrincipalAuthentication"],

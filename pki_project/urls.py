@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("pki_project.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(), name="api-docs"),
+    path("pki/", include("certificates.public_urls")),
 ]
 
 # Generic pages or JSON errors; no internal detail reaches a client (pki_project.errors).

@@ -45,6 +45,8 @@ from certificates.vault.storage import ArtifactStore
 from organizations.models import Organization
 from pki_project.actor import Actor
 
+ROOT_CRL_VALIDITY_HOURS = 2160  # 90 days: a root's CRL is signed only with the operator's password
+INTERMEDIATE_CRL_VALIDITY_HOURS = 168  # 7 days (BR 4.9.7: at most 10); re-signed on revocation and by cron
 DEFAULT_ROOT_KEY_TYPE = KeyType.EC_P384
 DEFAULT_INTERMEDIATE_KEY_TYPE = KeyType.EC_P256
 DEFAULT_ROOT_DAYS = 3650
@@ -169,10 +171,18 @@ def create_root_ca(
         ca = CertificateAuthority.objects.create(
             organization=organization, name=common_name.strip(), slug=slug, kind=CertificateAuthority.Kind.ROOT,
             certificate=row, key_directory=key_directory, root_key_params=key_params.to_dict(),
-            path_length=path_length,
+            path_length=path_length, crl_validity_hours=ROOT_CRL_VALIDITY_HOURS,
         )
         _record_ca_created(ca, actor)
+    _publish_root_status(ca, private_key, actor)  # the key is open now: sign the root's first CRL
     return ca
+
+
+def _publish_root_status(root: CertificateAuthority, root_key: PrivateKey, actor: Actor) -> None:
+    """While the root key is open: re-sign the root's CRL (which pre-signs its OCSP answers)."""
+    from certificates.services.crls import generate_crl  # crls imports this module
+
+    generate_crl(root, actor=actor, key=root_key)
 
 
 def unlock_root(ca: CertificateAuthority, root_password: str | None, actor: Actor) -> PrivateKey:
@@ -241,8 +251,6 @@ def create_intermediate_ca(
         )
     except CryptoError as error:
         raise from_crypto_error(error) from None
-    finally:
-        del issuer_key  # the root key lives no longer than this operation
     store, key_directory = artifact_store(), new_ca_key_directory()
     seal_intermediate_key(store, key_directory, private_key)
     with _artifacts_removed_on_failure(store, key_directory), transaction.atomic():
@@ -254,7 +262,12 @@ def create_intermediate_ca(
             organization=parent.organization, name=common_name.strip(), slug=slug,
             kind=CertificateAuthority.Kind.INTERMEDIATE, parent=parent, certificate=row,
             key_directory=key_directory, path_length=path_length, permitted_names=permitted,
-            excluded_names=excluded,
+            excluded_names=excluded, crl_validity_hours=INTERMEDIATE_CRL_VALIDITY_HOURS,
         )
         _record_ca_created(ca, actor)
+    try:
+        if parent.is_root:  # the new child gets its pre-signed OCSP answer while the root key is open
+            _publish_root_status(parent, issuer_key, actor)
+    finally:
+        del issuer_key  # the root key lives no longer than this operation
     return ca

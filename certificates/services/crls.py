@@ -1,14 +1,27 @@
-"""Signing CRLs (RFC 5280 section 5).
+"""Signing and publishing CRLs: full CRLs and delta CRLs (RFC 5280 section 5).
 
 A CRL is built from the serial, revocation date, reason and invalidity columns
 alone: rows are streamed from the database and the whole list goes to
 `cryptography` in one call, so memory stays flat and time linear in the number of
 revoked certificates (no stored certificate is ever parsed here).
+
+Numbers: full and delta CRLs of a CA share one cRLNumber sequence (RFC 5280 5.2.3,
+5.2.4), taken from `CertificateAuthority.crl_number` under a row lock in a short
+transaction of its own, so concurrent signers never share a number and the lock
+is not held while a large CRL is built.
+
+Lifetimes: `CertificateAuthority.crl_validity_hours` per CA (roots 90 days, since
+their CRL is signed only when the operator gives the root password; intermediates
+7 days); a delta CRL lives `DELTA_CRL_VALIDITY_HOURS` at most, never beyond its base.
+Intermediates publish delta CRLs; roots do not (every root signature needs the
+operator).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -19,33 +32,77 @@ from audit.actions import AuditAction
 from audit.services import record_event
 from certificates.crypto.crl import RevokedEntry, build_crl, parse_reason
 from certificates.crypto.keys import PrivateKey
+from certificates.keystore import publication_urls
 from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList
 from certificates.services.authorities import signing_key
 from certificates.services.records import load_x509
 from pki_project.actor import Actor
 
+logger = logging.getLogger(__name__)
+
 STREAM_CHUNK_ROWS = 5000
+DELTA_CRL_VALIDITY_HOURS = 24
+#: `crls_due` re-signs a CRL once less than this share of its lifetime remains.
+RESIGN_WHEN_REMAINING = 0.5
 
 
-def revoked_entries(ca: CertificateAuthority, now: datetime) -> Iterator[RevokedEntry]:
-    """What `ca` has revoked and is still within its validity (RFC 5280 5.3: expired entries may leave)."""
-    rows = (
-        Certificate.objects.filter(issuer=ca, revoked_at__isnull=False, not_after__gt=now)
-        .order_by()
+def revoked_entries(ca: CertificateAuthority, now: datetime, since: datetime | None = None) -> Iterator[RevokedEntry]:
+    """What `ca` has revoked and is still within its validity (RFC 5280 5.3: expired entries leave).
+
+    `since` limits the list to revocations at or after that moment (a delta CRL's content).
+    """
+    rows = Certificate.objects.filter(issuer=ca, revoked_at__isnull=False, not_after__gt=now)
+    if since is not None:
+        rows = rows.filter(revoked_at__gte=since)
+    stream = (
+        rows.order_by()
         .values_list("serial", "revoked_at", "revocation_reason", "invalidity_date")
         .iterator(chunk_size=STREAM_CHUNK_ROWS)
     )
-    for serial, revoked_at, reason, invalidity_date in rows:
+    for serial, revoked_at, reason, invalidity_date in stream:
         yield RevokedEntry(int(serial, 16), revoked_at, parse_reason(reason), invalidity_date)
 
 
 def _allocate_crl_number(ca: CertificateAuthority) -> int:
-    """Take the next CRL number under a row lock, so concurrent generations never share one."""
-    locked = CertificateAuthority.objects.select_for_update().only("crl_number").get(pk=ca.pk)
-    locked.crl_number += 1
-    locked.save(update_fields=["crl_number"])
+    """Take the next CRL number under a row lock, in a transaction of its own (committed at once).
+
+    PostgreSQL: SELECT ... FOR UPDATE serialises the increment; SQLite: the IMMEDIATE
+    transaction takes the write lock first. A number taken by a signer that then fails
+    is simply skipped: numbers only have to grow (RFC 5280 5.2.3), not be dense.
+    """
+    with transaction.atomic():
+        locked = CertificateAuthority.objects.select_for_update().only("crl_number").get(pk=ca.pk)
+        locked.crl_number += 1
+        locked.save(update_fields=["crl_number"])
     ca.crl_number = locked.crl_number
     return locked.crl_number
+
+
+def crl_validity(ca: CertificateAuthority) -> timedelta:
+    return timedelta(hours=ca.crl_validity_hours)
+
+
+def delta_crl_url(ca: CertificateAuthority) -> str | None:
+    return publication_urls(ca).delta_crl_url
+
+
+def _store_crl(
+    ca: CertificateAuthority, actor: Actor, *, number: int, this_update: datetime, next_update: datetime,
+    der: bytes, entry_count: int, delta_base_number: int | None = None,
+) -> CertificateRevocationList:
+    with transaction.atomic():
+        row = CertificateRevocationList.objects.create(
+            ca=ca, number=number, delta_base_number=delta_base_number, this_update=this_update,
+            next_update=next_update, entry_count=entry_count, der=der,
+        )
+        details = {"crl_number": number, "entries": entry_count, "next_update": next_update.isoformat()}
+        if delta_base_number is not None:
+            details["delta_base"] = delta_base_number
+        record_event(
+            AuditAction.CRL_GENERATE, **actor.audit_kwargs(), organization_id=ca.organization_id,
+            target_type="ca", target_id=str(ca.pk), target_serial=ca.certificate.serial, details=details,
+        )
+    return row
 
 
 def generate_crl(
@@ -56,25 +113,143 @@ def generate_crl(
     key: PrivateKey | None = None,
     now: datetime | None = None,
 ) -> CertificateRevocationList:
-    """Sign and store a full CRL for `ca`. A root needs its password (or a key already unlocked)."""
+    """Sign and store a full CRL for `ca`. A root needs its password (or a key already unlocked).
+
+    A root's CRL is also the moment its key is open: the OCSP answers for the root's
+    children are pre-signed here, valid until this CRL's nextUpdate.
+    """
     now = (now or timezone.now()).replace(microsecond=0)
     key = key or signing_key(ca, root_password, actor)
-    next_update = now + timedelta(hours=ca.crl_validity_hours)
-    with transaction.atomic():
-        number = _allocate_crl_number(ca)
-        crl = build_crl(load_x509(ca.certificate), key, revoked_entries(ca, now), number, now, next_update)
-        entry_count = len(crl)
-        row = CertificateRevocationList.objects.create(
-            ca=ca, number=number, this_update=now, next_update=next_update, entry_count=entry_count,
-            der=crl.public_bytes(Encoding.DER),
-        )
-        record_event(
-            AuditAction.CRL_GENERATE, **actor.audit_kwargs(), organization_id=ca.organization_id,
-            target_type="ca", target_id=str(ca.pk), target_serial=ca.certificate.serial,
-            details={"crl_number": number, "entries": entry_count, "next_update": next_update.isoformat()},
-        )
+    next_update = now + crl_validity(ca)
+    number = _allocate_crl_number(ca)
+    crl = build_crl(
+        load_x509(ca.certificate), key, revoked_entries(ca, now), number, now, next_update,
+        freshest_crl_url=delta_crl_url(ca),  # RFC 5280 5.2.6: where the deltas of this base live
+    )
+    row = _store_crl(ca, actor, number=number, this_update=now, next_update=next_update,
+                     der=crl.public_bytes(Encoding.DER), entry_count=len(crl))
+    if ca.is_root:
+        from certificates.services.ocsp import presign_root_responses
+
+        presign_root_responses(ca, key, until=next_update, now=now)
     return row
+
+
+def generate_delta_crl(
+    ca: CertificateAuthority,
+    *,
+    actor: Actor,
+    key: PrivateKey | None = None,
+    now: datetime | None = None,
+) -> CertificateRevocationList | None:
+    """Sign and store a delta CRL (RFC 5280 5.2.4) against the latest full CRL of an intermediate.
+
+    It lists what was revoked since the base's thisUpdate (revocation times are whole
+    seconds, so a revocation in the base's own second is listed again: harmless) and
+    carries a critical deltaCRLIndicator naming the base's number. None for a root, or
+    while there is no base.
+    """
+    if ca.is_root:
+        return None
+    now = (now or timezone.now()).replace(microsecond=0)
+    base = latest_crl(ca)
+    if base is None or base.next_update <= now:
+        return None
+    key = key or signing_key(ca, None, actor)
+    next_update = min(now + timedelta(hours=DELTA_CRL_VALIDITY_HOURS), base.next_update)
+    if next_update <= now:
+        return None
+    number = _allocate_crl_number(ca)
+    crl = build_crl(
+        load_x509(ca.certificate), key, revoked_entries(ca, now, since=base.this_update), number, now, next_update,
+        delta_base_crl_number=base.number,
+    )
+    return _store_crl(ca, actor, number=number, this_update=now, next_update=next_update,
+                      der=crl.public_bytes(Encoding.DER), entry_count=len(crl), delta_base_number=base.number)
+
+
+def publish_crls(
+    ca: CertificateAuthority,
+    *,
+    actor: Actor,
+    root_password: str | None = None,
+    key: PrivateKey | None = None,
+    now: datetime | None = None,
+) -> list[CertificateRevocationList]:
+    """A fresh full CRL and, for an intermediate, a fresh delta CRL against it."""
+    key = key or signing_key(ca, root_password, actor)
+    full = generate_crl(ca, actor=actor, key=key, now=now)
+    delta = generate_delta_crl(ca, actor=actor, key=key, now=now)
+    return [full] if delta is None else [full, delta]
 
 
 def latest_crl(ca: CertificateAuthority) -> CertificateRevocationList | None:
     return ca.crls.filter(delta_base_number__isnull=True).order_by("-number").first()
+
+
+def latest_delta_crl(ca: CertificateAuthority) -> CertificateRevocationList | None:
+    return ca.crls.filter(delta_base_number__isnull=False).order_by("-number").first()
+
+
+def _needs_resigning(crl: CertificateRevocationList | None, now: datetime) -> bool:
+    if crl is None:
+        return True
+    lifetime = crl.next_update - crl.this_update
+    return crl.next_update - now < lifetime * RESIGN_WHEN_REMAINING
+
+
+@dataclass(frozen=True)
+class DueCRL:
+    ca: CertificateAuthority
+    latest: CertificateRevocationList | None
+
+    @property
+    def reason(self) -> str:
+        return "no CRL yet" if self.latest is None else f"CRL #{self.latest.number} nears nextUpdate"
+
+
+def crls_due(now: datetime | None = None, cas: list[CertificateAuthority] | None = None) -> list[DueCRL]:
+    """CAs whose full CRL is missing or has less than half its lifetime left (for cron).
+
+    Revoked or expired CAs are left out: nothing relies on their CRLs any more.
+    """
+    now = now or timezone.now()
+    candidates = cas if cas is not None else list(
+        CertificateAuthority.objects.select_related("certificate").filter(
+            certificate__revoked_at__isnull=True, certificate__not_after__gt=now
+        )
+    )
+    due = []
+    for ca in candidates:
+        latest = latest_crl(ca)
+        if _needs_resigning(latest, now):
+            due.append(DueCRL(ca, latest))
+    return due
+
+
+def ensure_fresh_crl(
+    ca: CertificateAuthority, *, delta: bool = False, now: datetime | None = None
+) -> CertificateRevocationList | None:
+    """The CRL to serve: the latest stored one, or, for an intermediate whose latest is
+    missing or past nextUpdate, one signed now (the schedule's fallback, not per-request
+    signing: the next request is served from storage). A root's CRL needs the operator;
+    None when it has none.
+    """
+    now = now or timezone.now()
+    latest = latest_delta_crl(ca) if delta else latest_crl(ca)
+    base = latest_crl(ca) if delta else latest
+    stale = latest is None or latest.next_update <= now or (
+        delta and base is not None and latest.delta_base_number != base.number
+    )
+    if not stale or ca.is_root or ca.certificate.status_at(now) != "valid":
+        return latest
+    actor = Actor.operator("crl-schedule")
+    try:
+        if base is None or base.next_update <= now:
+            base = generate_crl(ca, actor=actor, now=now)
+        if not delta:
+            return base
+        return generate_delta_crl(ca, actor=actor, now=now) or latest
+    except Exception:  # serving goes on with what is stored; the log and cron catch up
+        logger.exception("Signing a CRL on demand for CA %s failed", ca.slug)
+        return latest

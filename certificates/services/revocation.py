@@ -21,7 +21,7 @@ from certificates.keystore import forget_signing_key
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, RevocationReason
 from certificates.selectors import ca_chain
 from certificates.services.authorities import signing_key, unlock_root
-from certificates.services.crls import generate_crl
+from certificates.services.crls import publish_crls
 from pki_project.actor import Actor
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,10 @@ def _republish_after_commit(issuers: list[CertificateAuthority], keys: dict[int,
     def republish() -> None:
         for ca in issuers:
             try:
-                generate_crl(ca, actor=actor, key=keys.get(ca.pk) or signing_key(ca, None, actor))
+                # Full CRL (and, for an intermediate, a delta against it); for a root this also
+                # re-signs the pre-signed OCSP answers. Cached OCSP answers need nothing: their
+                # cache key holds the revocation state (certificates.services.ocsp).
+                publish_crls(ca, actor=actor, key=keys.get(ca.pk) or signing_key(ca, None, actor))
             except Exception:  # the revocation stands; `generate_crl --all` (cron) catches up
                 logger.exception("Re-signing the CRL of CA %s after a revocation failed", ca.slug)
 
@@ -131,9 +134,11 @@ def revoke_certificate(
         root = ca_chain(authority)[-1]
         keys[root.pk] = unlock_root(root, root_password, actor)  # a CA goes only with the root's password
         descendants = _valid_descendants(authority, now)
-        if descendants and not revoke_children:
+        # The CA's own delegated OCSP responders go with it and do not count as children to decide on.
+        subscribers = [d for d in descendants if d.kind != CertificateKind.OCSP_RESPONDER]
+        if subscribers and not revoke_children:
             raise Conflict(
-                f"The CA '{authority.slug}' still has {len(descendants)} valid certificate(s) below it: "
+                f"The CA '{authority.slug}' still has {len(subscribers)} valid certificate(s) below it: "
                 "revoke them too (revoke_children) or revoke them first.", code="ca_has_valid_children",
             )
     with transaction.atomic():

@@ -1,0 +1,93 @@
+"""`manage.py generate_crl --ca CA | --all [--force]`: re-sign CRLs, for cron.
+
+Without `--force` only CRLs that are missing or have less than half their lifetime left
+are signed (`crls_due`), so an hourly cron line is cheap. Intermediates sign a full CRL
+and a delta CRL against it. A root is signed only when its password is given
+(`--password-file` / `--password-env`; never a prompt under `--all`, so cron never
+hangs): otherwise it is skipped with a line saying so. Signing a root's CRL also
+pre-signs the OCSP answers about its children.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from certificates.errors import ServiceError
+from certificates.models import CertificateAuthority
+from certificates.selectors import get_ca
+from certificates.services.crls import crls_due, publish_crls
+from pki_project.actor import Actor
+from pki_project.cli import (
+    add_json_argument,
+    add_password_arguments,
+    emit,
+    read_password,
+    service_errors_as_command_errors,
+)
+
+
+class Command(BaseCommand):
+    help = "Sign the CRLs (full and delta) of one CA or of all CAs that near nextUpdate (cron)."
+
+    def add_arguments(self, parser) -> None:
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--ca", metavar="CA", help="the CA: slug or id")
+        target.add_argument("--all", action="store_true", help="every usable CA whose CRL is due")
+        parser.add_argument("--force", action="store_true", help="sign even when the current CRL is still fresh")
+        add_password_arguments(parser, "root password (to sign a root's CRL)")
+        add_json_argument(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = Actor.operator("generate_crl")
+        now = timezone.now()
+        with service_errors_as_command_errors():
+            named = get_ca(options["ca"]) if options["ca"] else None
+        password = self._root_password(options, named)
+        if options["force"]:
+            due = [named] if named else list(CertificateAuthority.objects.select_related("certificate").usable(now))
+        else:
+            due = [entry.ca for entry in crls_due(now, [named] if named else None)]
+        results, skipped, failed = [], [], []
+        for ca in due:
+            if ca.is_root and password is None:
+                skipped.append(ca.slug)
+                self._say(options, f"Skipped root CA '{ca.slug}': its CRL needs the root password "
+                                   "(--password-file FILE or --password-env VAR).")
+                continue
+            try:
+                published = publish_crls(ca, actor=actor, root_password=password if ca.is_root else None, now=now)
+            except ServiceError as error:
+                failed.append({"ca": ca.slug, "error": error.message})
+                self._say(options, f"Failed CA '{ca.slug}': {error.message}", error=True)
+                continue
+            for crl in published:
+                results.append({"ca": ca.slug, "number": crl.number, "delta_base": crl.delta_base_number,
+                                "entries": crl.entry_count, "next_update": crl.next_update.isoformat()})
+                kind = f"delta CRL #{crl.number} (base #{crl.delta_base_number})" if crl.is_delta else (
+                    f"CRL #{crl.number}")
+                self._say(options, f"Signed {kind} of '{ca.slug}': {crl.entry_count} entries, "
+                                   f"next update {crl.next_update:%Y-%m-%d %H:%M:%S}Z.")
+        if not due:
+            self._say(options, "No CRL is due (each has more than half its lifetime left; --force signs anyway).")
+        if options["json"]:
+            emit(self, options, {"crls": results, "skipped": skipped, "failed": failed}, "")
+        if failed:
+            raise CommandError(f"{len(failed)} CA(s) failed: " + ", ".join(f["ca"] for f in failed))
+
+    @staticmethod
+    def _root_password(options: dict[str, Any], named: CertificateAuthority | None) -> str | None:
+        """From --password-file/--password-env; for one named root, a prompt on a terminal; else None."""
+        if options.get("password_file") or options.get("password_env"):
+            return read_password(options, "root password")
+        if named is not None and named.is_root and sys.stdin.isatty():
+            return read_password(options, "root password")
+        return None
+
+    def _say(self, options: dict[str, Any], line: str, error: bool = False) -> None:
+        if options["json"]:
+            return
+        (self.stderr if error else self.stdout).write(line)
