@@ -25,6 +25,11 @@ from .names import SAN_DNS, SAN_EMAIL, SAN_IP
 #: the private CA belongs to.
 CABF_DOMAIN_VALIDATED = ObjectIdentifier("2.23.140.1.2.1")
 
+#: CA/B Forum S/MIME BR 7.1.6.1 reserved OID for mailbox-validated, strict
+#: certificates: the subject holds at most a commonName equal to one of the
+#: mailbox SANs (S/MIME BR 7.1.4.2.2), which is what the e-mail profile issues.
+CABF_SMIME_MAILBOX_STRICT = ObjectIdentifier("2.23.140.1.5.1.3")
+
 KEY_USAGE_FLAGS = (
     "digital_signature",
     "content_commitment",
@@ -133,6 +138,8 @@ PROFILES: dict[str, Profile] = {
             allowed_san_types=frozenset({SAN_EMAIL}),
             requires_san=True,
             allow_wildcard=False,
+            common_name_in_san=True,
+            policy_oids=(CABF_SMIME_MAILBOX_STRICT,),
         ),
     )
 }

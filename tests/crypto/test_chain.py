@@ -44,6 +44,9 @@ ALL_KEY_TYPES = list(KeyType)
 # That is a property of the Baseline Requirements, not a defect we can fix:
 # Ed25519 chains are linted against RFC 5280 (lint_pkix_cert) only.
 CABF_KEY_TYPES = [kt for kt in KeyType if kt is not KeyType.ED25519]
+# The S/MIME BR (7.1.3) allow RSA, ECDSA on P-256/P-384 and EdDSA, but not
+# P-521: lint_cabf_smime_cert reports prohibited_spki_algorithm_encoding.
+SMIME_KEY_TYPES = [kt for kt in KeyType if kt is not KeyType.EC_P521]
 
 PROFILE_SANS = {
     "server": ["DNS:www.example.com", "DNS:*.api.example.com", "IP:93.184.216.34", "IP:2606:2800:220:1::1"],
@@ -55,7 +58,7 @@ PROFILE_CN = {
     "server": "www.example.com",
     "server-client": "host1.example.com",
     "client": "alice",
-    "email": None,
+    "email": "alice@example.com",
 }
 OPENSSL_PURPOSE = {"server": "sslserver", "server-client": "sslclient", "client": "sslclient", "email": "smimesign"}
 # BR 6.3.2 (ballot SC-081) caps TLS subscriber certificates at 200 days from
@@ -117,6 +120,8 @@ def test_chain_verifies_and_lints_for_every_profile(key_type: KeyType, tmp_path:
         jobs.append(LintJob("lint_pkix_cert", leaf_pem, allowed=_pkix_allowed(leaf)))
         if key_type in CABF_KEY_TYPES and profile_name in ("server", "server-client"):
             jobs.append(LintJob("lint_cabf_serverauth_cert", leaf_pem, ("-t", "DV-FINAL-CERTIFICATE")))
+        if profile_name == "email" and key_type in SMIME_KEY_TYPES:
+            jobs.append(LintJob("lint_cabf_smime_cert", leaf_pem, ("-t", "MAILBOX-STRICT")))
     assert_all_lint_clean(jobs)
 
 
@@ -571,3 +576,24 @@ def test_end_entity_may_not_reuse_the_ca_key() -> None:
             INTER_URLS,
         )
     assert err.value.code == "key_reuse"
+
+
+@pytest.mark.parametrize(
+    ("profile", "cn", "san"),
+    [("server", "other.example.com", "DNS:www.example.com"), ("email", "Alice", "EMAIL:alice@example.com")],
+)
+def test_common_name_must_repeat_a_san(profile: str, cn: str, san: str) -> None:
+    """BR 7.1.4.3 / S/MIME BR 7.1.4.2.2 (mailbox-validated): the CN is one of the SANs."""
+    chain = cached_chain(KeyType.EC_P256)
+    with pytest.raises(InvalidRequestError) as err:
+        build_end_entity_certificate(
+            chain.inter,
+            chain.inter_key,
+            cached_key(KeyType.EC_P256, "leaf").public_key(),
+            build_subject(cn),
+            [parse_san(san)],
+            PROFILES[profile],
+            30,
+            INTER_URLS,
+        )
+    assert err.value.code == "san_not_allowed"
