@@ -41,11 +41,12 @@ from .ocsp import (
 from .pkcs12 import build_pkcs12, generate_pkcs12_password
 from .policy import (
     NameConstraintSpec,
+    check_issuer_name_constraints,
     check_name_constraints,
     clamp_validity,
     validate_sans_for_profile,
 )
-from .profiles import PROFILES, Profile, get_profile
+from .profiles import PROFILES, Profile, get_profile, max_validity_days
 from .serials import random_serial, serial_from_hex, serial_to_hex
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "build_subject",
     "cert_id_matches_issuer",
     "certificate_fingerprint_sha256",
+    "check_issuer_name_constraints",
     "check_name_constraints",
     "clamp_validity",
     "csr_common_name",
@@ -86,6 +88,7 @@ __all__ = [
     "get_profile",
     "key_type_of",
     "load_csr",
+    "max_validity_days",
     "ocsp_error_response",
     "ocsp_request_from_get_path",
     "parse_key_type",

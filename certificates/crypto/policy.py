@@ -51,7 +51,7 @@ def clamp_validity(
 
     * RFC 5280 4.1.2.5: the validity period is inclusive, so a certificate of
       N days ends at ``not_before + N days - 1 second`` (this is also how BR
-      6.3.2 and pkilint count the 398-day limit).
+      6.3.2 and pkilint count the day limits).
     * More days than the profile allows at ``not_before`` (``max_validity_days``:
       the BR schedule for serverAuth, else ``profile.max_days``) raise
       :class:`PolicyError` (code ``validity_too_long``); ``profile=None`` (CA
