@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(), name="api-docs"),
     path("pki/", include("certificates.public_urls")),
+    path("", include("certificates.urls")),  # staff pages: dashboard, organizations, issuance, toolbox
 ]
 
 # Generic pages or JSON errors; no internal detail reaches a client (pki_project.errors).

@@ -1,0 +1,496 @@
+"""The admin as the control room: CAs (as a tree, with creation forms), certificates and CRLs.
+
+Nothing here edits a certificate's content or deletes a certificate, CA or CRL: the
+change pages are read-only detail views and every write goes through a service
+(`create_root_ca`, `create_intermediate_ca`, `revoke_certificate`, `renew_certificate`,
+`generate_crl`, `download_certificate`) with `Actor.from_request`. Querysets are
+scoped to the staff member's organization (`OrganizationScopedAdminMixin`), list
+filters offer only what the member may see, and the role decides which actions are
+offered (a read-only user sees no revoke); the services and rbac.json enforce the rest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from certificates import staff
+from certificates.decoder import describe_certificate
+from certificates.errors import ServiceError
+from certificates.forms import CrlForm, IntermediateCAForm, RevokeForm, RootCAForm
+from certificates.models import (
+    Certificate,
+    CertificateAuthority,
+    CertificateRevocationList,
+    CertificateStatus,
+)
+from certificates.services.artifacts import download_certificate, issuer_chain
+from certificates.services.authorities import create_intermediate_ca, create_root_ca
+from certificates.services.crls import generate_crl
+from certificates.services.issuance import renew_certificate
+from certificates.services.records import load_x509
+from certificates.services.revocation import revoke_certificate
+from organizations.admin import OrganizationScopedAdminMixin
+from pki_project.actor import Actor
+
+EXPIRY_BANDS = (7, 30, 90)
+TEMPLATE_DIR = "admin/certificates"
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete through Django's generic views: the change page is a detail view."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Revoke, renew, sign CRLs: admins and managers (the action buttons a user never sees)."""
+        return staff.can_operate(staff.principal_of(request))
+
+
+def _status_badge(status: str) -> str:
+    return format_html('<span class="pki-badge pki-badge-{}">{}</span>', status, status.replace("_", " "))
+
+
+def _report(model_admin: admin.ModelAdmin, request: HttpRequest, done: list[str], failed: list[str],
+            verb: str) -> None:
+    if done:
+        model_admin.message_user(request, f"{verb} {len(done)}: {', '.join(done)}.", messages.SUCCESS)
+    for failure in failed:
+        model_admin.message_user(request, failure, messages.ERROR)
+    if not done and not failed:
+        model_admin.message_user(request, "Nothing was selected.", messages.WARNING)
+
+
+# --- Certificates ----------------------------------------------------------------------------
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [(status.value, status.label.replace("_", " ").capitalize()) for status in CertificateStatus]
+
+    def queryset(self, request, queryset):
+        if self.value() in CertificateStatus.values:
+            return queryset.with_status(self.value())
+        return queryset
+
+
+class ExpiryFilter(admin.SimpleListFilter):
+    title = "expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request, model_admin):
+        return [(str(days), f"Valid, expiring within {days} days") for days in EXPIRY_BANDS]
+
+    def queryset(self, request, queryset):
+        if self.value() in {str(days) for days in EXPIRY_BANDS}:
+            return queryset.expiring_within(int(self.value()))
+        return queryset
+
+
+@admin.register(Certificate)
+class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
+    class Media:
+        css = {"all": ["pki/admin.css"]}
+
+    list_display = ["display_name", "status_badge", "kind", "profile", "issuer", "organization", "not_after",
+                    "short_serial"]
+    list_filter = [StatusFilter, ExpiryFilter, "kind", ("issuer", admin.RelatedOnlyFieldListFilter),
+                   ("organization", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["issuer", "organization"]
+    search_fields = ["common_name", "serial", "fingerprint_sha256"]
+    search_help_text = "Common name, SAN, serial or SHA-256 fingerprint (colons optional)."
+    date_hierarchy = None
+    list_per_page = 50
+    actions = ["revoke_selected", "renew_selected", "download_selected"]
+    fieldsets = [
+        (None, {"fields": ["summary", "page_link", "status_badge", "subject", "sans_list", "issuer_link",
+                           "organization", "kind", "profile", "key_description", "key_source"]}),
+        ("Validity and identity", {"fields": ["not_before", "not_after", "serial", "fingerprints"]}),
+        ("Revocation", {"fields": ["revocation"]}),
+        ("Chain and renewals", {"fields": ["chain", "predecessor_link", "successor_link"]}),
+        ("Extensions", {"fields": ["extensions_table"]}),
+        ("Record", {"fields": ["created_by", "created_at"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self.has_operate_permission(request)
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return results, may_have_duplicates
+        compact = term.replace(":", "").lower()
+        extra = queryset.filter(serial=compact) | queryset.filter(fingerprint_sha256=compact)
+        by_san = queryset.annotate(sans_text=Cast("sans", TextField())).filter(sans_text__icontains=term)
+        ids = set(extra.values_list("pk", flat=True)) | set(by_san.values_list("pk", flat=True))
+        if ids:
+            results = results | queryset.filter(pk__in=ids)
+        return results, may_have_duplicates
+
+    # --- list columns ---
+
+    @admin.display(description="name", ordering="common_name")
+    def display_name(self, obj: Certificate) -> str:
+        return obj.common_name or obj.subject or obj.serial
+
+    @admin.display(description="status")
+    def status_badge(self, obj: Certificate) -> str:
+        return _status_badge(obj.status)
+
+    @admin.display(description="serial", ordering="serial")
+    def short_serial(self, obj: Certificate) -> str:
+        return f"{obj.serial[:16]}…" if len(obj.serial) > 16 else obj.serial
+
+    # --- detail fields (decoded from the stored DER) ---
+
+    def _description(self, obj: Certificate):
+        cached = getattr(obj, "_pki_description", None)
+        if cached is None:
+            cached = obj._pki_description = describe_certificate(load_x509(obj))
+        return cached
+
+    @admin.display(description="in plain words")
+    def summary(self, obj: Certificate) -> str:
+        return format_html("<ul class='pki-sentences'>{}</ul>",
+                           format_html_join("", "<li>{}</li>", ((s,) for s in self._description(obj).sentences)))
+
+    @admin.display(description="certificate page")
+    def page_link(self, obj: Certificate) -> str:
+        page = reverse("pki-certificate", args=[obj.pk])
+        downloads = format_html_join(" · ", '<a href="{}?format={}">{}</a>', (
+            (reverse("pki-certificate-download", args=[obj.pk]), fmt, label)
+            for fmt, label in (("pem", "PEM"), ("der", "DER"), ("chain", "chain"), ("fullchain", "full chain"))
+        ))
+        return format_html('<a href="{}">Open the certificate page</a> (downloads: {})', page, downloads)
+
+    @admin.display(description="subject")
+    def subject(self, obj: Certificate) -> str:
+        return self._description(obj).subject
+
+    @admin.display(description="subject alternative names")
+    def sans_list(self, obj: Certificate) -> str:
+        return ", ".join(self._description(obj).sans) or "none"
+
+    @admin.display(description="issuer")
+    def issuer_link(self, obj: Certificate) -> str:
+        if obj.issuer is None:
+            return "self-signed (root)"
+        url = reverse("admin:certificates_certificate_change", args=[obj.issuer.certificate_id])
+        return format_html('<a href="{}">{}</a>', url, obj.issuer.name)
+
+    @admin.display(description="key")
+    def key_description(self, obj: Certificate) -> str:
+        return self._description(obj).key
+
+    @admin.display(description="fingerprints")
+    def fingerprints(self, obj: Certificate) -> str:
+        description = self._description(obj)
+        return format_html("SHA-256 <code>{}</code><br>SHA-1 <code>{}</code>", description.sha256, description.sha1)
+
+    @admin.display(description="revocation")
+    def revocation(self, obj: Certificate) -> str:
+        if obj.revoked_at is None:
+            return "not revoked"
+        text = f"revoked {obj.revoked_at:%Y-%m-%d %H:%M} UTC, reason {obj.revocation_reason}"
+        if obj.invalidity_date:
+            text += f", invalid since {obj.invalidity_date:%Y-%m-%d %H:%M} UTC"
+        return text
+
+    @admin.display(description="chain (issuer first)")
+    def chain(self, obj: Certificate) -> str:
+        rows = issuer_chain(obj, include_root=True)
+        if not rows:
+            return "none: this is a root"
+        return format_html_join(" → ", '<a href="{}">{}</a>', (
+            (reverse("admin:certificates_certificate_change", args=[row.pk]), row.common_name) for row in rows
+        ))
+
+    @admin.display(description="predecessor")
+    def predecessor_link(self, obj: Certificate) -> str:
+        if obj.predecessor_id is None:
+            return "none"
+        url = reverse("admin:certificates_certificate_change", args=[obj.predecessor_id])
+        return format_html('<a href="{}">the certificate this one renewed</a>', url)
+
+    @admin.display(description="successor")
+    def successor_link(self, obj: Certificate) -> str:
+        successor = Certificate.objects.filter(predecessor=obj).only("pk", "serial").first()
+        if successor is None:
+            return "none"
+        url = reverse("admin:certificates_certificate_change", args=[successor.pk])
+        return format_html('<a href="{}">renewed as serial {}</a>', url, successor.serial[:16])
+
+    @admin.display(description="extensions")
+    def extensions_table(self, obj: Certificate) -> str:
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (ext.name, "critical" if ext.critical else "", ext.meaning) for ext in self._description(obj).extensions
+        ))
+        return format_html("<table class='pki-extensions'><thead><tr><th>extension</th><th></th>"
+                           "<th>what it means</th></tr></thead><tbody>{}</tbody></table>", rows)
+
+    # --- actions ---
+
+    @admin.action(description="Revoke selected certificates…", permissions=["revoke"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Certificate]):
+        form = RevokeForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            self._revoke(request, queryset, form.cleaned_data)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke certificates",
+            "opts": self.model._meta,
+            "form": form,
+            "certificates": queryset,
+            "needs_root_password": queryset.exclude(kind="end_entity").exists(),
+            "action_name": "revoke_selected",
+        }
+        status = 400 if "apply" in request.POST else 200
+        return TemplateResponse(request, f"{TEMPLATE_DIR}/certificate/revoke.html", context, status=status)
+
+    def _revoke(self, request: HttpRequest, queryset: QuerySet[Certificate], data: dict) -> None:
+        done, failed = [], []
+        actor = Actor.from_request(request)
+        for certificate in queryset.order_by("pk"):
+            certificate.refresh_from_db()  # an earlier one may have revoked it as a child
+            try:
+                revoked = revoke_certificate(
+                    certificate, reason=data["reason"], actor=actor, invalidity_date=data.get("invalidity_date"),
+                    root_password=data.get("root_password") or None, revoke_children=bool(data.get("revoke_children")),
+                )
+            except ServiceError as error:
+                failed.append(f"{certificate}: not revoked: {error.message}")
+            else:
+                done.extend(str(row) for row in revoked)
+        _report(self, request, done, failed, "Revoked")
+
+    @admin.action(description="Renew selected certificates", permissions=["revoke"])
+    def renew_selected(self, request: HttpRequest, queryset: QuerySet[Certificate]) -> None:
+        done, failed = [], []
+        actor = Actor.from_request(request)
+        for certificate in queryset.order_by("pk"):
+            try:
+                renewed = renew_certificate(certificate, actor=actor)
+            except ServiceError as error:
+                failed.append(f"{certificate}: not renewed: {error.message}")
+            else:
+                done.append(f"{certificate.common_name or certificate.serial} → serial {renewed.serial[:16]}")
+        _report(self, request, done, failed, "Renewed")
+
+    @admin.action(description="Download selected certificates (PEM)", permissions=["view"])
+    def download_selected(self, request: HttpRequest, queryset: QuerySet[Certificate]) -> HttpResponse:
+        actor = Actor.from_request(request)
+        parts = [download_certificate(certificate, "pem", actor=actor).content for certificate in queryset]
+        response = HttpResponse(b"".join(parts), content_type="application/x-pem-file")
+        response["Content-Disposition"] = f'attachment; filename="certificates-{timezone.now():%Y%m%d-%H%M%S}.pem"'
+        return response
+
+
+# --- Certificate authorities -------------------------------------------------------------------
+
+
+def _tree(cas: list[CertificateAuthority]) -> list[dict]:
+    """Nested {ca, children} nodes; a CA whose parent is out of sight is shown at the top."""
+    children: dict[int | None, list[CertificateAuthority]] = defaultdict(list)
+    ids = {ca.pk for ca in cas}
+    for ca in cas:
+        children[ca.parent_id if ca.parent_id in ids else None].append(ca)
+
+    def node(ca: CertificateAuthority) -> dict:
+        return {"ca": ca, "children": [node(child) for child in children[ca.pk]]}
+
+    return [node(ca) for ca in children[None]]
+
+
+@admin.register(CertificateAuthority)
+class CertificateAuthorityAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
+    class Media:
+        css = {"all": ["pki/admin.css"]}
+
+    change_list_template = f"{TEMPLATE_DIR}/certificateauthority/change_list.html"
+    list_display = ["name", "kind", "parent", "organization", "status_badge", "not_after", "crl_next_update"]
+    list_filter = ["kind", ("organization", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["organization", "parent", "certificate"]
+    search_fields = ["name", "slug"]
+    actions = ["regenerate_crl"]
+    fields = ["name", "slug", "kind", "organization", "parent", "certificate_link", "status_badge", "not_after",
+              "path_length", "permitted_names", "excluded_names", "crl_number", "crl_validity_hours",
+              "crl_next_update", "publication", "created_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        latest = CertificateRevocationList.objects.filter(
+            ca=OuterRef("pk"), delta_base_number__isnull=True).order_by("-number")
+        return super().get_queryset(request).annotate(latest_crl_next_update=Subquery(latest.values("next_update")[:1]))
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return staff.is_admin(staff.principal_of(request))
+
+    def has_crl_permission(self, request: HttpRequest) -> bool:
+        return self.has_operate_permission(request)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("create-root/", wrap(self.create_root_view), name="certificates_certificateauthority_create_root"),
+            path("create-intermediate/", wrap(self.create_intermediate_view),
+                 name="certificates_certificateauthority_create_intermediate"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        cas = list(self.get_queryset(request).order_by("name"))
+        extra = {"ca_tree": _tree(cas), "can_create": self.has_add_permission(request), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    @admin.display(description="status")
+    def status_badge(self, obj: CertificateAuthority) -> str:
+        return _status_badge(obj.certificate.status)
+
+    @admin.display(description="valid until", ordering="certificate__not_after")
+    def not_after(self, obj: CertificateAuthority):
+        return obj.certificate.not_after
+
+    @admin.display(description="CRL next update")
+    def crl_next_update(self, obj: CertificateAuthority):
+        return getattr(obj, "latest_crl_next_update", None) or "no CRL yet"
+
+    @admin.display(description="certificate")
+    def certificate_link(self, obj: CertificateAuthority) -> str:
+        return format_html('<a href="{}">{}</a> (<a href="{}">certificate page</a>)',
+                           reverse("admin:certificates_certificate_change", args=[obj.certificate_id]),
+                           obj.certificate.serial, reverse("pki-certificate", args=[obj.certificate_id]))
+
+    @admin.display(description="public URLs")
+    def publication(self, obj: CertificateAuthority) -> str:
+        return format_html('<a href="/pki/ca/{0}.pem">CA certificate</a> · <a href="/pki/crl/{0}.crl">CRL</a>',
+                           obj.slug)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "title": "Create a certificate authority",
+                   "opts": self.model._meta}
+        return TemplateResponse(request, f"{TEMPLATE_DIR}/certificateauthority/add_choice.html", context)
+
+    def _form_page(self, request: HttpRequest, form, title: str, intro: str, status: int) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "title": title, "intro": intro, "form": form,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, f"{TEMPLATE_DIR}/certificateauthority/create_ca.html", context,
+                                status=status)
+
+    def _created(self, request: HttpRequest, ca: CertificateAuthority) -> HttpResponseRedirect:
+        self.message_user(request, f"{ca.get_kind_display().capitalize()} CA “{ca.name}” ({ca.slug}) created, "
+                                   f"with its first CRL.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:certificates_certificateauthority_changelist"))
+
+    def create_root_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        principal = staff.principal_of(request)
+        form = RootCAForm(request.POST or None, organizations=staff.visible_organizations(principal))
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                ca = create_root_ca(organization=data["organization"], common_name=data["common_name"],
+                                    root_password=data["root_password"], actor=Actor.from_request(request),
+                                    key_type=data["key_type"], days=data["days"], path_length=data["path_length"])
+            except ServiceError as error:
+                form.add_error(None, error.message)
+            else:
+                return self._created(request, ca)
+        intro = ("A root CA signs only intermediate CAs and its CRL. Its key opens only with the root password you "
+                 "choose here: keep it offline; it is not stored anywhere and cannot be recovered.")
+        return self._form_page(request, form, "Create a root CA", intro, 400 if request.method == "POST" else 200)
+
+    def create_intermediate_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        parents = staff.visible_cas(staff.principal_of(request)).usable().order_by("name")
+        form = IntermediateCAForm(request.POST or None, parents=parents)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                ca = create_intermediate_ca(
+                    parent=data["parent"], common_name=data["common_name"], actor=Actor.from_request(request),
+                    root_password=data["root_password"] or None, key_type=data["key_type"], days=data["days"],
+                    path_length=data["path_length"],
+                )
+            except ServiceError as error:
+                form.add_error(None, error.message)
+            else:
+                return self._created(request, ca)
+        intro = ("An intermediate CA issues the certificates of servers, clients and people. Below a root it needs "
+                 "the root password once, to sign it.")
+        return self._form_page(request, form, "Create an intermediate CA", intro,
+                               400 if request.method == "POST" else 200)
+
+    @admin.action(description="Regenerate the CRL of selected CAs…", permissions=["crl"])
+    def regenerate_crl(self, request: HttpRequest, queryset: QuerySet[CertificateAuthority]):
+        needs_password = any(ca.is_root for ca in queryset)
+        if needs_password and "apply" not in request.POST:
+            context = {**self.admin_site.each_context(request), "title": "Regenerate CRLs", "opts": self.model._meta,
+                       "form": CrlForm(cas=queryset), "cas": queryset, "action_name": "regenerate_crl"}
+            return TemplateResponse(request, f"{TEMPLATE_DIR}/certificateauthority/crl.html", context)
+        root_password = request.POST.get("root_password") or None
+        done, failed = [], []
+        for ca in queryset:
+            try:
+                crl = generate_crl(ca, actor=Actor.from_request(request), root_password=root_password)
+            except ServiceError as error:
+                failed.append(f"{ca.name}: no CRL signed: {error.message}")
+            else:
+                done.append(f"{ca.name} (CRL #{crl.number}, next update {crl.next_update:%Y-%m-%d %H:%M} UTC)")
+        _report(self, request, done, failed, "Signed a CRL for")
+        return None
+
+
+# --- CRLs ------------------------------------------------------------------------------------
+
+
+@admin.register(CertificateRevocationList)
+class CertificateRevocationListAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
+    class Media:
+        css = {"all": ["pki/admin.css"]}
+
+    organization_field = "ca__organization"
+    list_display = ["__str__", "ca", "number", "is_delta", "this_update", "next_update", "entry_count", "download"]
+    list_filter = [("ca", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["ca"]
+    actions = None
+    fields = ["ca", "number", "delta_base_number", "this_update", "next_update", "entry_count", "created_at",
+              "download"]
+    readonly_fields = fields
+
+    @admin.display(description="delta", boolean=True)
+    def is_delta(self, obj: CertificateRevocationList) -> bool:
+        return obj.is_delta
+
+    @admin.display(description="published")
+    def download(self, obj: CertificateRevocationList) -> str:
+        suffix = ".delta" if obj.is_delta else ""
+        return format_html('<a href="/pki/crl/{}{}.crl">current {}CRL</a>', obj.ca.slug, suffix,
+                           "delta " if obj.is_delta else "")

@@ -1,0 +1,286 @@
+"""The staff pages: dashboard, organizations, issuance, a certificate's page, the toolbox.
+
+Thin views: they read forms, call the services with `Actor.from_request`, and end
+every action with a message. Objects come from querysets scoped to the caller
+(`certificates.staff`), so another organization's certificate answers 404. The
+controls a role may not use are not shown; rbac.json and the services refuse
+them regardless.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from certificates import staff
+from certificates.dashboard import dashboard_context
+from certificates.decoder import DecodeError, decode
+from certificates.errors import ServiceError
+from certificates.forms import CrlForm, DecoderForm, IssueForm, OrganizationForm, RevokeForm
+from certificates.models import Certificate
+from certificates.services.artifacts import DownloadFormat, download_certificate, issuer_chain, reveal_pkcs12_password
+from certificates.services.crls import generate_crl
+from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
+from certificates.services.records import load_x509
+from certificates.services.revocation import revoke_certificate
+from organizations.services import OrganizationError, create_organization
+from pki_project.actor import Actor
+
+DOWNLOADS = [
+    (DownloadFormat.PEM, "Certificate (PEM)"),
+    (DownloadFormat.DER, "Certificate (DER)"),
+    (DownloadFormat.CHAIN, "Chain without root (PEM)"),
+    (DownloadFormat.FULLCHAIN, "Full chain with root (PEM)"),
+]
+
+
+def _render(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
+    principal = staff.principal_of(request)
+    context = {
+        "principal": principal,
+        "can_operate": staff.can_operate(principal),
+        "is_admin": staff.is_admin(principal),
+        "is_global_admin": staff.can_create_organizations(principal),
+        **context,
+    }
+    return render(request, template, context, status=status)
+
+
+def _certificate_or_404(request: HttpRequest, pk: int) -> Certificate:
+    queryset = staff.visible_certificates(staff.principal_of(request)).select_related("issuer", "organization")
+    certificate = queryset.filter(pk=pk).first()
+    if certificate is None:
+        raise Http404
+    return certificate
+
+
+# --- Dashboard and organizations ---------------------------------------------------------
+
+
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return _render(request, "pki/dashboard.html", dashboard_context(staff.principal_of(request)))
+
+
+@require_GET
+def organizations(request: HttpRequest) -> HttpResponse:
+    rows = staff.visible_organizations(staff.principal_of(request)).annotate(
+        ca_count=Count("cas", distinct=True),
+        valid_count=Count("certificates", filter=Q(certificates__revoked_at__isnull=True), distinct=True),
+    )
+    return _render(request, "pki/organizations.html", {"organizations": rows})
+
+
+@require_http_methods(["GET", "POST"])
+def create_organization_page(request: HttpRequest) -> HttpResponse:
+    principal = staff.principal_of(request)
+    if not staff.can_create_organizations(principal):
+        return _render(request, "pki/create_organization.html", {"refused": True}, status=403)
+    form = OrganizationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization = create_organization(form.cleaned_data["name"], form.cleaned_data["slug"] or None,
+                                               request=request, principal=principal)
+        except OrganizationError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Organization “{organization.name}” ({organization.slug}) was created.")
+            return HttpResponseRedirect(reverse("pki-organizations"))
+    status = 400 if request.method == "POST" else 200
+    return _render(request, "pki/create_organization.html", {"form": form}, status=status)
+
+
+# --- Issuance ------------------------------------------------------------------------------
+
+
+def _issuance_request(form: IssueForm) -> IssuanceRequest:
+    data = form.cleaned_data
+    if data["key_source"] == IssueForm.SOURCE_CSR:
+        return IssuanceRequest(profile=data["profile"], csr=data["csr_data"],
+                               common_name=(data.get("common_name") or "").strip() or None,
+                               sans=tuple(form.san_list()), days=data.get("days"))
+    return IssuanceRequest(profile=data["profile"], common_name=(data.get("common_name") or "").strip() or None,
+                           sans=tuple(form.san_list()), key_type=data.get("key_type") or None, days=data.get("days"))
+
+
+@require_http_methods(["GET", "POST"])
+def issue(request: HttpRequest) -> HttpResponse:
+    issuers = staff.issuing_cas(staff.principal_of(request))
+    form = IssueForm(request.POST or None, request.FILES or None, issuers=issuers)
+    if request.method == "POST" and form.is_valid():
+        try:
+            certificate = issue_certificate(form.cleaned_data["ca"], _issuance_request(form),
+                                            actor=Actor.from_request(request))
+        except ServiceError as error:
+            form.add_error(None, error.message)
+        else:
+            extra = " Its key is in the PKCS#12 file below; reveal its password when you hand it over." \
+                if certificate.pkcs12_path else ""
+            messages.success(request, f"Certificate for “{certificate.common_name or certificate.serial}” issued "
+                                      f"(serial {certificate.serial}).{extra}")
+            return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
+    status = 400 if request.method == "POST" else 200
+    return _render(request, "pki/issue.html", {"form": form, "issuers": issuers}, status=status)
+
+
+# --- A certificate's page and its actions ----------------------------------------------------
+
+
+def _certificate_page(request: HttpRequest, certificate: Certificate, *, revoke_form: RevokeForm | None = None,
+                      revealed_password: str = "", status: int = 200) -> HttpResponse:
+    chain = issuer_chain(certificate, include_root=True)
+    context = {
+        "certificate": certificate,
+        "description": _describe(certificate),
+        "chain": chain,
+        "successor": Certificate.objects.filter(predecessor=certificate).first(),
+        "authority": getattr(certificate, "authority", None) if certificate.kind != "end_entity" else None,
+        "downloads": DOWNLOADS,
+        "revoke_form": revoke_form or RevokeForm(),
+        "revealed_password": revealed_password,
+        "is_ca_certificate": certificate.kind in ("root_ca", "intermediate_ca"),
+    }
+    return _render(request, "pki/certificate.html", context, status=status)
+
+
+def _describe(certificate: Certificate):
+    from certificates.decoder import describe_certificate
+
+    return describe_certificate(load_x509(certificate))
+
+
+@require_GET
+def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _certificate_page(request, _certificate_or_404(request, pk))
+
+
+@require_GET
+def certificate_download(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = _certificate_or_404(request, pk)
+    try:
+        download = download_certificate(certificate, request.GET.get("format", "pem"),
+                                        actor=Actor.from_request(request))
+    except ServiceError as error:
+        messages.error(request, error.message)
+        return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
+    response = HttpResponse(download.content, content_type=download.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    return response
+
+
+@require_POST
+def certificate_reveal_password(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = _certificate_or_404(request, pk)
+    try:
+        password = reveal_pkcs12_password(certificate, actor=Actor.from_request(request))
+    except ServiceError as error:
+        messages.error(request, error.message)
+        return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
+    messages.success(request, "PKCS#12 password revealed below (this was recorded in the audit trail). "
+                              "It is not shown again after you leave this page.")
+    return _certificate_page(request, certificate, revealed_password=password)
+
+
+@require_POST
+def certificate_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = _certificate_or_404(request, pk)
+    form = RevokeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The certificate was not revoked: correct the form below.")
+        return _certificate_page(request, certificate, revoke_form=form, status=400)
+    data = form.cleaned_data
+    try:
+        revoked = revoke_certificate(
+            certificate, reason=data["reason"], actor=Actor.from_request(request),
+            invalidity_date=data.get("invalidity_date"), root_password=data.get("root_password") or None,
+            revoke_children=bool(data.get("revoke_children")),
+        )
+    except ServiceError as error:
+        messages.error(request, f"The certificate was not revoked: {error.message}")
+        return _certificate_page(request, certificate, revoke_form=RevokeForm(initial=_without_password(data)),
+                                 status=error.status)
+    more = f" and {len(revoked) - 1} certificate(s) below it" if len(revoked) > 1 else ""
+    messages.success(request, f"Certificate {certificate.serial}{more} revoked ({data['reason']}). "
+                              "The CRL is being re-signed.")
+    return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
+
+
+def _without_password(data: dict) -> dict:
+    return {key: value for key, value in data.items() if key != "root_password"}
+
+
+@require_POST
+def certificate_renew(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = _certificate_or_404(request, pk)
+    try:
+        renewed = renew_certificate(certificate, actor=Actor.from_request(request))
+    except ServiceError as error:
+        messages.error(request, f"The certificate was not renewed: {error.message}")
+        return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
+    messages.success(request, f"Renewed: the new certificate has serial {renewed.serial}.")
+    return HttpResponseRedirect(reverse("pki-certificate", args=[renewed.pk]))
+
+
+# --- Toolbox -------------------------------------------------------------------------------
+
+
+def _toolbox(request: HttpRequest, *, decoder_form: DecoderForm | None = None, crl_form: CrlForm | None = None,
+             description=None, known: Certificate | None = None, status: int = 200) -> HttpResponse:
+    principal = staff.principal_of(request)
+    context = {
+        "decoder_form": decoder_form or DecoderForm(),
+        "crl_form": crl_form or CrlForm(cas=_crl_cas(request)),
+        "description": description,
+        "known": known,
+        "can_backup": staff.is_admin(principal),
+    }
+    return _render(request, "pki/toolbox.html", context, status=status)
+
+
+def _crl_cas(request: HttpRequest):
+    return staff.visible_cas(staff.principal_of(request)).usable().order_by("organization__slug", "name")
+
+
+@require_GET
+def toolbox(request: HttpRequest) -> HttpResponse:
+    return _toolbox(request)
+
+
+@require_POST
+def toolbox_decode(request: HttpRequest) -> HttpResponse:
+    form = DecoderForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _toolbox(request, decoder_form=form, status=400)
+    try:
+        description = decode(form.cleaned_data["data"])
+    except DecodeError as error:
+        form.add_error(None, str(error))
+        return _toolbox(request, decoder_form=form, status=400)
+    known = None
+    if description.sha256:
+        fingerprint = description.sha256.replace(":", "").lower()
+        known = staff.visible_certificates(staff.principal_of(request)).filter(fingerprint_sha256=fingerprint).first()
+    return _toolbox(request, decoder_form=form, description=description, known=known)
+
+
+@require_POST
+def toolbox_crl(request: HttpRequest) -> HttpResponse:
+    form = CrlForm(request.POST, cas=_crl_cas(request))
+    if not form.is_valid():
+        messages.error(request, "No CRL was signed: choose a CA.")
+        return _toolbox(request, crl_form=form, status=400)
+    ca = form.cleaned_data["ca"]
+    try:
+        crl = generate_crl(ca, actor=Actor.from_request(request), root_password=form.cleaned_data["root_password"])
+    except ServiceError as error:
+        messages.error(request, f"No CRL was signed for {ca.name}: {error.message}")
+        return _toolbox(request, crl_form=CrlForm(initial={"ca": ca.pk}, cas=_crl_cas(request)),
+                        status=error.status)
+    messages.success(request, f"CRL #{crl.number} of {ca.name} signed with {crl.entry_count} entr"
+                              f"{'y' if crl.entry_count == 1 else 'ies'}; next update "
+                              f"{crl.next_update:%Y-%m-%d %H:%M} UTC.")
+    return HttpResponseRedirect(reverse("pki-toolbox"))
