@@ -1,0 +1,238 @@
+"""The atomic part of a restore: database rows in one transaction, the data directory in one rename.
+
+Order (each step keeps the previous state until the last one succeeds):
+
+1. in ONE transaction: suspend the audit table's append-only triggers (the audit
+   app's sanctioned `audit.maintenance.triggers_suspended`, which restores them
+   before the transaction ends), delete every row of every backed-up table, insert
+   the staged rows in batches, reset PostgreSQL's sequences, check every foreign key
+   (`check_constraints`), verify the restored audit chain, and append the
+   `backup.restore` event to it (so the chain still verifies and the event carries
+   this restore's id);
+2. still before the commit: write a journal beside the data directory, then swap the
+   staged data directory and the live one with one `renameat2(RENAME_EXCHANGE)` (two
+   renames where the kernel lacks it); the staged directory carries a marker file
+   with the restore id;
+3. commit. If anything before the commit fails, the transaction rolls back and the
+   directories are exchanged back;
+4. after the commit: delete the previous data directory (now in the staging place),
+   the marker and the journal.
+
+A crash can only stop the process between two of these steps. The database then has
+rolled back (or committed) by itself; `recover_interrupted_restore` reads the journal
+and decides from facts, not guesses: the restore committed iff the audit trail holds
+the `backup.restore` event with the journal's restore id, and the live data
+directory is the new one iff it holds the marker. It then completes or undoes the
+file swap. Backups and restores run it first, and `restore_database --recover` runs it
+on demand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.management.color import no_style
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from audit.actions import AuditAction
+from audit.maintenance import triggers_suspended
+from audit.models import AuditEvent
+from audit.verification import verify_chain
+from backups.archive import TableSpec, decode_row
+from backups.errors import BackupError
+from backups.validation import StagedBackup
+from certificates.vault.storage import fsync_directory
+
+INSERT_BATCH = 500
+MARKER = ".pki-restore-marker"
+JOURNAL_FORMAT = "pki-restore-journal/1"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def journal_path(data_dir: Path) -> Path:
+    return data_dir.parent / f".{data_dir.name}.restore-journal.json"
+
+
+def staging_root(data_dir: Path, restore_id: str) -> Path:
+    """The staging directory: a sibling of the data directory, so a rename swaps them atomically."""
+    return data_dir.parent / f".{data_dir.name}.restore-{restore_id}"
+
+
+# --------------------------------------------------------------------------- database
+
+
+def replace_rows(staged: StagedBackup, checkpoint: Callable[[str], None],
+                 progress: Callable[[str, int, int | None], None]) -> dict[str, int]:
+    """Inside the caller's transaction: every table emptied and refilled from the staged rows."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    counts: dict[str, int] = {}
+    with triggers_suspended(DEFAULT_DB_ALIAS), connection.cursor() as cursor:
+        for spec in reversed(staged.tables):
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(spec.db_table)}")  # noqa: S608
+        cursor.execute("DELETE FROM django_session")
+        checkpoint("delete_rows")
+        for index, spec in enumerate(staged.tables, start=1):
+            counts[spec.label] = _insert_table(cursor, staged, spec)
+            progress("tables", index, len(staged.tables))
+        checkpoint("insert_rows")
+    _reset_sequences([spec.model for spec in staged.tables])
+    connection.check_constraints(table_names=[spec.db_table for spec in staged.tables])
+    checkpoint("check_constraints")
+    result = verify_chain()
+    if not result.ok:
+        raise BackupError(f"The backup's audit trail does not verify: {result.broken.message}", code="broken_audit")
+    return counts
+
+
+def _insert_table(cursor, staged: StagedBackup, spec: TableSpec) -> int:
+    connection = connections[DEFAULT_DB_ALIAS]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in spec.fields)
+    placeholders = ", ".join(["%s"] * len(spec.fields))
+    sql = f"INSERT INTO {connection.ops.quote_name(spec.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    count, batch = 0, []
+    with staged.member_path(spec.member).open("rb") as handle:
+        for line in handle:
+            values = decode_row(spec, line)
+            batch.append([field.get_db_prep_save(value, connection) for field, value in zip(spec.fields, values,
+                                                                                              strict=True)])
+            if len(batch) >= INSERT_BATCH:
+                cursor.executemany(sql, batch)
+                count, batch = count + len(batch), []
+    if batch:
+        cursor.executemany(sql, batch)
+        count += len(batch)
+    return count
+
+
+def _reset_sequences(model_list: list) -> None:
+    """Explicit ids were inserted: move PostgreSQL's sequences past them (nothing to do on SQLite)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    statements = connection.ops.sequence_reset_sql(no_style(), model_list)
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+# --------------------------------------------------------------------------- data directory
+
+
+@dataclass
+class DataDirSwap:
+    """Exchanges the live data directory with the staged one, and back."""
+
+    data_dir: Path
+    staged_dir: Path
+    restore_id: str
+    exchanged: bool = False
+
+    def prepare(self) -> None:
+        if not self.data_dir.exists():
+            self.data_dir.mkdir(mode=0o700, parents=True)
+        (self.staged_dir / MARKER).write_text(self.restore_id, encoding="utf-8")
+        write_journal(self.data_dir, {"format": JOURNAL_FORMAT, "restore_id": self.restore_id,
+                                      "data_dir": str(self.data_dir), "other": str(self.staged_dir)})
+
+    def exchange(self) -> None:
+        exchange_directories(self.data_dir, self.staged_dir)
+        self.exchanged = not self.exchanged
+
+    def undo(self) -> None:
+        """Before the commit: the previous directory back in place, the staged one and the journal gone."""
+        if self.exchanged:
+            self.exchange()
+        with contextlib.suppress(FileNotFoundError):
+            (self.staged_dir / MARKER).unlink()
+        journal_path(self.data_dir).unlink(missing_ok=True)
+
+    def finish(self) -> None:
+        """After the commit: drop the previous directory (now at the staging place), marker and journal."""
+        shutil.rmtree(self.staged_dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / MARKER).unlink()
+        fsync_directory(self.data_dir)
+        journal_path(self.data_dir).unlink(missing_ok=True)
+        fsync_directory(self.data_dir.parent)
+
+
+def exchange_directories(first: Path, second: Path) -> None:
+    """Swap two directories atomically (Linux `renameat2(RENAME_EXCHANGE)`), else with three renames."""
+    if not _renameat2_exchange(first, second):
+        parking = first.with_name(first.name + ".swap")
+        os.rename(first, parking)
+        os.rename(second, first)
+        os.rename(parking, second)
+    fsync_directory(first.parent)
+
+
+def _renameat2_exchange(first: Path, second: Path) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # kernel or file system without RENAME_EXCHANGE
+    raise OSError(code, os.strerror(code), str(first))
+
+
+def write_journal(data_dir: Path, content: dict[str, str]) -> None:
+    path = journal_path(data_dir)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(content, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def recover_interrupted_restore(data_dir: Path) -> str | None:
+    """Complete or undo a restore whose process died mid-swap; return what was done, or None."""
+    path = journal_path(data_dir)
+    if not path.exists():
+        return None
+    try:
+        journal = json.loads(path.read_text(encoding="utf-8"))
+        restore_id, other = str(journal["restore_id"]), Path(journal["other"])
+    except (ValueError, KeyError, TypeError, OSError):
+        raise BackupError(f"The restore journal {path.name} is unreadable; inspect it by hand.",
+                          code="bad_journal") from None
+    new_is_live = _marker(data_dir) == restore_id
+    if _restore_committed(restore_id):
+        if not new_is_live and other.exists():
+            exchange_directories(data_dir, other)
+        outcome = "completed"
+    else:
+        if new_is_live and other.exists():
+            exchange_directories(data_dir, other)
+        outcome = "rolled back"
+    DataDirSwap(data_dir, other, restore_id).finish()
+    return f"An interrupted restore ({restore_id}) was {outcome}."
+
+
+def _marker(directory: Path) -> str | None:
+    try:
+        return (directory / MARKER).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _restore_committed(restore_id: str) -> bool:
+    return AuditEvent.objects.filter(action=AuditAction.BACKUP_RESTORE.value,
+                                     details__restore_id=restore_id).exists()
