@@ -99,7 +99,12 @@ def test_chain_verifies_and_lints_for_every_profile(key_type: KeyType, tmp_path:
     chain = cached_chain(key_type)
     root_pem = write_pem(tmp_path / "root.pem", chain.root)
     inter_pem = write_pem(tmp_path / "inter.pem", chain.inter)
-    jobs = [LintJob("lint_pkix_cert", root_pem), LintJob("lint_pkix_cert", inter_pem)]
+    jobs = [
+        LintJob("lint_pkix_cert", root_pem),
+        LintJob("lint_pkix_cert", inter_pem),
+        # RFC 5280 issuer/subject pairing: names, AKI/SKI, validity nesting, signature.
+        LintJob("lint_pkix_signer_signee_cert_chain", inter_pem, (str(root_pem),)),
+    ]
     if key_type in CABF_KEY_TYPES:
         jobs.append(LintJob("lint_cabf_serverauth_cert", root_pem, ("-t", "ROOT-CA")))
 
@@ -120,6 +125,8 @@ def test_chain_verifies_and_lints_for_every_profile(key_type: KeyType, tmp_path:
         jobs.append(LintJob("lint_pkix_cert", leaf_pem, allowed=_pkix_allowed(leaf)))
         if key_type in CABF_KEY_TYPES and profile_name in ("server", "server-client"):
             jobs.append(LintJob("lint_cabf_serverauth_cert", leaf_pem, ("-t", "DV-FINAL-CERTIFICATE")))
+        if profile_name == "server":
+            jobs.append(LintJob("lint_pkix_signer_signee_cert_chain", leaf_pem, (str(inter_pem),)))
         if profile_name == "email" and key_type in SMIME_KEY_TYPES:
             jobs.append(LintJob("lint_cabf_smime_cert", leaf_pem, ("-t", "MAILBOX-STRICT")))
     assert_all_lint_clean(jobs)
