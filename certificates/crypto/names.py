@@ -35,6 +35,9 @@ MAX_DNS_NAME_LENGTH = 253  # RFC 1035 2.3.4 (255 octets on the wire)
 MAX_LABEL_LENGTH = 63
 MAX_EMAIL_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
 MAX_EMAIL_LENGTH = 254  # RFC 5321 4.5.3.1.3 (path limit minus the angle brackets)
+#: Longest "TYPE:value" text parse_san looks at (a 253-octet name in Unicode
+#: form plus prefix fits easily); longer input is refused before any work.
+MAX_SAN_TEXT_LENGTH = 1024
 
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # RFC 5322 3.2.3 "atext"; quoted local parts are deliberately not supported.
@@ -248,6 +251,8 @@ def parse_san(text: str) -> x509.GeneralName:
     :class:`x509.RFC822Name`; raises :class:`InvalidRequestError` (code
     ``san_invalid``) with a message naming the problem.
     """
+    if isinstance(text, str) and len(text) > MAX_SAN_TEXT_LENGTH:
+        raise InvalidRequestError("subject alternative name is too long", code="san_invalid")
     if not isinstance(text, str) or ":" not in text:
         raise InvalidRequestError(
             "subject alternative name must look like DNS:name, IP:address or EMAIL:address",

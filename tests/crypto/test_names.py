@@ -83,6 +83,9 @@ TOO_LONG_NAME = ".".join(["a" * 63] * 4) + ".com"
         "EMAIL:jörg@example.com",
         'EMAIL:"quoted"@example.com',
         f"EMAIL:{'a' * 65}@example.com",
+        "DNS:" + "a." * 600_000 + "com",
+        "DNS:" + "ü" * 100_000 + ".com",
+        None,
     ],
 )
 def test_parse_san_refuses(text: str) -> None:
