@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from audit.models import AuditEvent
 from audit.services import record_event
@@ -208,3 +210,18 @@ def test_missing_triggers_are_reported() -> None:
         assert json.loads(run_verify("--json").stdout)["triggers_installed"] is False
     finally:
         install_triggers(connection)
+
+
+class _Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_shown_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("audit.verification.PROGRESS_EVERY", 2)
+    build_chain(5)
+    terminal = _Terminal()
+    call_command("verify_audit_log", stdout=StringIO(), stderr=terminal)
+    assert "\rverified 4 of 5 events" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")
+    assert "verified" not in run_verify().stderr, "no progress when stderr is not a terminal"

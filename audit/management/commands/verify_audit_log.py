@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
@@ -21,6 +21,18 @@ from audit.verification import (
     verify_chain,
     verify_records,
 )
+
+
+class Progress:
+    """`verified N of M events` rewritten in place on a terminal."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream, self.total, self.shown = stream, total, False
+
+    def __call__(self, count: int) -> None:
+        self.stream.write(f"\rverified {count:,} of {self.total:,} events")
+        self.stream.flush()
+        self.shown = True
 
 
 class Command(BaseCommand):
@@ -58,27 +70,25 @@ class Command(BaseCommand):
 
     def _verify(self, export: Path | None, checkpoint: Checkpoint | None, *, quiet: bool) -> VerificationResult:
         progress = None if quiet else self._progress_printer()
-        if export is None:
-            return verify_chain(checkpoint=checkpoint, progress=progress)
         try:
+            if export is None:
+                return verify_chain(checkpoint=checkpoint, progress=progress)
             with export.open(encoding="utf-8") as lines:
                 return verify_records(read_export(lines), checkpoint=checkpoint, progress=progress)
         except OSError as error:
             raise CommandError(f"cannot read {export}: {error.strerror}") from None
         except ValueError as error:
             raise CommandError(f"{export} is not an audit export: {error}") from None
+        finally:
+            if progress is not None and progress.shown:
+                self.stderr._out.write("\n")
 
-    def _progress_printer(self):
+    def _progress_printer(self) -> Progress | None:
         """On a terminal, show how far a long verification has got; elsewhere stay quiet."""
         stream = self.stderr._out
         if not getattr(stream, "isatty", lambda: False)():
             return None
-        total = AuditEvent.objects.aggregate(head=Max("seq"))["head"] or 0
-
-        def show(count: int) -> None:
-            stream.write(f"\rverified {count:,} of {total:,} events")
-            stream.flush()
-        return show
+        return Progress(stream, total=AuditEvent.objects.aggregate(head=Max("seq"))["head"] or 0)
 
     def _write_checkpoint(self, path: Path, result: VerificationResult) -> None:
         try:
