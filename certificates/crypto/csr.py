@@ -34,7 +34,7 @@ def _as_bytes(data: bytes | str) -> bytes:
 
 def _parse(raw: bytes) -> x509.CertificateSigningRequest:
     try:
-        if raw.lstrip().startswith(_PEM_MARKER):
+        if _PEM_MARKER in raw:
             return x509.load_pem_x509_csr(raw)
         return x509.load_der_x509_csr(raw)
     except Exception:  # hostile input: any parser failure is "malformed"

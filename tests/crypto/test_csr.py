@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -20,9 +21,10 @@ from certificates.crypto import (
     csr_sans,
     load_csr,
     parse_san,
+    san_type,
     signature_hash_for,
 )
-from tests.crypto.helpers import cached_chain, cached_key
+from tests.crypto.helpers import assert_openssl_ok, cached_chain, cached_key, openssl
 
 
 def make_csr(
@@ -154,3 +156,29 @@ def test_mutated_csrs_never_leak_other_exceptions(good_csr: x509.CertificateSign
                 data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
         with contextlib.suppress(InvalidRequestError):
             load_csr(bytes(data))
+
+
+def test_openssl_generated_csr_with_text_preamble(tmp_path: Path) -> None:
+    """`openssl req -text` output (human-readable text, then PEM) is what people paste."""
+    out = tmp_path / "req.pem"
+    result = openssl(
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        tmp_path / "key.pem",
+        "-subj",
+        "/CN=www.example.com",
+        "-addext",
+        "subjectAltName=DNS:www.example.com,IP:192.0.2.7",
+        "-text",
+        "-out",
+        out,
+    )
+    assert_openssl_ok(result)
+    csr = load_csr(out.read_bytes())
+    assert csr_key_type(csr) is KeyType.RSA_2048
+    assert csr_common_name(csr) == "www.example.com"
+    assert [san_type(name) for name in csr_sans(csr)] == ["dns", "ip"]
