@@ -140,7 +140,7 @@ def _certificate_page(request: HttpRequest, certificate: Certificate, *, revoke_
         "successor": Certificate.objects.filter(predecessor=certificate).first(),
         "authority": getattr(certificate, "authority", None) if certificate.kind != "end_entity" else None,
         "downloads": DOWNLOADS,
-        "revoke_form": revoke_form or RevokeForm(),
+        "revoke_form": revoke_form or _revoke_form(certificate),
         "revealed_password": revealed_password,
         "is_ca_certificate": certificate.kind in ("root_ca", "intermediate_ca"),
     }
@@ -188,7 +188,7 @@ def certificate_reveal_password(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def certificate_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = _certificate_or_404(request, pk)
-    form = RevokeForm(request.POST)
+    form = _revoke_form(certificate, request.POST)
     if not form.is_valid():
         messages.error(request, "The certificate was not revoked: correct the form below.")
         return _certificate_page(request, certificate, revoke_form=form, status=400)
@@ -201,12 +201,20 @@ def certificate_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ServiceError as error:
         messages.error(request, f"The certificate was not revoked: {error.message}")
-        return _certificate_page(request, certificate, revoke_form=RevokeForm(initial=_without_password(data)),
-                                 status=error.status)
+        form = _revoke_form(certificate, initial=_without_password(data))
+        return _certificate_page(request, certificate, revoke_form=form, status=error.status)
     more = f" and {len(revoked) - 1} certificate(s) below it" if len(revoked) > 1 else ""
     messages.success(request, f"Certificate {certificate.serial}{more} revoked ({data['reason']}). "
                               "The CRL is being re-signed.")
     return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
+
+
+def _revoke_form(certificate: Certificate, data=None, initial: dict | None = None) -> RevokeForm:
+    """The revocation form; the root password and children fields only for a CA certificate."""
+    form = RevokeForm(data, initial=initial)
+    if certificate.kind == "end_entity":
+        del form.fields["root_password"], form.fields["revoke_children"]
+    return form
 
 
 def _without_password(data: dict) -> dict:
