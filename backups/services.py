@@ -22,8 +22,10 @@ fail, for the tests that prove "the old state or the new one, never a mix"):
     check_constraints  foreign keys checked, audit chain verified
     audit_event     `backup.restore` appended to the restored chain
     swap_files      journal written, data directory exchanged with the staged one
-    commit          the transaction commits
-    cleanup         the previous data directory, marker and journal removed; key and content caches cleared
+    commit          the last moment inside the transaction; the commit follows
+    cleanup         after the commit: key and content caches cleared, the previous data directory, the
+                    marker and the journal removed (a failure here leaves leftovers for `--recover`,
+                    never a mixed state)
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import IO
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import caches
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 
 from audit.actions import AuditAction
 from audit.services import record_event
@@ -108,6 +110,7 @@ class RestoreReport:
     tables: dict[str, int] = field(default_factory=dict)
     artifacts: int = 0
     recovered: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -116,7 +119,7 @@ class RestoreReport:
     def as_dict(self) -> dict[str, object]:
         return {"restore_id": self.restore_id, "source_created_at": self.source_created_at,
                 "source_database_vendor": self.source_database_vendor, "rows": self.rows,
-                "tables": self.tables, "artifacts": self.artifacts}
+                "tables": self.tables, "artifacts": self.artifacts, "warnings": self.warnings}
 
 
 class _Steps:
@@ -154,7 +157,7 @@ def restore_backup(archive_path: Path | str, actor: Actor, progress: Progress | 
         except SimulatedCrash:
             raise  # a "killed" process cleans nothing up; recover_interrupted_restore will
         except BaseException:
-            shutil.rmtree(staged.root, ignore_errors=True)
+            shutil.rmtree(staged.root, ignore_errors=True)  # before the commit it holds only the staged copy
             raise
     report.recovered = recovered
     return report
@@ -201,13 +204,24 @@ def _swap(staged: validation.StagedBackup, data_dir: Path, restore_id: str, acto
     except BaseException:
         files.undo()
         raise
-    files.finish()
-    shutil.rmtree(staged.root, ignore_errors=True)
     _forget_cached_state()
-    step("cleanup")
+    report.warnings = _clean_up(files, staged, step)
     logger.info("Restored backup of %s: %d rows, %d artifacts (restore %s).", report.source_created_at,
                 report.rows, report.artifacts, restore_id)
     return report
+
+
+def _clean_up(files: DataDirSwap, staged: validation.StagedBackup, step: Callable[[str], None]) -> list[str]:
+    """After the commit the restore is done: a failure here leaves only leftovers, never an error."""
+    try:
+        step("cleanup")
+        files.finish()
+        shutil.rmtree(staged.root, ignore_errors=True)
+    except Exception:
+        logger.exception("The restore is complete but its clean-up failed.")
+        return ["The restore is complete, but the previous data directory could not be removed; "
+                "run `manage.py restore_database --recover` to finish the clean-up."]
+    return []
 
 
 def _record_restore(report: RestoreReport, actor: Actor) -> None:
@@ -235,6 +249,3 @@ def recover(actor: Actor | None = None) -> str | None:
     with restore_lock(data_dir, exclusive=True):
         return recover_interrupted_restore(data_dir)
 
-
-def database_vendor() -> str:
-    return connections[DEFAULT_DB_ALIAS].vendor

@@ -1,0 +1,123 @@
+"""Issue, revoke, back up, change things, restore: exactly the backed-up state, and it still works."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from audit.actions import AuditAction
+from audit.models import AuditEvent
+from audit.verification import verify_chain
+from backups.archive import MANIFEST, SQLITE_SNAPSHOT
+from backups.services import restore_backup
+from certificates.keystore import artifact_store, intermediate_signing_key
+from certificates.models import Certificate, CertificateAuthority
+from certificates.services.authorities import create_root_ca
+from certificates.services.crls import generate_crl
+from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.revocation import revoke_certificate
+from certificates.vault import unlock_root_key
+from organizations.models import Organization
+from pki_project.actor import Actor
+from tests.backups.conftest import ROOT_PASSWORD
+from tests.backups.helpers import database_fingerprint, directory_fingerprint, make_backup, read_members
+
+
+def issue(ca: CertificateAuthority, name: str, operator: Actor) -> Certificate:
+    return issue_certificate(ca, IssuanceRequest(profile="server", common_name=name, key_type="ec-p256"),
+                             actor=operator)
+
+
+@pytest.fixture
+def lived_in_pki(populated_pki: CertificateAuthority, operator: Actor) -> CertificateAuthority:
+    """Two issued certificates (server keys: PKCS#12 artifacts), one of them revoked, and a CRL."""
+    issue(populated_pki, "kept.example.com", operator)
+    revoked = issue(populated_pki, "revoked.example.com", operator)
+    revoke_certificate(revoked, reason="keyCompromise", actor=operator)
+    generate_crl(populated_pki, actor=operator)
+    return populated_pki
+
+
+def change_everything(ca: CertificateAuthority, operator: Actor) -> None:
+    issue(ca, "after-backup.example.com", operator)
+    kept = Certificate.objects.get(common_name="kept.example.com")
+    revoke_certificate(kept, reason="superseded", actor=operator)
+    generate_crl(ca, actor=operator)
+    other = Organization.objects.create(name="Later Corp", slug="later")
+    create_root_ca(organization=other, common_name="Later Root", root_password=ROOT_PASSWORD, key_type="ec-p256",
+                   days=365, actor=operator)
+
+
+def test_restore_brings_back_exactly_the_backed_up_state(lived_in_pki: CertificateAuthority, operator: Actor,
+                                                         tmp_path: Path, data_dir: Path) -> None:
+    before_db, before_files = database_fingerprint(), directory_fingerprint(data_dir)
+    archive = make_backup(tmp_path / "backup.zip")
+    change_everything(lived_in_pki, operator)
+    assert directory_fingerprint(data_dir) != before_files
+
+    report = restore_backup(archive, Actor.operator("restore-test"))
+
+    after_db = database_fingerprint()
+    assert directory_fingerprint(data_dir) == before_files
+    for label, rows in before_db.items():
+        if label not in ("audit.auditevent", "sessions"):
+            assert after_db[label] == rows, label
+    # The audit trail is the backed-up one plus exactly one event: this restore, appended to it.
+    assert after_db["audit.auditevent"][:-1] == before_db["audit.auditevent"]
+    restore_event = AuditEvent.objects.order_by("-seq").first()
+    assert restore_event.action == AuditAction.BACKUP_RESTORE
+    assert restore_event.details["restore_id"] == report.restore_id
+    assert restore_event.actor_label == "cli:restore-test"
+    assert verify_chain().ok
+    assert report.rows == sum(len(rows) for label, rows in before_db.items() if label not in ("sessions", "schema"))
+    assert report.warnings == []
+
+
+def test_restored_pki_still_works(lived_in_pki: CertificateAuthority, operator: Actor, tmp_path: Path) -> None:
+    archive = make_backup(tmp_path / "backup.zip")
+    change_everything(lived_in_pki, operator)
+    restore_backup(archive, operator)
+
+    ca = CertificateAuthority.objects.get(pk=lived_in_pki.pk)
+    root = ca.parent
+    # Keys unlock: the root with its password, the intermediate from the vault (no stale cached key).
+    unlock_root_key(artifact_store(), root.key_directory, ROOT_PASSWORD)
+    assert intermediate_signing_key(ca) is not None
+    # CRLs regenerate, listing exactly the certificate revoked before the backup.
+    crl_row = generate_crl(ca, actor=operator)
+    crl = x509.load_der_x509_crl(bytes(crl_row.der))
+    revoked_serials = {format(entry.serial_number, "x") for entry in crl}
+    expected = {c.serial.lstrip("0") for c in Certificate.objects.filter(issuer=ca, revoked_at__isnull=False)}
+    assert {s.lstrip("0") for s in revoked_serials} == expected
+    assert Certificate.objects.get(common_name="kept.example.com").revoked_at is None
+    assert not Certificate.objects.filter(common_name="after-backup.example.com").exists()
+    assert not Organization.objects.filter(slug="later").exists()
+    # New work goes on after the restore, and the chain keeps verifying.
+    issue(ca, "post-restore.example.com", operator)
+    assert verify_chain().ok
+
+
+def test_archive_layout_and_manifest(lived_in_pki: CertificateAuthority, tmp_path: Path, data_dir: Path) -> None:
+    archive = make_backup(tmp_path / "backup.zip")
+    with zipfile.ZipFile(archive) as opened:
+        names = [info.filename for info in opened.infolist()]
+        assert names[-1] == MANIFEST
+        for info in opened.infolist():
+            assert (info.external_attr >> 16) == 0o100600
+    manifest = json.loads(read_members(archive)[MANIFEST])
+    assert manifest["format"] == "pki-backup"
+    assert manifest["format_version"] == 1
+    assert manifest["encryption_key_id"] == artifact_store().cipher.key_id.hex()
+    assert ["audit", "0001_initial"] in manifest["migrations"]
+    assert manifest["tables"]["certificates.certificate"]["rows"] == Certificate.objects.count()
+    artifacts = sorted(name for name in names if name.startswith("data/"))
+    assert artifacts == sorted("data/" + relpath for relpath in artifact_store().iter_artifacts())
+    assert all("\\" not in name and not name.startswith("/") for name in names)
+    assert set(manifest["members"]) == set(names) - {MANIFEST}
+    assert "db/sessions.session.jsonl" not in names
+    assert (SQLITE_SNAPSHOT in names) == (manifest["database_vendor"] == "sqlite")
+    assert AuditEvent.objects.order_by("-seq").first().action == AuditAction.BACKUP_CREATE
