@@ -85,7 +85,9 @@ def _request(leaf: x509.Certificate, issuer: x509.Certificate, algorithm: hashes
     return builder.build().public_bytes(Encoding.DER)
 
 
-def _openssl_check(tmp_path: Path, chain: Chain, request_der: bytes, response_der: bytes, status: str) -> str:
+def _openssl_check(
+    tmp_path: Path, chain: Chain, request_der: bytes, response_der: bytes, status: str, *, lint: bool = True
+) -> str:
     req = tmp_path / "req.der"
     resp = tmp_path / "resp.der"
     req.write_bytes(request_der)
@@ -110,7 +112,8 @@ def _openssl_check(tmp_path: Path, chain: Chain, request_der: bytes, response_de
     output = result.stdout + result.stderr
     assert f"Cert Status: {status}" in output, output
     assert "Nonce Verify error" not in output, output
-    assert_lints_clean("lint_ocsp_response", resp)
+    if lint:
+        assert_lints_clean("lint_ocsp_response", resp)
     return output
 
 
@@ -130,7 +133,9 @@ def test_delegated_responder_good_revoked_unknown(
 
     now = _now()
     good = build_ocsp_response(request, chain.inter, responder, responder_key, "good", this_update=now)
-    _openssl_check(tmp_path, chain, request_der, good, "good")
+    # The CertID hash does not change the response's structure: lint once per key type.
+    lint = algorithm.name == "sha256"
+    _openssl_check(tmp_path, chain, request_der, good, "good", lint=lint)
 
     revoked = build_ocsp_response(
         request,
@@ -143,11 +148,11 @@ def test_delegated_responder_good_revoked_unknown(
         this_update=now,
         next_update=now + timedelta(hours=12),
     )
-    output = _openssl_check(tmp_path, chain, request_der, revoked, "revoked")
+    output = _openssl_check(tmp_path, chain, request_der, revoked, "revoked", lint=lint)
     assert "keyCompromise" in output
 
     unknown = build_ocsp_response(request, chain.inter, responder, responder_key, "unknown")
-    _openssl_check(tmp_path, chain, request_der, unknown, "unknown")
+    _openssl_check(tmp_path, chain, request_der, unknown, "unknown", lint=lint)
 
     parsed = ocsp.load_der_ocsp_response(good)
     assert parsed.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
