@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.db import connection, transaction
+
 from audit.canonical import FORMAT_VERSION, GENESIS_HASH, HASHED_FIELDS, compute_hash, format_timestamp
 
 CHECKPOINT_FORMAT = "pki-audit-checkpoint/1"
@@ -188,5 +190,17 @@ def verify_chain(
     chunk_size: int = 2000,
     progress: Callable[[int], None] | None = None,
 ) -> VerificationResult:
-    """Verify the whole chain in the database."""
-    return verify_records(database_records(chunk_size), checkpoint=checkpoint, progress=progress)
+    """Verify the whole chain in the database.
+
+    On PostgreSQL the walk runs in one read-only transaction, so the server-side cursor
+    streams from a single snapshot instead of materializing the table (as a cursor
+    WITH HOLD outside a transaction would). On SQLite it runs without one: a
+    transaction there would be BEGIN IMMEDIATE and hold off every writer meanwhile.
+    Inside a caller's transaction (a restore verifying what it loaded) it just reads.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return verify_records(database_records(chunk_size), checkpoint=checkpoint, progress=progress)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+        return verify_records(database_records(chunk_size), checkpoint=checkpoint, progress=progress)
