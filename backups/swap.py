@@ -155,7 +155,8 @@ class DataDirSwap:
 
     def finish(self) -> None:
         """After the commit: drop the previous directory (now at the staging place), marker and journal."""
-        shutil.rmtree(self.staged_dir, ignore_errors=True)
+        shutil.rmtree(self.staged_dir.parent if _is_staging_root(self.data_dir, self.staged_dir.parent)
+                      else self.staged_dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / MARKER).unlink()
         fsync_directory(self.data_dir)
@@ -202,11 +203,31 @@ def write_journal(data_dir: Path, content: dict[str, str]) -> None:
 # --------------------------------------------------------------------------- recovery
 
 
+def _is_staging_root(data_dir: Path, candidate: Path) -> bool:
+    return candidate.parent == data_dir.parent and candidate.name.startswith(f".{data_dir.name}.restore-")
+
+
+def sweep_staging_directories(data_dir: Path) -> list[str]:
+    """Remove staging directories a dead restore left behind (call only under the exclusive restore lock)."""
+    removed = []
+    if data_dir.parent.is_dir():
+        for entry in data_dir.parent.iterdir():
+            if entry.is_dir() and not entry.is_symlink() and _is_staging_root(data_dir, entry):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+    return removed
+
+
 def recover_interrupted_restore(data_dir: Path) -> str | None:
-    """Complete or undo a restore whose process died mid-swap; return what was done, or None."""
+    """Complete or undo a restore whose process died mid-swap; return what was done, or None.
+
+    Without a journal there is nothing to decide: a restore that died before writing it
+    had not touched live data, and its staging directory is simply removed.
+    """
     path = journal_path(data_dir)
     if not path.exists():
-        return None
+        swept = sweep_staging_directories(data_dir)
+        return f"Removed {len(swept)} staging directories of an interrupted restore." if swept else None
     try:
         journal = json.loads(path.read_text(encoding="utf-8"))
         restore_id, other = str(journal["restore_id"]), Path(journal["other"])
@@ -223,6 +244,7 @@ def recover_interrupted_restore(data_dir: Path) -> str | None:
             exchange_directories(data_dir, other)
         outcome = "rolled back"
     DataDirSwap(data_dir, other, restore_id).finish()
+    sweep_staging_directories(data_dir)
     return f"An interrupted restore ({restore_id}) was {outcome}."
 
 

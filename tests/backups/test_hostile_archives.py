@@ -308,9 +308,8 @@ def test_dangling_foreign_key(backup_file: Path, data_dir: Path, tmp_path: Path)
     rows[0]["organization_id"] = 987654
     members[name] = b"".join((json.dumps(row) + "\n").encode() for row in rows)
     if SQLITE_SNAPSHOT in members:
-        members[SQLITE_SNAPSHOT] = edit_snapshot(members[SQLITE_SNAPSHOT], tmp_path,
-                                                 "UPDATE certificates_certificateauthority SET organization_id = "
-                                                 f"987654 WHERE id = {int(rows[0]['id'])}")  # noqa: S608
+        statement = "UPDATE certificates_certificateauthority SET organization_id = 987654 WHERE id = %d"
+        members[SQLITE_SNAPSHOT] = edit_snapshot(members[SQLITE_SNAPSHOT], tmp_path, statement % int(rows[0]["id"]))
     before = live_state(data_dir)
     with pytest.raises(Exception, match=r"(?i)foreign key|integrity|violates"):
         restore_backup(write_members(tmp_path / "h.zip", members), Actor.operator("tests"))

@@ -1,0 +1,49 @@
+"""`manage.py backup_database --output FILE [--json]`: a consistent backup while the service runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from backups.errors import BackupError
+from backups.management.commands._progress import TerminalProgress
+from backups.services import create_backup
+from pki_project.actor import Actor
+from pki_project.cli import add_json_argument, emit
+
+
+class Command(BaseCommand):
+    help = "Back up the database and the encrypted data directory into one zip archive."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--output", required=True, metavar="FILE", help="the archive to write (.zip)")
+        add_json_argument(parser)
+
+    def handle(self, *args, **options) -> None:
+        output = Path(options["output"]).expanduser().resolve()
+        if output.is_dir():
+            raise CommandError(f"{output} is a directory; give a file name, e.g. {output / 'pki-backup.zip'}.")
+        if not output.parent.is_dir():
+            raise CommandError(f"The directory {output.parent} does not exist.")
+        progress = TerminalProgress(self.stderr._out if hasattr(self.stderr, "_out") else None)
+        # Written beside the target and renamed at the end: a failed backup never leaves a partial archive.
+        fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                report = create_backup(handle, Actor.operator("backup_database"), progress)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, output)
+        except BackupError as error:
+            raise CommandError(error.message) from None
+        finally:
+            progress.finish()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        payload = {"output": str(output), "size": output.stat().st_size, **report.as_dict()}
+        emit(self, options, payload, f"Backup written to {output} ({payload['size']} bytes, {report.rows} rows, "
+                                     f"{report.artifacts} artifacts).")
