@@ -91,6 +91,27 @@ def test_verify_audit_log_checks_an_export_file(tmp_path: Path) -> None:
     assert "missing" in run.stderr
 
 
+def test_an_export_line_missing_a_field_is_reported_as_edited(tmp_path: Path) -> None:
+    build_chain(3)
+    lines = [json.loads(line) for line in export().splitlines()]
+    del lines[1]["details"]
+    output = tmp_path / "audit.jsonl"
+    output.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    run = run_verify("--export", str(output))
+
+    assert run.exit_code == 1
+    assert "BROKEN at seq 2 " in run.stderr
+    assert "edited" in run.stderr
+
+
+def test_a_file_that_is_not_an_export_is_a_clear_error(tmp_path: Path) -> None:
+    output = tmp_path / "notes.txt"
+    output.write_text("hello\n")
+    with pytest.raises(CommandError, match="not an audit export"):
+        run_verify("--export", str(output))
+
+
 class TestRestorePath:
     def _exported_records(self) -> list[dict]:
         return [json.loads(line) for line in export().splitlines()]
