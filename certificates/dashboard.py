@@ -22,7 +22,7 @@ from organizations.principal import Principal
 
 EXPIRY_BANDS = (7, 30, 90)
 CHART_MONTHS_BACK = 6
-CHART_MONTHS_AHEAD = 6
+CHART_MONTHS_AHEAD = 12
 RECENT_EVENTS = 10
 
 
@@ -101,7 +101,7 @@ def issuance_chart(certificates: QuerySet[Certificate], now: datetime) -> Chart:
     months = [_month_start(now, offset) for offset in range(-CHART_MONTHS_BACK, CHART_MONTHS_AHEAD + 1)]
     values = [issued.get((m.year, m.month), 0) for m in months] + [expiring.get((m.year, m.month), 0) for m in months]
     top = max([*values, 1])
-    slot, bar, plot_height, baseline = 48, 18, 120, 140
+    slot, bar, plot_height, baseline = 44, 18, 120, 140
     chart = Chart(width=slot * len(months) + 16, height=baseline + 24, baseline=baseline, max_value=top)
     for index, month in enumerate(months):
         x = 8 + index * slot

@@ -159,6 +159,8 @@ def _extension_meaning(ext: x509.Extension) -> str:
         return "Names it is valid for: " + ", ".join(format_general_name(n) for n in value) + "."
     if isinstance(value, x509.CRLDistributionPoints):
         return "Revocation list (CRL) published at: " + ", ".join(_urls(value)) + "."
+    if isinstance(value, x509.FreshestCRL):
+        return "Delta CRLs (the latest changes between full CRLs) published at: " + ", ".join(_urls(value)) + "."
     if isinstance(value, x509.AuthorityInformationAccess):
         return "Issuer details and OCSP status at: " + ", ".join(_urls(value)) + "."
     if isinstance(value, x509.SubjectKeyIdentifier):

@@ -121,6 +121,10 @@ class IssueForm(forms.Form):
     def __init__(self, *args, issuers: QuerySet[CertificateAuthority], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["ca"].queryset = issuers
+        self.fields["ca"].empty_label = "Choose the issuing CA"
+        first_two = list(issuers[:2])
+        if len(first_two) == 1:  # one CA can issue: preselect it
+            self.fields["ca"].initial = first_two[0].pk
 
     def clean_csr_file(self):
         upload = self.cleaned_data.get("csr_file")

@@ -1,0 +1,152 @@
+"""Browser tests: the machine's Debian Chromium driven by Playwright against pytest-django's live server.
+
+* Chromium comes from Debian (`/usr/bin/chromium`), never from a test tool's download.
+  When it is missing, the session fixture installs it with apt-get only if
+  `PKI_BROWSER_INSTALL=1` (the Makefile's test target sets it); otherwise the
+  browser tests are skipped with a message saying how to run them.
+* Every page opened through `watched_page` is listened to: a CSP violation
+  ("Refused to …", "Content Security Policy"), an uncaught JavaScript error, or any
+  console error other than the page's own expected status fails the test.
+* `shoot(page, name)` saves desktop (1280x800) and phone (390x844) screenshots to
+  `test-artifacts/screenshots/` (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PROJECT_DIR
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = PROJECT_DIR / "test-artifacts" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+CSP_MARKERS = ("Refused to", "Content Security Policy", "Content-Security-Policy")
+
+
+def _install_chromium() -> None:
+    """Debian's package, as root, only when PKI_BROWSER_INSTALL=1 allows it."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        subprocess.run(command, check=True, env=env, capture_output=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("PKI_BROWSER_INSTALL") != "1":
+            pytest.skip(f"Browser tests skipped: {CHROMIUM} is missing. Install Debian's chromium "
+                        "(apt-get install chromium) or run with PKI_BROWSER_INSTALL=1 (make test does).")
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            pytest.skip("Browser tests skipped: chromium is missing and cannot be installed here "
+                        "(apt-get as root is needed).")
+        _install_chromium()
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    # Playwright's sync API runs an event loop in this thread; the test code's ORM calls are still
+    # synchronous (the live server answers from its own thread).
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class ConsoleWatch:
+    """Console errors and page errors of one page, with the statuses the test expects for documents."""
+
+    problems: list[str] = field(default_factory=list)
+    expected_status_urls: set[str] = field(default_factory=set)
+
+    def on_console(self, message) -> None:
+        text = message.text
+        if any(marker in text for marker in CSP_MARKERS):
+            self.problems.append(f"CSP: {text}")
+        elif message.type == "error":
+            url = (message.location or {}).get("url", "")
+            if "Failed to load resource" in text and url.split("#")[0] in self.expected_status_urls:
+                return  # the page itself answered the 403/404/400 the test asked for
+            if url.endswith("/favicon.ico"):
+                return  # the browser asks for it on its own on pages without an icon link (login, admin)
+            self.problems.append(f"console error: {text} ({url})")
+
+    def on_page_error(self, error) -> None:
+        self.problems.append(f"JavaScript error: {error}")
+
+    def assert_clean(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+@pytest.fixture(autouse=True)
+def _empty_audit_trail_after(transactional_db) -> Iterator[None]:
+    """The live server commits audit events; the append-only triggers refuse pytest-django's flush."""
+    yield
+    from audit.maintenance import delete_all_events
+
+    delete_all_events()
+
+
+@pytest.fixture
+def watched_page(browser, live_server):
+    """A fresh browser context (its own cookies) and page, watched for CSP violations and JS errors."""
+    pages = []
+
+    def make():
+        context = browser.new_context(viewport=DESKTOP, base_url=live_server.url, accept_downloads=True)
+        page = context.new_page()
+        watch = ConsoleWatch()
+        page.on("console", watch.on_console)
+        page.on("pageerror", watch.on_page_error)
+        page.watch = watch
+        page.server_url = live_server.url
+        pages.append((context, page))
+        return page
+
+    yield make
+    try:
+        for _context, page in pages:
+            page.watch.assert_clean()
+    finally:
+        for context, _page in pages:
+            context.close()
+
+
+def shoot(page, name: str) -> None:
+    """Desktop and phone screenshots of the current page; back to the desktop size afterwards."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size(DESKTOP)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-desktop.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"), full_page=True)
+    page.set_viewport_size(DESKTOP)
+
+
+def log_in(page, api_key: str, next_url: str = "/") -> None:
+    page.goto(f"/auth/login?next={next_url}")
+    page.get_by_label("API key").fill(api_key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def visit(page, url: str, expect_status: int = 200):
+    """Open `url`; a non-200 status is expected only when the test says so (and then not a console error)."""
+    if expect_status != 200:
+        page.watch.expected_status_urls.add(page.server_url + url if url.startswith("/") else url)
+    response = page.goto(url)
+    assert response is not None, url
+    assert response.status == expect_status, f"{url}: {response.status}"
+    return response

@@ -1,0 +1,162 @@
+"""The staff interface in a real browser: log in, issue, reveal, revoke, each by the roles allowed and refused.
+
+Every page visited is watched for CSP violations and JavaScript errors (`watched_page`),
+and the main pages are saved as desktop and phone screenshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from certificates.models import Certificate
+from tests.browser.conftest import log_in, shoot, visit
+from tests.certificates.csrs import make_csr
+from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
+from tests.pages.conftest import Hierarchy, build_hierarchy, issue_server_certificate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class World:
+    hierarchy: Hierarchy
+    keys: dict[str, str]
+    leaf: Certificate
+
+
+@pytest.fixture
+def world() -> World:
+    organization = OrganizationFactory(name="Example Corp", slug="example")
+    hierarchy = build_hierarchy(organization)
+    keys = {}
+    for role in ("user", "manager", "admin"):
+        user = UserFactory(username=f"{role}-1", role=role, organization=organization)
+        keys[role] = ApiKeyFactory(user=user).plain_key
+    keys["global_admin"] = ApiKeyFactory(user=UserFactory(username="root-admin", role="admin")).plain_key
+    leaf = issue_server_certificate(hierarchy.intermediate, "www.example.com")
+    for index in range(3):
+        issue_server_certificate(hierarchy.intermediate, f"app{index}.example.com", server_key=False)
+    return World(hierarchy, keys, leaf)
+
+
+def test_login_with_an_api_key_and_the_main_pages(watched_page, world):
+    page = watched_page()
+    visit(page, "/auth/login")
+    shoot(page, "login")
+    page.get_by_label("API key").fill("pki_notakey_nope")
+    page.watch.expected_status_urls.add(page.server_url + "/auth/session")  # the refused login answers 401
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text() == "Invalid credentials."
+
+    log_in(page, world.keys["global_admin"], "/")
+    assert page.get_by_role("heading", name="Dashboard").is_visible()
+    shoot(page, "dashboard")
+    for url, heading, name in [
+        ("/organizations", "Organizations", "organizations"),
+        ("/create-organization", "Create an organization", "create-organization"),
+        ("/toolbox", "Toolbox", "toolbox"),
+        ("/certificates/issue", "Issue a certificate", "issue"),
+        (f"/certificates/{world.leaf.pk}", "www.example.com", "certificate"),
+        ("/admin/", "Site administration", "admin-index"),
+        ("/admin/certificates/certificate/", "Select certificate to view", "admin-certificates"),
+        (f"/admin/certificates/certificate/{world.leaf.pk}/change/", "www.example.com", "admin-certificate"),
+        ("/admin/certificates/certificateauthority/", "Select certificate authority to view", "admin-cas"),
+        ("/admin/certificates/certificateauthority/create-root/", "Create a root CA", "admin-create-root"),
+        ("/admin/certificates/certificaterevocationlist/", "Select CRL to view", "admin-crls"),
+        ("/admin/audit/auditevent/", "Select audit event to view", "admin-audit"),
+    ]:
+        visit(page, url)
+        assert page.get_by_role("heading", name=heading).first.is_visible(), url
+        shoot(page, name)
+
+    visit(page, "/create-organization")
+    page.get_by_label("Name").fill("Browser Org")
+    page.get_by_role("button", name="Create organization").click()
+    assert "Organization “Browser Org” (browser-org) was created." in page.locator(".messages").inner_text()
+
+
+def test_manager_issues_from_a_csr_and_with_a_server_key_then_reveals_the_password(watched_page, world, tmp_path):
+    page = watched_page()
+    log_in(page, world.keys["manager"], "/certificates/issue")
+    page.get_by_label("Issuing CA").select_option(label="Example Issuing CA (intermediate, example-issuing-ca)")
+    page.get_by_label("Profile").select_option("server")
+    page.get_by_label("CSR (PEM)").fill(make_csr("csr.example.com").decode())
+    page.get_by_role("button", name="Issue certificate").click()
+    assert "Certificate for “csr.example.com” issued" in page.locator(".messages").inner_text()
+    assert page.get_by_role("heading", name="csr.example.com").is_visible()
+
+    visit(page, "/certificates/issue")
+    page.get_by_label("Generate the key on the server").check()
+    assert page.get_by_label("CSR (PEM)").is_hidden()  # the static script shows only the fields that apply
+    page.get_by_label("Common name").fill("vpn.example.com")
+    page.get_by_label("Subject alternative names").fill("DNS:vpn.example.com\nIP:192.0.2.10")
+    page.get_by_role("button", name="Issue certificate").click()
+    assert "Certificate for “vpn.example.com” issued" in page.locator(".messages").inner_text()
+    shoot(page, "certificate-issued")
+
+    page.get_by_role("button", name="Reveal the PKCS#12 password").click()
+    password = page.locator("#pkcs12-password").inner_text().strip()
+    assert len(password) >= 16
+    page.get_by_role("button", name="Copy").click()
+    shoot(page, "pkcs12-password")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Key and certificate (PKCS#12)").click()
+    bundle = tmp_path / "bundle.p12"
+    download_info.value.save_as(bundle)
+    key, certificate, _ = pkcs12.load_key_and_certificates(bundle.read_bytes(), password.encode())
+    assert key is not None
+    assert "vpn.example.com" in certificate.subject.rfc4514_string()
+
+    visit(page, "/certificates/issue")
+    page.watch.expected_status_urls.add(page.server_url + "/certificates/issue")  # the form answers 400
+    page.get_by_role("button", name="Issue certificate").click()  # nothing pasted
+    assert "Paste a CSR or upload a CSR file" in page.locator(".field-message").first.inner_text()
+    shoot(page, "issue-error")
+
+
+def test_user_is_refused_issuance_and_sees_no_revoke_or_reveal(watched_page, world):
+    page = watched_page()
+    log_in(page, world.keys["user"], "/")
+    assert page.get_by_role("link", name="Issue a certificate").count() == 0
+    visit(page, "/certificates/issue", expect_status=403)
+    visit(page, f"/certificates/{world.leaf.pk}")
+    assert page.get_by_role("button", name="Revoke this certificate").count() == 0
+    assert page.get_by_role("button", name="Reveal the PKCS#12 password").count() == 0
+    visit(page, "/admin/certificates/certificate/")
+    options = page.locator("select[name=action] option").all_inner_texts()
+    assert not any("Revoke" in option for option in options)
+    shoot(page, "admin-certificates-user")
+
+
+def test_manager_revokes_through_the_admin_action(watched_page, world, live_server):
+    page = watched_page()
+    log_in(page, world.keys["manager"], "/admin/certificates/certificate/")
+    row = page.locator("#result_list tr", has_text="www.example.com")
+    row.locator("input.action-select").check()
+    page.locator("select[name=action]").select_option("revoke_selected")
+    page.get_by_role("button", name="Go").click()
+    assert page.get_by_role("heading", name="Revoke certificates").is_visible()
+    page.get_by_label("Reason").select_option("keyCompromise")
+    shoot(page, "admin-revoke-form")
+    page.get_by_role("button", name="Revoke 1 certificate").click()
+    assert "Revoked 1: www.example.com" in page.locator(".messagelist").inner_text()
+    shoot(page, "admin-revoked")
+    world.leaf.refresh_from_db()
+    assert world.leaf.revocation_reason == "keyCompromise"
+    visit(page, f"/certificates/{world.leaf.pk}")
+    assert "revoked" in page.get_by_role("heading", level=1).inner_text()
+
+
+def test_revoke_on_the_certificate_page_and_dashboard_on_a_phone(watched_page, world):
+    page = watched_page()
+    log_in(page, world.keys["admin"], f"/certificates/{world.leaf.pk}")
+    page.get_by_label("Reason").select_option("superseded")
+    page.get_by_role("button", name="Revoke this certificate").click()
+    assert f"Certificate {world.leaf.serial} revoked (superseded)" in page.locator(".messages").inner_text()
+    page.set_viewport_size({"width": 390, "height": 844})
+    visit(page, "/")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the dashboard scrolls sideways on a phone ({width}px)"
