@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from backups import views as backup_views
 from certificates.api import ApiDocsView
 from pki_project import auth_views, health
 
@@ -13,6 +14,9 @@ urlpatterns = [
     path("auth/login", auth_views.login_page, name="login"),
     path("auth/session", auth_views.session, name="session"),
     path("auth/logout", auth_views.logout, name="logout"),
+    # Before "admin/": the admin's catch-all would swallow them.
+    path("admin/backup/database", backup_views.backup_database, name="backup-database"),
+    path("admin/restore/database", backup_views.restore_database, name="restore-database"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("pki_project.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

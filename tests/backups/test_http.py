@@ -1,0 +1,141 @@
+"""The staff routes: GET /admin/backup/database and POST /admin/restore/database, for every role."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from audit.actions import AuditAction
+from audit.models import AuditEvent
+from certificates.models import CertificateAuthority
+from organizations.models import Organization
+from tests.backups.helpers import live_state, read_members, write_members
+
+# Authentication keeps books on every request (API key last use, RBAC denials in the audit trail):
+# a refused restore must leave everything else exactly as it was.
+BOOKKEEPING = {"audit.auditevent", "organizations.apikey", "organizations.sessiontoken", "sessions"}
+BACKUP_URL = "/admin/backup/database"
+RESTORE_URL = "/admin/restore/database"
+
+
+def pki_state(data_dir: Path):
+    database, files, siblings = live_state(data_dir)
+    restores = AuditEvent.objects.filter(action=AuditAction.BACKUP_RESTORE).count()
+    return {k: v for k, v in database.items() if k not in BOOKKEEPING}, files, siblings, restores
+
+
+def download(client) -> bytes:
+    response = client.get(BACKUP_URL)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"].startswith('attachment; filename="pki-backup-')
+    assert response["Content-Disposition"].endswith('.zip"')
+    assert response.streaming
+    return b"".join(response.streaming_content)
+
+
+def upload(client, data: bytes, **extra):
+    return client.post(RESTORE_URL, {"backup": io.BytesIO(data)}, **extra)
+
+
+@pytest.fixture
+def admin(make_principal_client, populated_pki: CertificateAuthority):
+    return make_principal_client("admin")
+
+
+def test_admin_downloads_a_backup_and_it_is_audited(admin) -> None:
+    data = download(admin)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert "manifest.json" in archive.namelist()
+        assert archive.testzip() is None
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert event.action == AuditAction.BACKUP_CREATE
+    assert event.actor_username == admin.user.username
+
+
+def test_admin_restores_over_http(admin, tmp_path: Path, data_dir: Path) -> None:
+    data = download(admin)
+    Organization.objects.create(name="After", slug="after")
+    response = upload(admin, data)
+    assert response.status_code == 200, response.content
+    restored = response.json()["restored"]
+    assert restored["artifacts"] == 4
+    assert not Organization.objects.filter(slug="after").exists()
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert event.action == AuditAction.BACKUP_RESTORE
+    assert event.actor_username == admin.user.username
+
+
+def test_hostile_upload_is_refused_with_json_and_changes_nothing(admin, tmp_path: Path, data_dir: Path) -> None:
+    members = read_members_from_bytes(download(admin), tmp_path)
+    members["../../evil.pem.enc"] = b"x"
+    hostile = write_members(tmp_path / "hostile.zip", members).read_bytes()
+    before = pki_state(data_dir)
+    response = upload(admin, hostile)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "path_traversal"
+    assert "leaves the archive" in response.json()["error"]["message"]
+    assert pki_state(data_dir) == before
+
+
+def test_upload_over_the_limit_is_refused(admin, settings, data_dir: Path) -> None:
+    settings.PKI_BACKUP_MAX_UPLOAD_BYTES = 1000
+    before = pki_state(data_dir)
+    response = upload(admin, b"x" * 5000)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert pki_state(data_dir) == before
+
+
+def test_missing_field(admin) -> None:
+    response = admin.post(RESTORE_URL, {"other": io.BytesIO(b"x")})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "no_file"
+
+
+def test_form_restore_redirects_with_a_message(make_principal_client, populated_pki, tmp_path: Path) -> None:
+    admin = make_principal_client("admin", via="cookie")
+    data = download(admin)
+    response = upload(admin, data, HTTP_ACCEPT="text/html")
+    assert response.status_code == 302
+    assert response["Location"] == "/toolbox"
+    refused = upload(admin, b"not a zip", HTTP_ACCEPT="text/html")
+    assert refused.status_code == 302
+    messages = [str(m) for m in refused.wsgi_request._messages]
+    assert any("not a readable zip" in m and "Nothing was changed" in m for m in messages)
+
+
+@pytest.mark.parametrize("role", ["manager", "user"])
+def test_other_roles_are_refused(make_principal_client, populated_pki, role: str, data_dir: Path) -> None:
+    client = make_principal_client(role)
+    assert client.get(BACKUP_URL).status_code == 403
+    before = pki_state(data_dir)
+    assert upload(client, b"whatever").status_code == 403
+    assert pki_state(data_dir) == before
+
+
+def test_an_organization_admin_is_refused(make_principal_client, populated_pki, organization) -> None:
+    client = make_principal_client("admin", organization)
+    assert client.get(BACKUP_URL).status_code == 403
+    assert upload(client, b"whatever").status_code == 403
+
+
+def test_anonymous_is_refused(client, populated_pki, data_dir: Path) -> None:
+    assert client.get(BACKUP_URL, HTTP_ACCEPT="application/json").status_code == 401
+    before = pki_state(data_dir)
+    assert upload(client, b"whatever", HTTP_ACCEPT="application/json").status_code in (401, 403)
+    assert pki_state(data_dir) == before
+
+
+def test_wrong_methods(admin) -> None:
+    assert admin.post(BACKUP_URL).status_code in (403, 405)
+    assert admin.get(RESTORE_URL).status_code in (403, 405)
+
+
+def read_members_from_bytes(data: bytes, tmp_path: Path) -> dict[str, bytes]:
+    path = tmp_path / "downloaded.zip"
+    path.write_bytes(data)
+    return read_members(path)
