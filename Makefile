@@ -47,5 +47,9 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# Benchmarks (figures, not pass/fail): a table on stdout and bench-results.json. BENCH_QUICK=1: under a minute.
+bench: venv
+	$(PY) scripts/bench.py
+
 clean-venv:
 	rm -rf $(VENV)

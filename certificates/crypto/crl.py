@@ -8,8 +8,8 @@ every call, which would make a CRL of n entries cost O(n^2).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from cryptography import x509
 
@@ -55,14 +55,35 @@ def reason_name(flag: x509.ReasonFlags | None) -> str:
     raise InvalidRequestError("revocation reason is not offered by this CA", code="reason_invalid")
 
 
-@dataclass(frozen=True)
-class RevokedEntry:
-    """One revoked certificate as stored by the service layer."""
+class RevokedEntry(NamedTuple):
+    """One revoked certificate as stored by the service layer.
+
+    Immutable; a NamedTuple rather than a frozen dataclass because a CRL of 100,000
+    entries creates 100,000 of them and a tuple is built in half the time.
+    """
 
     serial: int
     revoked_at: datetime
     reason: x509.ReasonFlags | None = None
     invalidity_date: datetime | None = None
+
+
+def _utc_second(moment: datetime, label: str) -> datetime:
+    """:func:`ensure_utc`, with no work for what the database hands over (UTC, whole seconds):
+    this runs once or twice per CRL entry, and at 100,000 entries every microsecond shows."""
+    if isinstance(moment, datetime) and moment.tzinfo is UTC and not moment.microsecond:
+        return moment
+    return ensure_utc(moment, label)
+
+
+#: UTCTime cannot say anything earlier (RFC 5280 4.1.2.5.1); cryptography refuses it too.
+_EARLIEST_TIME = datetime(1950, 1, 1, tzinfo=UTC)
+#: One immutable reasonCode extension per reason, shared by every entry that carries it.
+_REASON_EXTENSIONS = {
+    flag: x509.Extension(x509.CRLReason.oid, False, x509.CRLReason(flag))
+    for flag in REASONS.values()
+    if flag is not x509.ReasonFlags.unspecified
+}
 
 
 def _revoked_certificate(entry: RevokedEntry) -> x509.RevokedCertificate:
@@ -72,21 +93,28 @@ def _revoked_certificate(entry: RevokedEntry) -> x509.RevokedCertificate:
     5.3.1 says it SHOULD be absent rather than unspecified; BR 7.2.2.1 says
     MUST NOT be unspecified). invalidityDate (RFC 5280 5.3.2) is added when
     known.
+
+    The builder gets every field in its constructor: the fluent methods copy the
+    builder at each step, which doubles the per-entry cost of a large CRL. Their
+    checks are made here instead (positive serial of at most 20 octets, RFC 5280
+    4.1.2.2; a revocation date UTCTime can express).
     """
-    if entry.reason in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl):
+    reason = entry.reason
+    if reason in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl):
         raise InvalidRequestError("certificate suspension is not supported", code="reason_invalid")
-    builder = (
-        x509.RevokedCertificateBuilder()
-        .serial_number(entry.serial)
-        .revocation_date(ensure_utc(entry.revoked_at, "revocation date"))
-    )
-    if entry.reason is not None and entry.reason is not x509.ReasonFlags.unspecified:
-        builder = builder.add_extension(x509.CRLReason(entry.reason), critical=False)
+    serial = entry.serial
+    if isinstance(serial, bool) or not isinstance(serial, int) or serial <= 0 or serial.bit_length() >= 160:
+        raise InvalidRequestError("a revoked serial must be positive and fit in 20 octets", code="crl_invalid")
+    revoked_at = _utc_second(entry.revoked_at, "revocation date")
+    if revoked_at < _EARLIEST_TIME:
+        raise InvalidRequestError("the revocation date must be on or after 1950-01-01", code="crl_invalid")
+    extensions: list[x509.Extension[x509.ExtensionType]] = []
+    if reason is not None and reason is not x509.ReasonFlags.unspecified:
+        extensions.append(_REASON_EXTENSIONS[reason])
     if entry.invalidity_date is not None:
-        builder = builder.add_extension(
-            x509.InvalidityDate(ensure_utc(entry.invalidity_date, "invalidity date")), critical=False
-        )
-    return builder.build()
+        invalidity = x509.InvalidityDate(_utc_second(entry.invalidity_date, "invalidity date"))
+        extensions.append(x509.Extension(invalidity.oid, False, invalidity))
+    return x509.RevokedCertificateBuilder(serial, revoked_at, extensions).build()
 
 
 def _require_crl_signer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> None:
