@@ -2,8 +2,7 @@
 
 One row per action. A row prepares what it needs, calls `world.mark()` just before
 the operation, performs it the way a client or operator would, and returns what
-the event must say. Operations that do not exist yet get their row when they land
-(see the list at the end of this module).
+the event must say. A new `AuditAction` needs a row here (a test checks that).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -57,9 +57,11 @@ class Expected:
 class World:
     """What a row needs: clients signed in through the real login, and the mark before the operation."""
 
-    def __init__(self, make_principal_client: Callable[..., Client], monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, make_principal_client: Callable[..., Client], monkeypatch: pytest.MonkeyPatch,
+                 tmp_path: Path) -> None:
         self.make_client = make_principal_client
         self.monkeypatch = monkeypatch
+        self.tmp_path = tmp_path
         self.baseline = 0
 
     def mark(self) -> None:
@@ -250,6 +252,27 @@ def encryption_key_rotate(world: World) -> Expected:
                     organization_id=None)
 
 
+def backup_create(world: World) -> Expected:
+    actor, organization = _manager_actor()
+    _issuing_ca(actor, organization)
+    world.mark()
+    call_command("backup_database", "--output", str(world.tmp_path / "backup.zip"), stdout=StringIO(),
+                 stderr=StringIO())
+    return Expected(actor_username="", actor_label="cli:backup_database", target_type="backup")
+
+
+def backup_restore(world: World) -> Expected:
+    """The restored chain is the backup's (its head precedes the backup.create event), plus one restore event."""
+    actor, organization = _manager_actor()
+    _issuing_ca(actor, organization)
+    world.mark()
+    archive = world.tmp_path / "backup.zip"
+    call_command("backup_database", "--output", str(archive), stdout=StringIO(), stderr=StringIO())
+    call_command("restore_database", str(archive), "--yes", stdout=StringIO(), stderr=StringIO())
+    assert not AuditEvent.objects.filter(action=AuditAction.BACKUP_CREATE).exists(), "the backup predates it"
+    return Expected(actor_username="", actor_label="cli:restore_database", target_type="backup")
+
+
 COVERAGE = [
     pytest.param(AuditAction.LOGIN, login_success, id="login-success"),
     pytest.param(AuditAction.LOGIN, login_failure, id="login-failure"),
@@ -267,13 +290,15 @@ COVERAGE = [
     pytest.param(AuditAction.CERTIFICATE_DOWNLOAD, certificate_download, id="certificate-download"),
     pytest.param(AuditAction.PKCS12_PASSWORD_REVEAL, pkcs12_password_reveal, id="pkcs12-password-reveal"),
     pytest.param(AuditAction.ENCRYPTION_KEY_ROTATE, encryption_key_rotate, id="encryption-key-rotate"),
+    pytest.param(AuditAction.BACKUP_CREATE, backup_create, id="backup-create"),
+    pytest.param(AuditAction.BACKUP_RESTORE, backup_restore, id="backup-restore"),
 ]
 
 
 @pytest.mark.parametrize(("action", "perform"), COVERAGE)
-def test_operation_leaves_exactly_one_event(make_principal_client, monkeypatch, action: AuditAction,
-                                            perform: Callable[[World], Expected]) -> None:
-    world = World(make_principal_client, monkeypatch)
+def test_operation_leaves_exactly_one_event(make_principal_client, monkeypatch, tmp_path: Path,
+                                            action: AuditAction, perform: Callable[[World], Expected]) -> None:
+    world = World(make_principal_client, monkeypatch, tmp_path)
 
     expected = perform(world)
 
@@ -287,10 +312,15 @@ def test_operation_leaves_exactly_one_event(make_principal_client, monkeypatch, 
         wanted = getattr(expected, name)
         if wanted is not None:
             assert getattr(event, name) == wanted, name
-    if expected.target_type and expected.target_id is None and expected.target_type != "data_dir":
+    if expected.target_type and expected.target_id is None and expected.target_type not in {"data_dir", "backup"}:
         assert event.target_id, "the event names its target"
     assert event.actor_username or event.actor_label, "every event names its actor"
     assert verify_chain().ok
+
+
+def test_every_action_has_a_coverage_row() -> None:
+    covered = {param.values[0] for param in COVERAGE}
+    assert covered == set(AuditAction), f"rows missing for {set(AuditAction) - covered}"
 
 
 # --- Rolled-back operations leave no event -------------------------------------------------------
@@ -320,5 +350,3 @@ def test_rolled_back_operation_leaves_no_event(action: AuditAction, operation: C
     assert AuditEvent.objects.newest_first().values_list("seq", flat=True).first() == head
     assert verify_chain().ok
 
-
-# Rows to add as the operations land (their services are another issue's): BACKUP_CREATE, BACKUP_RESTORE.
