@@ -21,6 +21,7 @@ from backups.archive import (
 )
 from backups.errors import BackupError
 from backups.snapshot import applied_migrations, read_snapshot
+from backups.swap import journal_path
 from certificates.keystore import artifact_cipher, artifact_store
 from certificates.vault import parse_header, read_rotation_journal
 from certificates.vault.errors import VaultError
@@ -54,6 +55,9 @@ def write_backup(output: IO[bytes], progress: Progress | None = None) -> BackupR
     """Write the whole archive to `output` (a binary file object opened for writing)."""
     progress = progress or _no_progress
     store = artifact_store()
+    if journal_path(store.data_dir).exists():
+        raise BackupError("A restore was interrupted; run `manage.py restore_database --recover` before taking a "
+                          "backup.", code="restore_interrupted")
     if read_rotation_journal(store.data_dir) is not None:
         raise BackupError("An encryption key rotation is unfinished; complete it before taking a backup.",
                           code="rotation_in_progress")

@@ -23,8 +23,8 @@ rolled back (or committed) by itself; `recover_interrupted_restore` reads the jo
 and decides from facts, not guesses: the restore committed iff the audit trail holds
 the `backup.restore` event with the journal's restore id, and the live data
 directory is the new one iff it holds the marker. It then completes or undoes the
-file swap. Backups and restores run it first, and `restore_database --recover` runs it
-on demand.
+file swap. Every restore runs it first (under the exclusive lock), `restore_database
+--recover` runs it on demand, and a backup refuses to start while a journal exists.
 """
 
 from __future__ import annotations

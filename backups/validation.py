@@ -54,10 +54,10 @@ from certificates.vault import ArtifactStore, WrongEncryptionKey, parse_header
 from certificates.vault.errors import InvalidArtifactPath, VaultError
 from certificates.vault.paths import validate_artifact_relpath
 
-GIB = 1024**3
+GB = 1000**3
 DEFAULT_LIMITS = {
-    "PKI_BACKUP_MAX_UPLOAD_BYTES": 5 * GIB,
-    "PKI_BACKUP_MAX_UNCOMPRESSED_BYTES": 10 * GIB,
+    "PKI_BACKUP_MAX_UPLOAD_BYTES": 5 * GB,
+    "PKI_BACKUP_MAX_UNCOMPRESSED_BYTES": 10 * GB,
     "PKI_BACKUP_MAX_ENTRIES": 50_000,
     "PKI_BACKUP_MAX_COMPRESSION_RATIO": 200,
 }

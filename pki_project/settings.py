@@ -201,6 +201,12 @@ PKI_OCSP_DELEGATED = env.bool("PKI_OCSP_DELEGATED", default=True)  # false: inte
 PKI_PUBLIC_RATE_WINDOW = env.int("PKI_PUBLIC_RATE_WINDOW", default=60)  # seconds
 PKI_PUBLIC_RATE_PER_IP = env.int("PKI_PUBLIC_RATE_PER_IP", default=1200)  # /pki/ requests per window per IP; 0: off
 
+# --- Backup and restore (backups.validation): bounds on an uploaded archive ------------------
+PKI_BACKUP_MAX_UPLOAD_BYTES = env.int("PKI_BACKUP_MAX_UPLOAD_BYTES", default=5_000_000_000)  # 5 GB
+PKI_BACKUP_MAX_UNCOMPRESSED_BYTES = env.int("PKI_BACKUP_MAX_UNCOMPRESSED_BYTES", default=10_000_000_000)  # 10 GB
+PKI_BACKUP_MAX_ENTRIES = env.int("PKI_BACKUP_MAX_ENTRIES", default=50_000)
+PKI_BACKUP_MAX_COMPRESSION_RATIO = env.int("PKI_BACKUP_MAX_COMPRESSION_RATIO", default=200)
+
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pki_project.api.PrincipalAuthentication"],
