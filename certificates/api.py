@@ -132,6 +132,17 @@ class ServiceErrorsAsJson:
         return super().handle_exception(exc)
 
 
+class StableOrdering:
+    """Lists keep a total order whatever `ordering=` says (an empty value would drop it: unstable pages)."""
+
+    tie_breaker: tuple[str, ...] = ("-id",)
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        order = list(queryset.query.order_by) or list(queryset.model._meta.ordering)
+        return queryset.order_by(*order, *(field for field in self.tie_breaker if field not in order))
+
+
 class CaQuerysetMixin:
     def get_queryset(self):
         queryset = CertificateAuthority.objects.select_related("certificate", "organization", "parent")
@@ -166,7 +177,7 @@ def _require_role(request, *roles: Role, message: str) -> None:
         request=CertificateAuthorityCreateSerializer, responses={201: CertificateAuthoritySerializer},
     ),
 )
-class CertificateAuthorityList(ServiceErrorsAsJson, CaQuerysetMixin, generics.ListCreateAPIView):
+class CertificateAuthorityList(ServiceErrorsAsJson, StableOrdering, CaQuerysetMixin, generics.ListCreateAPIView):
     """CAs are scoped to the caller's organization. Creating one is for admins (rbac.json): a root takes the
     root password it will need from then on; an intermediate below a root takes that root's password."""
 
@@ -251,7 +262,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
         request=IssueSerializer, responses={201: CertificateDetailSerializer}, parameters=[IDEMPOTENCY_PARAMETER],
     ),
 )
-class CertificateList(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.ListCreateAPIView):
+class CertificateList(ServiceErrorsAsJson, StableOrdering, CertificateQuerysetMixin, generics.ListCreateAPIView):
     """Certificates of the caller's organization. Issuing names a CA of that organization (another one's: 404,
     nothing issued) and honours `Idempotency-Key`."""
 
