@@ -178,3 +178,4 @@ class CrlForm(forms.Form):
     def __init__(self, *args, cas: QuerySet[CertificateAuthority], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["ca"].queryset = cas
+        self.fields["ca"].empty_label = "Choose a CA"

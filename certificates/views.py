@@ -244,7 +244,7 @@ def _toolbox(request: HttpRequest, *, decoder_form: DecoderForm | None = None, c
         "crl_form": crl_form or CrlForm(cas=_crl_cas(request)),
         "description": description,
         "known": known,
-        "can_backup": staff.is_admin(principal),
+        "can_backup": principal is not None and principal.is_global_admin,  # backups hold every organization
     }
     return _render(request, "pki/toolbox.html", context, status=status)
 

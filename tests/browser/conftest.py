@@ -101,18 +101,22 @@ def _empty_audit_trail_after(transactional_db) -> Iterator[None]:
 
 
 @pytest.fixture
-def watched_page(browser, live_server):
-    """A fresh browser context (its own cookies) and page, watched for CSP violations and JS errors."""
+def watched_page(browser, request):
+    """A fresh browser context (its own cookies) and page, watched for CSP violations and JS errors.
+
+    It talks to pytest-django's live server, or to `base_url` (e.g. a real gunicorn installation).
+    """
     pages = []
 
-    def make():
-        context = browser.new_context(viewport=DESKTOP, base_url=live_server.url, accept_downloads=True)
+    def make(base_url: str | None = None):
+        base_url = base_url or request.getfixturevalue("live_server").url
+        context = browser.new_context(viewport=DESKTOP, base_url=base_url, accept_downloads=True)
         page = context.new_page()
         watch = ConsoleWatch()
         page.on("console", watch.on_console)
         page.on("pageerror", watch.on_page_error)
         page.watch = watch
-        page.server_url = live_server.url
+        page.server_url = base_url
         pages.append((context, page))
         return page
 
@@ -150,3 +154,91 @@ def visit(page, url: str, expect_status: int = 200):
     assert response is not None, url
     assert response.status == expect_status, f"{url}: {response.status}"
     return response
+
+
+# --- A real installation: gunicorn on a free loopback port, a temporary SQLite file and data dir --------
+
+@dataclass
+class Installation:
+    url: str
+    keys: dict[str, str]
+    leaf_id: int
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _setup_script() -> str:
+    """Create the users one by one so each key is labelled by who holds it."""
+    return """
+import json
+from organizations.services import create_api_key, create_organization, ensure_member
+from certificates.services.authorities import create_intermediate_ca, create_root_ca
+from certificates.services.issuance import IssuanceRequest, issue_certificate
+from pki_project.actor import Actor
+actor = Actor.operator("browser-tests")
+org = create_organization("Example Corp", "example")
+keys = {}
+for name, username, role, organization in (("global_admin", "root-admin", "admin", None),
+                                           ("admin", "admin-1", "admin", org),
+                                           ("manager", "manager-1", "manager", org)):
+    user, _ = ensure_member(username, role, organization)
+    keys[name] = create_api_key(user).key
+password = "browser root password 0123"
+root = create_root_ca(organization=org, common_name="Example Root CA", root_password=password,
+                      key_type="ec-p256", days=3650, path_length=1, actor=actor)
+issuing = create_intermediate_ca(parent=root, common_name="Example Issuing CA", root_password=password,
+                                 key_type="ec-p256", days=1825, actor=actor)
+leaf = issue_certificate(issuing, IssuanceRequest(profile="server", common_name="www.example.com"), actor=actor)
+print("SETUP " + json.dumps({"keys": keys, "leaf": leaf.pk}))
+"""
+
+
+@pytest.fixture
+def installation(tmp_path) -> Iterator[Installation]:
+    """migrate, collectstatic, a CA hierarchy and keys (one `manage.py shell`), then gunicorn with one worker."""
+    import json
+    import sys
+    import time
+    import urllib.request
+
+    from tests.helpers import clean_environment, run_manage
+
+    port = _free_port()
+    env = clean_environment(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'pki.db'}", PKI_DATA_DIR=str(tmp_path / "data"),
+        PKI_COOKIE_SECURE="false", PKI_ALLOWED_HOSTS="127.0.0.1,localhost", PKI_ROOT_KDF_LOG2_N="12",
+        PKI_BASE_URL=f"http://127.0.0.1:{port}",
+    )
+    for args in (("migrate", "--noinput"), ("collectstatic", "--noinput", "--verbosity", "0"),
+                 ("shell", "-c", _setup_script())):
+        result = run_manage(*args, env=env, timeout=240)
+        assert result.returncode == 0, f"{args[0]}: {result.stdout}\n{result.stderr}"
+    setup = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("SETUP "))[6:])
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen(
+        [str(gunicorn), "pki_project.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--timeout", "120"], cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310 - loopback http
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError(f"gunicorn did not start; see {tmp_path / 'gunicorn.log'}") from None
+                time.sleep(0.2)
+        yield Installation(url=url, keys=setup["keys"], leaf_id=setup["leaf"])
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
