@@ -75,6 +75,7 @@ def replace_rows(staged: StagedBackup, checkpoint: Callable[[str], None],
     """Inside the caller's transaction: every table emptied and refilled from the staged rows."""
     connection = connections[DEFAULT_DB_ALIAS]
     counts: dict[str, int] = {}
+    published = _published_crl_numbers()
     with triggers_suspended(DEFAULT_DB_ALIAS), connection.cursor() as cursor:
         for spec in reversed(staged.tables):
             cursor.execute(f"DELETE FROM {connection.ops.quote_name(spec.db_table)}")  # noqa: S608
@@ -85,6 +86,7 @@ def replace_rows(staged: StagedBackup, checkpoint: Callable[[str], None],
             progress("tables", index, len(staged.tables))
         checkpoint("insert_rows")
     _reset_sequences([spec.model for spec in staged.tables])
+    _keep_crl_numbers_growing(published)
     connection.check_constraints(table_names=[spec.db_table for spec in staged.tables])
     checkpoint("check_constraints")
     result = verify_chain()
@@ -120,6 +122,31 @@ def _reset_sequences(model_list: list) -> None:
     with connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
+
+
+def _published_crl_numbers() -> dict[str, int]:
+    """The live CRL number of every CA, by its certificate's fingerprint (the CA's identity across installs)."""
+    from certificates.models import CertificateAuthority
+
+    return dict(CertificateAuthority.objects.values_list("certificate__fingerprint_sha256", "crl_number"))
+
+
+def _keep_crl_numbers_growing(published: dict[str, int]) -> None:
+    """The one deliberate difference from the backed-up state: a CA's CRL number never goes back.
+
+    RFC 5280 5.2.3: CRL numbers are monotonically increasing. CRLs numbered after the
+    backup was taken have already been published and cached by relying parties; if
+    the restored counter were lower, the next CRL would reuse one of those numbers with
+    other content. So a CA that exists both live and in the backup keeps the higher
+    counter (the trigger of certificates 0002 allows only growth anyway).
+    """
+    from certificates.models import CertificateAuthority
+
+    for ca in CertificateAuthority.objects.select_related("certificate").only(
+            "crl_number", "certificate__fingerprint_sha256"):
+        live = published.get(ca.certificate.fingerprint_sha256)
+        if live is not None and live > ca.crl_number:
+            CertificateAuthority.objects.filter(pk=ca.pk).update(crl_number=live)
 
 
 # --------------------------------------------------------------------------- data directory

@@ -52,11 +52,19 @@ def change_everything(ca: CertificateAuthority, operator: Actor) -> None:
                    days=365, actor=operator)
 
 
+def without_crl_numbers(fingerprint: dict) -> list[dict]:
+    rows = [json.loads(row) for row in fingerprint["certificates.certificateauthority"]]
+    return [{key: value for key, value in row.items() if key != "crl_number"} for row in rows]
+
+
 def test_restore_brings_back_exactly_the_backed_up_state(lived_in_pki: CertificateAuthority, operator: Actor,
                                                          tmp_path: Path, data_dir: Path) -> None:
     before_db, before_files = database_fingerprint(), directory_fingerprint(data_dir)
     archive = make_backup(tmp_path / "backup.zip")
+    crl_number_at_backup = CertificateAuthority.objects.get(pk=lived_in_pki.pk).crl_number
     change_everything(lived_in_pki, operator)
+    crl_number_after_changes = CertificateAuthority.objects.get(pk=lived_in_pki.pk).crl_number
+    assert crl_number_after_changes > crl_number_at_backup
     assert directory_fingerprint(data_dir) != before_files
 
     report = restore_backup(archive, Actor.operator("restore-test"))
@@ -64,8 +72,13 @@ def test_restore_brings_back_exactly_the_backed_up_state(lived_in_pki: Certifica
     after_db = database_fingerprint()
     assert directory_fingerprint(data_dir) == before_files
     for label, rows in before_db.items():
-        if label not in ("audit.auditevent", "sessions"):
+        if label not in ("audit.auditevent", "sessions", "certificates.certificateauthority"):
             assert after_db[label] == rows, label
+    # CAs: exactly as backed up, except that a CRL number never goes back (RFC 5280 5.2.3).
+    restored_cas = {ca.pk: ca for ca in CertificateAuthority.objects.all()}
+    assert restored_cas[lived_in_pki.pk].crl_number == crl_number_after_changes
+    assert without_crl_numbers(after_db) == without_crl_numbers(before_db)
+    assert crl_number_at_backup < crl_number_after_changes
     # The audit trail is the backed-up one plus exactly one event: this restore, appended to it.
     assert after_db["audit.auditevent"][:-1] == before_db["audit.auditevent"]
     restore_event = AuditEvent.objects.order_by("-seq").first()
@@ -88,7 +101,9 @@ def test_restored_pki_still_works(lived_in_pki: CertificateAuthority, operator: 
     unlock_root_key(artifact_store(), root.key_directory, ROOT_PASSWORD)
     assert intermediate_signing_key(ca) is not None
     # CRLs regenerate, listing exactly the certificate revoked before the backup.
+    published_before = CertificateAuthority.objects.get(pk=ca.pk).crl_number
     crl_row = generate_crl(ca, actor=operator)
+    assert crl_row.number == published_before + 1  # never a number already published before the restore
     crl = x509.load_der_x509_crl(bytes(crl_row.der))
     revoked_serials = {format(entry.serial_number, "x") for entry in crl}
     expected = {c.serial.lstrip("0") for c in Certificate.objects.filter(issuer=ca, revoked_at__isnull=False)}
