@@ -30,7 +30,7 @@ from rest_framework.response import Response
 
 from certificates import idempotency
 from certificates.errors import NotFound, ServiceError
-from certificates.filters import CertificateAuthorityFilter, CertificateFilter
+from certificates.filters import CertificateAuthorityFilter, CertificateFilter, id_or_slug
 from certificates.models import Certificate, CertificateAuthority, CertificateKind
 from certificates.selectors import get_ca
 from certificates.serializers import (
@@ -205,16 +205,17 @@ class CertificateAuthorityList(ServiceErrorsAsJson, StableOrdering, CaQuerysetMi
         ca = self.get_queryset().get(pk=ca.pk)
         return Response(CertificateAuthoritySerializer(ca).data, status=status.HTTP_201_CREATED)
 
-    def _organization(self, organization_id: int | None) -> Organization:
+    def _organization(self, reference: str | None) -> Organization:
+        """The organization named by id or slug, among those the caller sees (else 404); default: their own."""
         principal = principal_of(self.request)
-        if organization_id is None:
+        if not reference:
             if principal.organization_id is None:
                 raise serializers.ValidationError({"organization": ["A global admin must name the organization."]})
-            organization_id = principal.organization_id
-        organization = scope_to_principal(Organization.objects.all(), principal, "pk").filter(
-            pk=organization_id).first()
+            reference = str(principal.organization_id)
+        visible = scope_to_principal(Organization.objects.all(), principal, "pk")
+        organization = visible.filter(id_or_slug("pk", "slug", reference)).first()
         if organization is None:
-            raise NotFound(f"No organization {organization_id}.")
+            raise NotFound(f"No organization '{reference}'.")
         return organization
 
 

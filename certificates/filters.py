@@ -33,7 +33,7 @@ class IntegerFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
-def _id_or_slug(field: str, slug_field: str, value: str) -> Q:
+def id_or_slug(field: str, slug_field: str, value: str) -> Q:
     """`value` as an id (when it fits a database integer) or as a slug."""
     value = value.strip()
     query = Q(**{slug_field: value})
@@ -88,10 +88,10 @@ class CertificateFilter(django_filters.FilterSet):
         return queryset.with_status(value) if value else queryset
 
     def filter_ca(self, queryset: CertificateQuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(_id_or_slug("issuer_id", "issuer__slug", value)) if value else queryset
+        return queryset.filter(id_or_slug("issuer_id", "issuer__slug", value)) if value else queryset
 
     def filter_organization(self, queryset: CertificateQuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(_id_or_slug("organization_id", "organization__slug", value)) if value else queryset
+        return queryset.filter(id_or_slug("organization_id", "organization__slug", value)) if value else queryset
 
     def filter_expiring_within(self, queryset: CertificateQuerySet, name: str, value: int | None) -> QuerySet:
         return queryset if value is None else queryset.expiring_within(int(value))
@@ -116,10 +116,10 @@ class CertificateAuthorityFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_organization(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(_id_or_slug("organization_id", "organization__slug", value)) if value else queryset
+        return queryset.filter(id_or_slug("organization_id", "organization__slug", value)) if value else queryset
 
     def filter_parent(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(_id_or_slug("parent_id", "parent__slug", value)) if value else queryset
+        return queryset.filter(id_or_slug("parent_id", "parent__slug", value)) if value else queryset
 
     def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if not value:

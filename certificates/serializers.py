@@ -92,9 +92,10 @@ class CertificateAuthorityCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=MAX_NAME_LENGTH, help_text="The CA's common name.")
     slug = serializers.SlugField(max_length=64, required=False, allow_blank=True,
                                  help_text="Derived from the name when left out.")
-    organization = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=2**63 - 1,
-        help_text="Root only. The organization's id; defaults to the caller's own (a global admin must name one).",
+    organization = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=MAX_REFERENCE_LENGTH,
+        help_text="Root only. The organization's id or slug; defaults to the caller's own (a global admin must "
+                  "name one).",
     )
     parent = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REFERENCE_LENGTH,
                                    help_text="Intermediate only: the parent CA's id or slug.")

@@ -185,3 +185,13 @@ def test_crl_roles_and_tenancy(clients, intermediate_ca):
 
 def test_ca_count_unchanged_by_refusals(clients, hierarchy):
     assert CertificateAuthority.objects.count() == 2
+
+
+def test_organization_by_slug(clients, other_organization):
+    response = post_json(clients["global_admin"], "/api/v1/cas/", {
+        "kind": "root", "name": "Slug Root", "organization": other_organization.slug, "root_password": ROOT_PASSWORD})
+    assert response.status_code == 201
+    assert response.json()["organization"] == other_organization.pk
+    response = post_json(clients["global_admin"], "/api/v1/cas/", {
+        "kind": "root", "name": "Nowhere Root", "organization": "no-such-org", "root_password": ROOT_PASSWORD})
+    assert response.status_code == 404

@@ -1,0 +1,95 @@
+"""Every CA and certificate route x every kind of caller x organization, with real objects.
+
+Roles are enforced by rbac.json (403 before the view runs), tenancy by the views' querysets (another
+organization's object answers 404, never 403 and never its data); a few object-dependent role rules
+live in the views (p12 downloads, a root's CRL, CA-certificate revocation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from certificates.services.issuance import IssuanceRequest, issue_certificate
+from tests.api.conftest import ROOT_PASSWORD, make_csr, post_json
+
+pytestmark = pytest.mark.django_db
+
+CALLERS = ["anonymous", "user", "manager", "admin", "global_admin", "other_manager", "other_admin"]
+
+
+@dataclass
+class Route:
+    method: str
+    url: Callable  # (world, caller) -> url
+    body: Callable | None = None  # (world, caller) -> dict
+    expected: dict | None = None  # caller -> status; callers not named: the default
+    default: int = 200
+
+
+def _fresh_certificate(world, server_key: bool = False):
+    request = (IssuanceRequest(profile="client", common_name="rbac.example.com", sans=("DNS:rbac.example.com",))
+               if server_key else IssuanceRequest(profile="server", csr=make_csr("rbac.example.com")))
+    return issue_certificate(world["inter"], request, actor=world["operator"])
+
+
+ROUTES = {
+    "GET cas/": Route("GET", lambda w, c: "/api/v1/cas/"),
+    "POST cas/": Route(
+        "POST", lambda w, c: "/api/v1/cas/",
+        lambda w, c: {"kind": "root", "name": f"Matrix Root {c}", "root_password": ROOT_PASSWORD,
+                      "organization": w["organization"].pk},
+        {"user": 403, "manager": 403, "other_manager": 403, "other_admin": 404}, 201),
+    "GET cas/{id}/": Route("GET", lambda w, c: f"/api/v1/cas/{w['inter'].pk}/",
+                           expected={"other_manager": 404, "other_admin": 404}),
+    "POST cas/{id}/crl/": Route("POST", lambda w, c: f"/api/v1/cas/{w['inter'].pk}/crl/", lambda w, c: {},
+                                {"user": 403, "other_manager": 404, "other_admin": 404}, 201),
+    "POST cas/{root}/crl/": Route("POST", lambda w, c: f"/api/v1/cas/{w['root'].pk}/crl/",
+                                  lambda w, c: {"root_password": ROOT_PASSWORD},
+                                  {"user": 403, "manager": 403, "other_manager": 404, "other_admin": 404}, 201),
+    "GET certificates/": Route("GET", lambda w, c: "/api/v1/certificates/"),
+    "POST certificates/": Route(
+        "POST", lambda w, c: "/api/v1/certificates/",
+        lambda w, c: {"ca": str(w["inter"].pk), "profile": "server", "csr": make_csr("m.example.com").decode()},
+        {"user": 403, "other_manager": 404, "other_admin": 404}, 201),
+    "GET certificates/{id}/": Route("GET", lambda w, c: f"/api/v1/certificates/{w['cert'].pk}/",
+                                    expected={"other_manager": 404, "other_admin": 404}),
+    "POST certificates/{id}/renew/": Route(
+        "POST", lambda w, c: f"/api/v1/certificates/{_fresh_certificate(w).pk}/renew/", lambda w, c: {},
+        {"user": 403, "other_manager": 404, "other_admin": 404}, 201),
+    "POST certificates/{id}/revoke/": Route(
+        "POST", lambda w, c: f"/api/v1/certificates/{_fresh_certificate(w).pk}/revoke/",
+        lambda w, c: {"reason": "superseded"}, {"user": 403, "other_manager": 404, "other_admin": 404}),
+    "GET certificates/{id}/download/ pem": Route(
+        "GET", lambda w, c: f"/api/v1/certificates/{w['cert'].pk}/download/?format=pem",
+        expected={"other_manager": 404, "other_admin": 404}),
+    "GET certificates/{id}/download/ p12": Route(
+        "GET", lambda w, c: f"/api/v1/certificates/{w['p12'].pk}/download/?format=p12",
+        expected={"user": 403, "other_manager": 404, "other_admin": 404}),
+    "POST certificates/{id}/pkcs12-password/": Route(
+        "POST", lambda w, c: f"/api/v1/certificates/{w['p12'].pk}/pkcs12-password/", lambda w, c: {},
+        {"user": 403, "other_manager": 404, "other_admin": 404}),
+}
+
+
+@pytest.fixture
+def world(hierarchy, issued, server_key_certificate, organization, operator):
+    return {"root": hierarchy[0], "inter": hierarchy[1], "cert": issued, "p12": server_key_certificate,
+            "organization": organization, "operator": operator}
+
+
+@pytest.mark.parametrize("name", list(ROUTES))
+def test_route_for_every_caller(clients, world, name):
+    route = ROUTES[name]
+    for caller in CALLERS:
+        expected = 401 if caller == "anonymous" else (route.expected or {}).get(caller, route.default)
+        url = route.url(world, caller)
+        client = clients[caller]
+        response = client.get(url) if route.method == "GET" else post_json(client, url, route.body(world, caller))
+        assert response.status_code == expected, (name, caller, response.status_code, response.content[:200])
+        if expected >= 400:
+            assert set(response.json()["error"]) >= {"code", "message"}, (name, caller)
+        if caller.startswith("other_"):
+            assert world["cert"].serial not in response.content.decode(), (name, caller)
