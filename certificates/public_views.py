@@ -16,6 +16,7 @@ from functools import wraps
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from csp.decorators import csp_exempt
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -193,6 +194,7 @@ def _internal_error(reference: str) -> HttpResponse:
 
 
 @csrf_exempt  # anonymous, no cookies used: an OCSP POST is no CSRF target
+@csp_exempt()  # binary answers: no document a Content-Security-Policy could protect
 @require_http_methods(["POST"])
 @_rate_limited(_ocsp_too_many)
 def ocsp_post(request: HttpRequest, ca: str) -> HttpResponse:
@@ -207,6 +209,7 @@ def ocsp_post(request: HttpRequest, ca: str) -> HttpResponse:
         return _internal_error(ca)
 
 
+@csp_exempt()
 @require_http_methods(["GET", "HEAD"])
 @_rate_limited(_ocsp_too_many)
 def ocsp_get(request: HttpRequest, ca: str, request_b64: str) -> HttpResponse:

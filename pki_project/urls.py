@@ -9,6 +9,8 @@ from certificates.api import ApiDocsView
 from pki_project import auth_views, health
 
 urlpatterns = [
+    # First: the relying parties' hot path (OCSP, CRLs) resolves before the admin's and API's patterns.
+    path("pki/", include("certificates.public_urls")),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("auth/login", auth_views.login_page, name="login"),
@@ -21,7 +23,6 @@ urlpatterns = [
     path("api/v1/", include("pki_project.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(), name="api-docs"),
-    path("pki/", include("certificates.public_urls")),
     path("", include("certificates.urls")),  # staff pages: dashboard, organizations, issuance, toolbox
 ]
 

@@ -300,6 +300,8 @@ OCSP_SECONDS = 3 if QUICK else 10
 OCSP_MAX_REQUESTS = 20_000 if QUICK else 100_000
 OCSP_CLIENT_THREADS = 8
 OCSP_WORKERS = int(os.environ.get("BENCH_OCSP_WORKERS", "2"))
+OCSP_THREADS = int(os.environ.get("BENCH_OCSP_THREADS", "4"))  # gthread workers keep connections alive
+OCSP_WORKER_CLASS = os.environ.get("BENCH_OCSP_WORKER_CLASS", "gthread")
 
 
 @measurement("ocsp_setup")
@@ -406,14 +408,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _workers(master_pid: int) -> list[str]:
+    return Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+
+
 def worker_peak_rss_mb(master_pid: int) -> float:
     """The largest VmHWM (peak RSS) among gunicorn's worker processes."""
     peaks = []
-    for child in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
+    for child in _workers(master_pid):
         for line in Path(f"/proc/{child}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 peaks.append(int(line.split()[1]) / 1024)
     return round(max(peaks), 1) if peaks else 0.0
+
+
+def workers_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU time of all gunicorn workers so far (/proc/PID/stat fields 14 and 15)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for child in _workers(master_pid):
+        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def wait_for_server(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
@@ -438,10 +454,9 @@ def ocsp_suite(workdir: Path) -> list[Row]:
     migrate(env)
     setup = measure_in_subprocess("ocsp_setup", {}, env)
     gunicorn = PROJECT_DIR / ".venv" / "bin" / "gunicorn"
-    threads_per_worker = 4
     server = subprocess.Popen(  # noqa: S603 (the project's gunicorn)
         [str(gunicorn), "pki_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(OCSP_WORKERS), "--worker-class", "gthread", "--threads", str(threads_per_worker),
+         "--workers", str(OCSP_WORKERS), "--worker-class", OCSP_WORKER_CLASS, "--threads", str(OCSP_THREADS),
          "--keep-alive", "30", "--log-level", "warning"],
         cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -452,14 +467,20 @@ def ocsp_suite(workdir: Path) -> list[Row]:
             args = {**setup, "port": port, "cached": cached, "seconds": OCSP_SECONDS, "threads": OCSP_CLIENT_THREADS,
                     "max_requests": OCSP_MAX_REQUESTS}
             measure_in_subprocess("ocsp_client", {**args, "seconds": 1}, env)  # warm-up: keys, caches, responder
+            cpu_before = workers_cpu_seconds(server.pid)
             result = measure_in_subprocess("ocsp_client", args, env)
+            server_cpu_ms = (workers_cpu_seconds(server.pid) - cpu_before) * 1000 / max(1, result["requests"])
             if result["errors"]:
                 raise RuntimeError(f"OCSP benchmark saw errors: {result['first_errors']}")
+            # What the machine could serve if the server had every core to itself (busy machines distort rps).
+            capacity = (os.cpu_count() or 1) * 1000 / max(server_cpu_ms, 1e-6)
             rows.append(Row(
                 operation="ocsp_http_cached" if cached else "ocsp_http_uncached", n=result["requests"],
                 median_ms=round(result["median_ms"], 3), peak_rss_mb=worker_peak_rss_mb(server.pid),
-                notes=(f"{result['rps']:.0f} responses/s; gunicorn {OCSP_WORKERS} workers x {threads_per_worker} "
-                       f"threads, {OCSP_CLIENT_THREADS} keep-alive client threads, {OCSP_SECONDS} s; "
+                notes=(f"{result['rps']:.0f} responses/s measured; server CPU {server_cpu_ms:.3f} ms/response "
+                       f"(= {capacity:.0f}/s on {os.cpu_count()} cores); gunicorn {OCSP_WORKERS} {OCSP_WORKER_CLASS} "
+                       f"workers x "
+                       f"{OCSP_THREADS} threads, {OCSP_CLIENT_THREADS} keep-alive client threads, {OCSP_SECONDS} s; "
                        + ("same request, no nonce (served from the cache)" if cached
                           else "a nonce in every request (signed per request)")),
             ))

@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -124,11 +125,17 @@ class _Issuer:
     hashes: dict[str, tuple[bytes, bytes]]
 
 
+_issuers: dict[tuple[str, str], tuple[float, _Issuer]] = {}
+
+
 def _issuer(reference: str) -> _Issuer | None:
-    cache_key = f"pki:ocsp:issuer:{reference}"
-    found = cache.get(cache_key)
-    if found is not None:
-        return found
+    """The CA named `reference`, memoised in this process for `ISSUER_CACHE_SECONDS` (CA rows never
+    change their certificate; the data directory is part of the key so a restore or another
+    test installation is never served another's CA)."""
+    memo_key = (str(settings.PKI_DATA_DIR), reference)
+    found = _issuers.get(memo_key)
+    if found is not None and found[0] > time.monotonic():
+        return found[1]
     ca = CertificateAuthority.objects.select_related("certificate").by_reference(reference).first()
     if ca is None:
         return None
@@ -137,7 +144,9 @@ def _issuer(reference: str) -> _Issuer | None:
         ca.pk, ca.slug, ca.is_root, bytes(ca.certificate.der), ca.certificate.fingerprint_sha256,
         {algorithm.name: issuer_hashes(certificate, algorithm) for algorithm in PRESIGNED_ALGORITHMS},
     )
-    cache.set(cache_key, issuer, ISSUER_CACHE_SECONDS)
+    if len(_issuers) > 1024:  # bounded: references come from URLs
+        _issuers.clear()
+    _issuers[memo_key] = (time.monotonic() + ISSUER_CACHE_SECONDS, issuer)
     return issuer
 
 
@@ -165,20 +174,32 @@ class _Status:
 
 
 def _status(ca_id: int, serial: int) -> _Status:
-    """One indexed query on (issuer, serial): the revocation columns say it all."""
+    """One indexed query on (issuer, serial): the revocation columns say it all.
+
+    Plain SQL on the hot path: building the equivalent ORM query costs more than running it.
+    """
     if serial <= 0 or serial.bit_length() > 160:
         return _Status("unknown")
-    row = (
-        Certificate.objects.filter(issuer_id=ca_id, serial=serial_to_hex(serial))
-        .values_list("revoked_at", "revocation_reason")
-        .first()
-    )
+    table = Certificate._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT revoked_at, revocation_reason FROM {table} WHERE issuer_id = %s AND serial = %s",  # noqa: S608
+            [ca_id, serial_to_hex(serial)],
+        )
+        row = cursor.fetchone()
     if row is None:
         return _Status("unknown")  # RFC 6960 2.2: we never issued it
     revoked_at, reason = row
     if revoked_at is None:
         return _Status("good")
-    return _Status("revoked", revoked_at, reason)
+    return _Status("revoked", _aware_utc(revoked_at), reason)
+
+
+def _aware_utc(value: datetime | str) -> datetime:
+    """A timestamp column read with plain SQL: SQLite gives naive UTC (or text), PostgreSQL aware."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def answer_ocsp_request(reference: str, data: bytes) -> OCSPAnswer:
@@ -339,9 +360,10 @@ def issue_responder_certificate(ca: CertificateAuthority, *, now: datetime | Non
 
 
 def forget_responders() -> None:
-    """Drop the in-memory responder records (tests; restore)."""
+    """Drop the in-memory responder and CA records (tests; restore)."""
     with _responders_lock:
         _responders.clear()
+    _issuers.clear()
 
 
 # --- A root's pre-signed answers --------------------------------------------------------------
