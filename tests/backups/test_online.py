@@ -29,7 +29,7 @@ WRITER = (
 
 
 def backup_while_writing(source: Installation, output: Path) -> None:
-    writer = subprocess.Popen(  # noqa: S603 - our own manage.py
+    writer = subprocess.Popen(
         [sys.executable, str(PROJECT_DIR / "manage.py"), "shell", "-c", WRITER],
         env=source.env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
