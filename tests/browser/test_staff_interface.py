@@ -160,3 +160,86 @@ def test_revoke_on_the_certificate_page_and_dashboard_on_a_phone(watched_page, w
     visit(page, "/")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the dashboard scrolls sideways on a phone ({width}px)"
+
+
+def test_admin_creates_a_root_and_an_intermediate_ca_without_the_password_echoed(watched_page, world):
+    page = watched_page()
+    log_in(page, world.keys["admin"], "/admin/certificates/certificateauthority/")
+    shoot(page, "admin-ca-tree")
+    page.get_by_role("link", name="Create a root CA").click()
+    page.get_by_label("Organization").select_option(label="Example Corp")
+    page.get_by_label("Common name").fill("Browser Root CA")
+    page.get_by_label("Key type").select_option("ec-p256")
+    page.get_by_label("Root password", exact=True).fill("browser root password 0123")
+    page.get_by_label("Root password (again)").fill("a different password 0123")
+    create_root_url = page.url
+    page.watch.expected_status_urls.add(create_root_url)  # the form answers 400 with its errors
+    page.get_by_role("button", name="Create a root CA").click()
+    assert page.get_by_text("The two passwords differ.").is_visible()
+    assert page.get_by_label("Root password", exact=True).input_value() == ""  # never echoed
+    assert "browser root password 0123" not in page.content()
+    page.get_by_label("Root password", exact=True).fill("browser root password 0123")
+    page.get_by_label("Root password (again)").fill("browser root password 0123")
+    page.get_by_role("button", name="Create a root CA").click()
+    assert "Root CA “Browser Root CA” (browser-root-ca) created" in page.locator(".messagelist").inner_text()
+
+    page.get_by_role("link", name="Create an intermediate CA").click()
+    page.get_by_label("Parent CA").select_option(label="Browser Root CA (root, browser-root-ca)")
+    page.get_by_label("Common name").fill("Browser Issuing CA")
+    page.get_by_label("Root password").fill("not the root password 99")
+    page.watch.expected_status_urls.add(page.url)
+    page.get_by_role("button", name="Create an intermediate CA").click()
+    assert page.get_by_text("The CA key could not be unlocked.").is_visible()
+    shoot(page, "admin-create-intermediate-error")
+    page.get_by_label("Root password").fill("browser root password 0123")
+    page.get_by_role("button", name="Create an intermediate CA").click()
+    assert "Intermediate CA “Browser Issuing CA”" in page.locator(".messagelist").inner_text()
+    tree = page.locator(".pki-tree").first.inner_text()
+    assert tree.index("Browser Root CA") < tree.index("Browser Issuing CA")
+
+
+def test_a_manager_creates_no_ca(watched_page, world):
+    page = watched_page()
+    log_in(page, world.keys["manager"], "/admin/certificates/certificateauthority/")
+    assert page.get_by_role("link", name="Create a root CA").count() == 0
+    visit(page, "/admin/certificates/certificateauthority/create-root/", expect_status=403)
+
+
+def test_toolbox_decoder_and_crl_regeneration(watched_page, world):
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certificates.services.records import load_x509
+
+    page = watched_page()
+    log_in(page, world.keys["manager"], "/toolbox")
+    page.get_by_label("Certificate or CSR (PEM)").fill(load_x509(world.leaf).public_bytes(Encoding.PEM).decode())
+    page.get_by_role("button", name="Decode").click()
+    decoded = page.locator("#decoded").inner_text()
+    assert "This is an end-entity certificate" in decoded
+    assert "This PKI issued it" in decoded
+    shoot(page, "toolbox-decoded")
+    page.watch.expected_status_urls.add(page.server_url + "/toolbox/decode")
+    page.get_by_label("Certificate or CSR (PEM)").fill("hello")
+    page.get_by_role("button", name="Decode").click()
+    assert "This is not a certificate or a certificate signing request" in page.locator(".error").inner_text()
+
+    visit(page, "/toolbox")
+    page.locator("#id_ca").select_option(label="Example Issuing CA (intermediate, example-issuing-ca)")
+    page.get_by_role("button", name="Sign a new CRL").click()
+    assert "of Example Issuing CA signed with 0 entries" in page.locator(".messages").inner_text()
+
+
+def test_a_user_cannot_reveal_a_password_even_by_hand(watched_page, world):
+    page = watched_page()
+    log_in(page, world.keys["user"], f"/certificates/{world.leaf.pk}")
+    url = f"/certificates/{world.leaf.pk}/pkcs12-password"
+    page.watch.expected_status_urls.add(page.server_url + url)
+    status = page.evaluate("""async (url) => {
+        const token = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+        const response = await fetch(url, {method: "POST", headers: {"X-CSRFToken": token}});
+        return response.status;
+    }""", url)
+    assert status == 403
+    assert page.get_by_role("link", name="Toolbox").is_visible()
+    visit(page, "/toolbox")
+    assert page.get_by_role("button", name="Sign a new CRL").count() == 0
