@@ -10,9 +10,9 @@
     dom_id: "#swagger-ui",
     deepLinking: true,
     validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
-    layout: "StandaloneLayout",
+    // BaseLayout: no top bar; the standalone preset's logo is an SVG with an inline <style> (CSP).
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
     requestInterceptor: function (request) {
       request.headers["X-Requested-With"] = "XMLHttpRequest";
       return request;
