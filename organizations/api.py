@@ -26,19 +26,21 @@ from pki_project.api import (
     HasPrincipal,
     IsGlobalAdmin,
     OrganizationScopedQuerysetMixin,
+    StrictCharField,
     principal_of,
     scope_to_principal,
 )
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
-    slug = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    # No silent trimming: the limits apply to what was sent; the service normalizes spaces.
+    name = StrictCharField(max_length=200, trim_whitespace=False)
+    slug = StrictCharField(max_length=64, required=False, allow_blank=True, trim_whitespace=False)
 
     class Meta:
         model = Organization
         fields = ["id", "name", "slug", "created_at"]
         read_only_fields = ["id", "created_at"]
-        extra_kwargs = {"name": {"max_length": 200}}
 
 
 class Conflict(APIException):
@@ -97,13 +99,15 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    label = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
     expires_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
 
 
 def _visible_keys(principal):
     """Own keys; an admin also sees the keys of their organization's users (a global admin: all)."""
     keys = ApiKey.objects.select_related("user")
+    if principal is None:  # schema generation, or a request that escaped RBAC
+        return keys.none()
     if principal.role == Role.ADMIN:
         return scope_to_principal(keys, principal, "user__membership__organization")
     return keys.filter(user_id=principal.user_id)

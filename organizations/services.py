@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +32,8 @@ class OrganizationError(ValueError):
 
 
 def clean_organization_name(name: str) -> str:
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in (name or "")):
+        raise OrganizationError("An organization name may not contain control or unassigned characters.")
     cleaned = " ".join((name or "").split())
     if not cleaned:
         raise OrganizationError("An organization needs a name.")

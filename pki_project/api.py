@@ -13,10 +13,13 @@ in lists, details, downloads and actions alike.
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 from django.http import Http404
-from rest_framework import permissions
+from rest_framework import permissions, serializers
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 from organizations.principal import Principal
@@ -94,8 +97,31 @@ class OrganizationScopedQuerysetMixin:
 
 
 class BoundedPageNumberPagination(PageNumberPagination):
-    """`?page=N&page_size=M` with M at most 200 (50 by default)."""
+    """`?page=N&page_size=M`: M defaults to 50 and is capped at 200.
+
+    A `page_size` that is not a whole number is a 400, not silently ignored; below 1
+    it means the default and above 200 it is capped (as DRF does); a page past the end
+    is DRF's 404.
+    """
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def get_page_size(self, request):
+        values = request.query_params.getlist(self.page_size_query_param)
+        if not values:
+            return self.page_size
+        if len(values) > 1 or not re.fullmatch(r"-?[0-9]{1,9}", values[0]):
+            raise ValidationError({self.page_size_query_param: ["A page size is a whole number."]})
+        size = int(values[0])
+        return self.page_size if size < 1 else min(size, self.max_page_size)
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers, booleans and lists instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -34,6 +34,12 @@ def test_members_of_an_organization_cannot_create_one(make_principal_client, org
     ({"name": ""}, "name"),
     ({"name": "   "}, "name"),
     ({"name": "x" * 201}, "name"),
+    ({"name": " " + "x" * 200}, "name"),  # limits apply to what was sent, before normalizing
+    ({"name": "Bad\x1eName"}, "name"),
+    ({"name": "Tab\tName"}, "name"),
+    ({"name": 5}, "name"),
+    ({"name": ["list"]}, "name"),
+    ({"name": "Fine", "slug": 7}, "slug"),
     ({"name": "Bad Slug", "slug": "Not A Slug!"}, "slug"),
     ({"name": "Long Slug", "slug": "a" * 65}, "slug"),
 ])
@@ -79,8 +85,13 @@ def test_pagination_is_bounded(make_principal_client):
     page = client.get(URL, {"page_size": 2}).json()
     assert len(page["results"]) == 2
     assert page["count"] >= 5
-    big = client.get(URL, {"page_size": 100000}).json()
-    assert len(big["results"]) <= 200
+    assert len(client.get(URL, {"page_size": 200}).json()["results"]) >= 5
+    assert len(client.get(URL, {"page_size": 100000}).json()["results"]) <= 200  # capped
+    assert len(client.get(URL, {"page_size": 0}).json()["results"]) >= 5  # below 1: the default
+    for bad in ("null", "", "2.5", "1e3", "9" * 20):
+        response = client.get(URL, {"page_size": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "invalid"
     assert client.get(URL, {"page": 999}).status_code == 404
 
 
@@ -119,7 +130,7 @@ def test_keys_of_others_are_invisible(make_principal_client, organization):
     assert same_org_admin.post(f"/api/v1/api-keys/{owner.api_key.pk}/revoke/").status_code == 200
 
 
-@pytest.mark.parametrize("body", [{"expires_days": 0}, {"expires_days": "soon"}, {"label": "x" * 101}])
+@pytest.mark.parametrize("body", [{"expires_days": 0}, {"expires_days": "soon"}, {"label": "x" * 101}, {"label": 3}])
 def test_bad_key_requests_create_nothing(make_principal_client, body):
     client = make_principal_client("user")
     before = ApiKey.objects.count()
