@@ -58,6 +58,7 @@ from certificates.models import (
     Certificate,
     CertificateAuthority,
     CertificateKind,
+    CertificateStatus,
     KeySource,
     PresignedOCSPResponse,
 )
@@ -68,7 +69,7 @@ from pki_project.actor import Actor
 logger = logging.getLogger(__name__)
 
 RESPONDER_KEY_TYPE = KeyType.EC_P256  # fast to sign with, whatever the CA's own key type
-ISSUER_CACHE_SECONDS = 300
+ISSUER_CACHE_SECONDS = 60
 #: CertID hash algorithms a root's answers are pre-signed for (openssl's default and SHA-256).
 PRESIGNED_ALGORITHMS: tuple[hashes.HashAlgorithm, ...] = (hashes.SHA1(), hashes.SHA256())  # noqa: S303
 
@@ -220,6 +221,9 @@ def answer_parsed_ocsp_request(reference: str, request: ocsp.OCSPRequest) -> OCS
     """`answer_ocsp_request` for a request already parsed (the GET form decodes it first)."""
     try:
         return _answer(reference, request)
+    except ResponderUnavailable as reason:
+        logger.warning("OCSP request for CA %s refused: %s", reference, reason)
+        return OCSPAnswer.error("unauthorized")
     except Exception:
         logger.exception("OCSP answer for CA %s failed", reference)
         return OCSPAnswer.error("internalError")
@@ -267,12 +271,25 @@ def _signed_answer(issuer: _Issuer, request: ocsp.OCSPRequest, status: _Status, 
 # --- Delegated responders ------------------------------------------------------------------
 
 
+class ResponderUnavailable(Exception):
+    """No responder may sign for this CA now (it is revoked or expired): the answer is unauthorized."""
+
+
 @dataclass(frozen=True)
 class _Responder:
     certificate: x509.Certificate
     fingerprint: str
     key_directory: str
     renew_after: datetime
+    checked_at: float  # time.monotonic() of the database read; re-read after RESPONDER_RECHECK_SECONDS
+
+    def fresh(self, now: datetime) -> bool:
+        return self.renew_after > now and time.monotonic() - self.checked_at < RESPONDER_RECHECK_SECONDS
+
+
+#: How long a worker trusts its memo of the current responder before reading the row again
+#: (a responder revoked with its CA stops signing in every worker within this time).
+RESPONDER_RECHECK_SECONDS = 60
 
 
 _responders: dict[tuple[str, int, str], _Responder] = {}
@@ -304,14 +321,15 @@ def current_responder(issuer: _Issuer, now: datetime) -> tuple[x509.Certificate,
         return x509.load_der_x509_certificate(issuer.certificate_der), intermediate_signing_key(ca)
     memo_key = _responder_memo_key(issuer)
     responder = _responders.get(memo_key)
-    if responder is None or responder.renew_after <= now:
+    if responder is None or not responder.fresh(now):
         row = _usable_responder_row(issuer.ca_id, now)
         if row is None:
             row = issue_responder_certificate(
                 CertificateAuthority.objects.select_related("certificate", "organization").get(pk=issuer.ca_id),
                 now=now,
             )
-        responder = _Responder(load_x509(row), row.fingerprint_sha256, row.key_path, _renew_after(row))
+        responder = _Responder(load_x509(row), row.fingerprint_sha256, row.key_path, _renew_after(row),
+                               time.monotonic())
         with _responders_lock:
             _responders[memo_key] = responder
     return responder.certificate, ocsp_responder_key(responder.fingerprint, responder.key_directory)
@@ -329,6 +347,8 @@ def issue_responder_certificate(ca: CertificateAuthority, *, now: datetime | Non
     (`PKI_OCSP_RESPONDER_DAYS`). The key is sealed in the vault like an intermediate key.
     """
     now = (now or timezone.now()).replace(microsecond=0)
+    if ca.certificate.status_at(now) != CertificateStatus.VALID:
+        raise ResponderUnavailable(f"the CA '{ca.slug}' is {ca.certificate.status_at(now)} and certifies no responder")
     key = generate_private_key(RESPONDER_KEY_TYPE)
     issuer_key = intermediate_signing_key(ca)
     try:

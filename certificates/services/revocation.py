@@ -22,6 +22,7 @@ from certificates.models import Certificate, CertificateAuthority, CertificateKi
 from certificates.selectors import ca_chain
 from certificates.services.authorities import signing_key, unlock_root
 from certificates.services.crls import publish_crls
+from certificates.services.ocsp import forget_responders
 from pki_project.actor import Actor
 
 logger = logging.getLogger(__name__)
@@ -150,5 +151,6 @@ def revoke_certificate(
         for cert in revoked:
             if cert.kind in (CertificateKind.INTERMEDIATE_CA, CertificateKind.ROOT_CA):
                 forget_signing_key(CertificateAuthority.objects.select_related("certificate").get(certificate=cert))
+                forget_responders()  # this worker stops signing with the CA's responder at once
         _republish_after_commit(_issuers_to_republish(revoked), keys, actor)
     return revoked

@@ -245,3 +245,18 @@ def test_public_endpoints_are_rate_limited_per_ip(client, intermediate_ca, leaf,
     assert client.get(f"/pki/crl/{intermediate_ca.slug}.crl").status_code == 429
     other = client.get(f"/pki/crl/{intermediate_ca.slug}.crl", REMOTE_ADDR="192.0.2.7")
     assert other.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_revoked_ca_certifies_no_new_responder(client, intermediate_ca, leaf, operator,
+                                                 django_capture_on_commit_callbacks):
+    request = ocsp_request_der(load_x509(leaf), load_x509(intermediate_ca.certificate), nonce=b"r" * 8)
+    assert parsed(post(client, intermediate_ca.slug, request)).certificate_status is ocsp.OCSPCertStatus.GOOD
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_certificate(intermediate_ca.certificate, reason="keyCompromise", actor=operator,
+                           root_password=ROOT_PASSWORD, revoke_children=True)
+    responders = Certificate.objects.filter(issuer=intermediate_ca, kind=CertificateKind.OCSP_RESPONDER)
+    assert responders.count() == 1
+    assert responders.get().revoked_at is not None  # it went with its CA, and this worker forgot it
+    assert _status(post(client, intermediate_ca.slug, request)) is ocsp.OCSPResponseStatus.UNAUTHORIZED
+    assert responders.count() == 1
