@@ -202,11 +202,22 @@ def extract(archive: zipfile.ZipFile, staged: StagedBackup, progress: Callable[[
     entries = archive.infolist()
     for index, info in enumerate(entries, start=1):
         target = staged.member_path(info.filename)
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(target.parent, staged.root)
         digest, size = _extract_member(archive, info, target, budget - produced)
         produced += size
         staged.digests[info.filename] = (digest, size)
         progress(index, len(entries))
+
+
+def make_private_dirs(directory: Path, root: Path) -> None:
+    """Create `directory` below `root` one level at a time as 0700 (`mkdir(parents=True)` ignores the mode
+    for parents), so the data directory swapped in is as private as the vault makes its own."""
+    current = root
+    for part in directory.relative_to(root).parts:
+        current = current / part
+        if not current.is_dir():
+            current.mkdir(mode=0o700)
+            current.chmod(0o700)
 
 
 def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> tuple[str, int]:

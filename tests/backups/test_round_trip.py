@@ -88,6 +88,8 @@ def test_restore_brings_back_exactly_the_backed_up_state(lived_in_pki: Certifica
     assert verify_chain().ok
     assert report.rows == sum(len(rows) for label, rows in before_db.items() if label not in ("sessions", "schema"))
     assert report.warnings == []
+    for path in [data_dir, *data_dir.rglob("*")]:  # as private as the vault makes them
+        assert path.stat().st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path
 
 
 def test_restored_pki_still_works(lived_in_pki: CertificateAuthority, operator: Actor, tmp_path: Path) -> None:
