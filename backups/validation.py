@@ -42,7 +42,6 @@ from backups.archive import (
     FORMAT_VERSION,
     MANIFEST,
     SQLITE_SNAPSHOT,
-    TABLE_SUFFIX,
     TableSpec,
     backup_tables,
     decode_row,
@@ -409,18 +408,3 @@ def _check_table_rows(staged: StagedBackup, spec: TableSpec) -> int:
     return count
 
 
-
-__all__ = [
-    "TABLE_SUFFIX",
-    "StagedBackup",
-    "check_artifacts",
-    "check_central_directory",
-    "check_hashes",
-    "check_migrations",
-    "check_rows",
-    "check_sqlite_snapshot",
-    "check_upload_size",
-    "extract",
-    "open_archive",
-    "read_manifest",
-]

@@ -139,3 +139,18 @@ def read_members_from_bytes(data: bytes, tmp_path: Path) -> dict[str, bytes]:
     path = tmp_path / "downloaded.zip"
     path.write_bytes(data)
     return read_members(path)
+
+
+def test_upload_handler_streams_to_disk_and_stops_past_the_bound(settings, rf) -> None:
+    from django.core.files.uploadhandler import StopUpload
+
+    from backups.views import BoundedUploadHandler
+
+    settings.PKI_BACKUP_MAX_UPLOAD_BYTES = 10
+    handler = BoundedUploadHandler(rf.post("/admin/restore/database"))
+    handler.new_file("backup", "b.zip", "application/zip", 20)
+    assert handler.receive_data_chunk(b"12345", 0) is None  # written to its temporary file, not kept
+    with pytest.raises(StopUpload):
+        handler.receive_data_chunk(b"1234567890", 5)
+    assert handler.exceeded
+    handler.file.close()
