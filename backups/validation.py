@@ -16,7 +16,8 @@ The archive is hostile until proven otherwise. In order:
    and agrees with the manifest's row counts and migrations;
 5. the migration state equals the running one;
 6. every artifact was sealed with this installation's key (header key id) and opens;
-7. every row decodes and fits its table.
+7. every row decodes and fits its table, and every artifact path the rows refer to is in
+   the archive's data directory.
 """
 
 from __future__ import annotations
@@ -51,7 +52,13 @@ from backups.snapshot import applied_migrations
 from certificates.keystore import artifact_cipher
 from certificates.vault import ArtifactStore, WrongEncryptionKey, parse_header
 from certificates.vault.errors import InvalidArtifactPath, VaultError
-from certificates.vault.paths import validate_artifact_relpath
+from certificates.vault.paths import normalize_relpath, validate_artifact_relpath
+
+# Columns that name an artifact (file or directory) relative to PKI_DATA_DIR, by table label.
+ARTIFACT_REFERENCES = {
+    "certificates.certificate": ("key_path", "pkcs12_path", "pkcs12_password_path"),
+    "certificates.certificateauthority": ("key_directory",),
+}
 
 GB = 1000**3
 DEFAULT_LIMITS = {
@@ -294,6 +301,7 @@ def check_sqlite_snapshot(staged: StagedBackup) -> None:
     except sqlite3.Error:
         raise _corrupt("it cannot be opened") from None
     try:
+        database.execute("PRAGMA trusted_schema=OFF")  # an untrusted file: no functions from its schema
         verdict = [row[0] for row in database.execute("PRAGMA integrity_check").fetchall()]
         if verdict != ["ok"]:
             raise _corrupt(f"integrity_check reports {verdict[0]!r}")
@@ -393,6 +401,33 @@ def check_rows(staged: StagedBackup, progress: Callable[[int, int], None]) -> No
                          f"{entry.get('rows')}.", "hash_mismatch")
         progress(index, len(specs))
     staged.tables = specs
+    check_artifact_references(staged)
+
+
+def check_artifact_references(staged: StagedBackup) -> None:
+    """A database that refers to keys its data directory lacks would restore CAs that cannot sign."""
+    missing: list[str] = []
+    for spec in staged.tables:
+        columns = ARTIFACT_REFERENCES.get(spec.label, ())
+        if not columns:
+            continue
+        with staged.member_path(spec.member).open("rb") as handle:
+            for line in handle:
+                row = dict(zip(spec.columns, decode_row(spec, line), strict=True))
+                missing.extend(path for column in columns if (path := row.get(column))
+                               and not _in_staged_data(staged, path))
+    if missing:
+        raise refuse(f"The backup's database refers to {len(missing)} artifacts its data directory lacks "
+                     f"(e.g. {missing[0]}).", "missing_artifacts")
+
+
+def _in_staged_data(staged: StagedBackup, relpath: str) -> bool:
+    try:
+        canonical = normalize_relpath(relpath)
+    except InvalidArtifactPath:
+        return False
+    target = staged.data_dir.joinpath(*canonical.split("/"))
+    return not target.is_symlink() and target.exists()
 
 
 def _check_table_rows(staged: StagedBackup, spec: TableSpec) -> int:

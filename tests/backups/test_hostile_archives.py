@@ -340,3 +340,11 @@ def test_empty_zip(data_dir: Path, tmp_path: Path, db) -> None:
     archive.write_bytes(buffer.getvalue())
     refused(archive, data_dir, "no_manifest", "no manifest")
 
+
+
+def test_rows_that_refer_to_missing_artifacts(backup_file: Path, data_dir: Path, tmp_path: Path) -> None:
+    members = read_members(backup_file)
+    for name in [n for n in members if n.startswith("data/")]:
+        del members[name]
+    members = with_manifest(members, lambda m: m.update(artifacts=0))
+    refused(write_members(tmp_path / "h.zip", members), data_dir, "missing_artifacts", "lacks")

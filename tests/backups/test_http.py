@@ -67,6 +67,10 @@ def test_admin_restores_over_http(admin, tmp_path: Path, data_dir: Path) -> None
     event = AuditEvent.objects.order_by("-seq").first()
     assert event.action == AuditAction.BACKUP_RESTORE
     assert event.actor_username == admin.user.username
+    # The running application serves the restored state at once (no restart).
+    listed = admin.get("/api/v1/cas/")
+    assert listed.status_code == 200
+    assert "Example Issuing CA" in listed.content.decode()
 
 
 def test_hostile_upload_is_refused_with_json_and_changes_nothing(admin, tmp_path: Path, data_dir: Path) -> None:
