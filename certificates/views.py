@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from certificates import staff
 from certificates.dashboard import dashboard_context
-from certificates.decoder import DecodeError, decode
+from certificates.decoder import DecodeError, decode, describe_certificate
 from certificates.errors import ServiceError
 from certificates.forms import CrlForm, DecoderForm, IssueForm, OrganizationForm, RevokeForm
 from certificates.models import Certificate
@@ -135,22 +135,15 @@ def _certificate_page(request: HttpRequest, certificate: Certificate, *, revoke_
     chain = issuer_chain(certificate, include_root=True)
     context = {
         "certificate": certificate,
-        "description": _describe(certificate),
+        "description": describe_certificate(load_x509(certificate)),
         "chain": chain,
         "successor": Certificate.objects.filter(predecessor=certificate).first(),
-        "authority": getattr(certificate, "authority", None) if certificate.kind != "end_entity" else None,
         "downloads": DOWNLOADS,
         "revoke_form": revoke_form or _revoke_form(certificate),
         "revealed_password": revealed_password,
         "is_ca_certificate": certificate.kind in ("root_ca", "intermediate_ca"),
     }
     return _render(request, "pki/certificate.html", context, status=status)
-
-
-def _describe(certificate: Certificate):
-    from certificates.decoder import describe_certificate
-
-    return describe_certificate(load_x509(certificate))
 
 
 @require_GET
