@@ -37,7 +37,7 @@ def id_or_slug(field: str, slug_field: str, value: str) -> Q:
     """`value` as an id (when it fits a database integer) or as a slug."""
     value = value.strip()
     query = Q(**{slug_field: value})
-    if value.isdigit() and int(value) <= MAX_DB_INTEGER:
+    if value.isascii() and value.isdigit() and int(value) <= MAX_DB_INTEGER:  # "³".isdigit() is True
         query |= Q(**{field: int(value)})
     return query
 

@@ -92,12 +92,12 @@ class CertificateAuthorityCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=MAX_NAME_LENGTH, help_text="The CA's common name.")
     slug = serializers.SlugField(max_length=64, required=False, allow_blank=True,
                                  help_text="Derived from the name when left out.")
-    organization = serializers.CharField(
+    organization = serializers.SlugField(
         required=False, allow_null=True, allow_blank=True, max_length=MAX_REFERENCE_LENGTH,
         help_text="Root only. The organization's id or slug; defaults to the caller's own (a global admin must "
                   "name one).",
     )
-    parent = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REFERENCE_LENGTH,
+    parent = serializers.SlugField(required=False, allow_blank=True, max_length=MAX_REFERENCE_LENGTH,
                                    help_text="Intermediate only: the parent CA's id or slug.")
     key_type = serializers.ChoiceField(choices=[k.value for k in KeyType], required=False)
     days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CA_DAYS)
@@ -203,7 +203,7 @@ class CertificateDetailSerializer(CertificateSerializer):
 class IssueSerializer(serializers.Serializer):
     """Issue from a CSR (`csr`), or with a key generated on the server (`common_name`, `sans`, `key_type`)."""
 
-    ca = serializers.CharField(max_length=MAX_REFERENCE_LENGTH, help_text="The issuing CA's id or slug.")
+    ca = serializers.SlugField(max_length=MAX_REFERENCE_LENGTH, help_text="The issuing CA's id or slug.")
     profile = serializers.ChoiceField(choices=list(PROFILES))
     csr = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PEM_LENGTH, trim_whitespace=False,
                                 help_text="A PKCS#10 request, PEM.")
