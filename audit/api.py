@@ -48,7 +48,7 @@ class AuditEventFilter(django_filters.FilterSet):
                   "target_serial"]
 
     def filter_organization(self, queryset: AuditEventQuerySet, name: str, value: str) -> AuditEventQuerySet:
-        if value.isdigit():
+        if value.isascii() and value.isdigit() and len(value) <= 18:  # "²".isdigit() is True; int("²") fails
             return queryset.filter(Q(organization_id=int(value)) | Q(organization_slug=value))
         return queryset.filter(organization_slug=value)
 
