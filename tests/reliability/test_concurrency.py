@@ -8,21 +8,12 @@ and CRL numbers never repeat; two restores at once are refused.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.reliability.installations import Installation, StartingLine, finish, installation_for
+from tests.reliability.installations import Installation, StartingLine, finish
 
 ISSUERS = {"postgres": 4, "sqlite": 3}  # odd ones with server keys (slower: PKCS#12), even ones from CSRs
 PER_ISSUER = 10
-
-
-@pytest.fixture(scope="module", params=["postgres", "sqlite"])
-def installation(request, tmp_path_factory) -> Iterator[Installation]:
-    with installation_for(request.param, tmp_path_factory.mktemp(f"concurrency-{request.param}")) as instance:
-        yield instance
 
 
 def assert_consistent(installation: Installation) -> dict:
