@@ -6,7 +6,14 @@ the message is safe to show a client: never a secret, never internal detail.
 
 from __future__ import annotations
 
+import errno
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from certificates.crypto.errors import CryptoError, PolicyError
+
+logger = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -50,6 +57,28 @@ class UnlockRefused(ServiceError):
 
     def __init__(self) -> None:
         super().__init__("The CA key could not be unlocked.", code=self.default_code)
+
+
+class StorageUnavailable(ServiceError):
+    """The data directory cannot take the write (full, read-only, gone): nothing was stored; try later."""
+
+    status = 503
+    default_code = "storage_unavailable"
+
+
+_STORAGE_REASONS = {errno.ENOSPC: "is full", errno.EDQUOT: "is over quota", errno.EROFS: "is read-only",
+                    errno.EACCES: "is not writable", errno.EPERM: "is not writable"}
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """An `OSError` while writing artifacts becomes one clear `StorageUnavailable` (the log keeps the detail)."""
+    try:
+        yield
+    except OSError as error:
+        logger.exception("Writing to the data directory failed")
+        reason = _STORAGE_REASONS.get(error.errno, "cannot be written")
+        raise StorageUnavailable(f"The certificate store {reason}: nothing was stored. Try again later.") from None
 
 
 def from_crypto_error(error: CryptoError) -> ServiceError:

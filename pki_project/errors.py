@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
@@ -25,6 +26,7 @@ GENERIC_MESSAGES = {
     405: ("method_not_allowed", "Method not allowed."),
     429: ("rate_limited", "Too many requests; try again later."),
     500: ("server_error", "Internal server error."),
+    503: ("unavailable", "The service is temporarily unavailable; try again later."),
 }
 TITLES = {
     400: "Bad request",
@@ -34,6 +36,7 @@ TITLES = {
     405: "Method not allowed",
     429: "Too many requests",
     500: "Server error",
+    503: "Service unavailable",
 }
 
 
@@ -102,7 +105,16 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    if _database_unavailable():  # an outage, not a bug: 503 tells clients and balancers to retry
+        return error_response(request, 503, "database_unavailable", "The database is unavailable; try again later.")
     return error_response(request, 500)
+
+
+def _database_unavailable() -> bool:
+    """Django calls handler500 inside its `except`: the exception being handled is at hand."""
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(sys.exc_info()[1], OperationalError | InterfaceError)
 
 
 def csrf_failure(request, reason=""):

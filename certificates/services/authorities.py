@@ -9,7 +9,7 @@ live here and in the pure builders.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -23,7 +23,14 @@ from certificates.crypto.builders import build_intermediate_ca_certificate, buil
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, generate_private_key, parse_key_type
 from certificates.crypto.names import build_subject
-from certificates.errors import Conflict, InvalidInput, PolicyViolation, UnlockRefused, from_crypto_error
+from certificates.errors import (
+    Conflict,
+    InvalidInput,
+    PolicyViolation,
+    UnlockRefused,
+    from_crypto_error,
+    storage_errors,
+)
 from certificates.keystore import (
     artifact_store,
     intermediate_signing_key,
@@ -121,7 +128,8 @@ def _artifacts_removed_on_failure(store: ArtifactStore, key_directory: str) -> I
     try:
         yield
     except BaseException:
-        delete_ca_key(store, key_directory)  # no orphan key outlives its rolled-back row
+        with suppress(OSError):  # a read-only disk refuses the clean-up too: keep the first error
+            delete_ca_key(store, key_directory)  # no orphan key outlives its rolled-back row
         raise
 
 
@@ -162,7 +170,8 @@ def create_root_ca(
     except CryptoError as error:
         raise from_crypto_error(error) from None
     store, key_directory = artifact_store(), new_ca_key_directory()
-    key_params = seal_root_key(store, key_directory, private_key, root_password, root_kdf_params())
+    with storage_errors(), _artifacts_removed_on_failure(store, key_directory):
+        key_params = seal_root_key(store, key_directory, private_key, root_password, root_kdf_params())
     with _artifacts_removed_on_failure(store, key_directory), transaction.atomic():
         row = create_certificate_row(
             certificate, organization=organization, issuer=None, kind=CertificateKind.ROOT_CA,
@@ -252,7 +261,8 @@ def create_intermediate_ca(
     except CryptoError as error:
         raise from_crypto_error(error) from None
     store, key_directory = artifact_store(), new_ca_key_directory()
-    seal_intermediate_key(store, key_directory, private_key)
+    with storage_errors(), _artifacts_removed_on_failure(store, key_directory):
+        seal_intermediate_key(store, key_directory, private_key)
     with _artifacts_removed_on_failure(store, key_directory), transaction.atomic():
         row = create_certificate_row(
             certificate, organization=parent.organization, issuer=parent, kind=CertificateKind.INTERMEDIATE_CA,

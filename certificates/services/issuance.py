@@ -10,7 +10,7 @@ issuer is an active intermediate, the row, the encrypted PKCS#12, the audit even
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -26,7 +26,7 @@ from certificates.crypto.keys import KeyType, PrivateKey, PublicKey, generate_pr
 from certificates.crypto.names import build_subject, parse_sans
 from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
 from certificates.crypto.profiles import PROFILES, Profile, max_validity_days
-from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error
+from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error, storage_errors
 from certificates.keystore import artifact_store, intermediate_signing_key, new_certificate_directory, publication_urls
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, KeySource
 from certificates.selectors import ca_chain
@@ -167,8 +167,9 @@ def _store_pkcs12(store: ArtifactStore, ca: CertificateAuthority, certificate: x
     bundle = build_pkcs12(private_key, certificate, chain, password.encode(), friendly_name=None)
     directory = new_certificate_directory()
     paths = _Pkcs12Paths(f"{directory}/{PKCS12_FILENAME}", f"{directory}/{PKCS12_PASSWORD_FILENAME}")
-    store.write(paths.password, password.encode(), overwrite=False)
-    store.write(paths.bundle, bundle, overwrite=False)
+    with storage_errors(), _pkcs12_removed_on_failure(store, paths):  # never half a pair: both files or neither
+        store.write(paths.password, password.encode(), overwrite=False)
+        store.write(paths.bundle, bundle, overwrite=False)
     return paths
 
 
@@ -179,7 +180,8 @@ def _pkcs12_removed_on_failure(store: ArtifactStore, paths: _Pkcs12Paths) -> Ite
     except BaseException:
         for relpath in (paths.bundle, paths.password):
             if relpath:
-                store.delete(relpath, missing_ok=True)
+                with suppress(OSError):  # a read-only disk refuses the clean-up too: keep the first error
+                    store.delete(relpath, missing_ok=True)
         raise
 
 
