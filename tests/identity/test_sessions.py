@@ -165,6 +165,7 @@ def test_alg_none_is_refused(live_claims):
     assert client.get(PROBE).status_code == 401
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_other_algorithms_and_wrong_secret_are_refused(live_claims):
     assert bearer(_issue(live_claims, algorithm="HS512")).get(PROBE).json() == INVALID
     assert bearer(_issue(live_claims, key="another-secret-" + "x" * 64)).get(PROBE).json() == INVALID
