@@ -199,9 +199,12 @@ print("SETUP " + json.dumps({"keys": keys, "leaf": leaf.pk}))
 """
 
 
-@pytest.fixture
-def installation(tmp_path) -> Iterator[Installation]:
-    """migrate, collectstatic, a CA hierarchy and keys (one `manage.py shell`), then gunicorn with one worker."""
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory) -> Iterator[Installation]:
+    """migrate, collectstatic, a CA hierarchy and keys (one `manage.py shell`), then gunicorn with one worker.
+
+    One per test module: its tests must leave it usable for each other (a restore brings back the same users).
+    """
     import json
     import sys
     import time
@@ -209,6 +212,7 @@ def installation(tmp_path) -> Iterator[Installation]:
 
     from tests.helpers import clean_environment, run_manage
 
+    tmp_path = tmp_path_factory.mktemp("installation")
     port = _free_port()
     env = clean_environment(
         DATABASE_URL=f"sqlite:///{tmp_path / 'pki.db'}", PKI_DATA_DIR=str(tmp_path / "data"),
