@@ -14,7 +14,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
-def chromium(live_server):
+def chromium(committed_audit_events_removed, live_server):
     """Started after the live server (and its database set-up): Playwright's sync API runs an event loop here."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not shutil.which(CHROMIUM):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from audit.models import AuditEvent
 from certificates.idempotency import KEY_TTL, STALE_CLAIM, IdempotencyKey
 from certificates.models import Certificate
 from tests.api.conftest import make_csr, post_json, snapshot
+from tests.conftest import running_on_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -131,3 +133,35 @@ def test_concurrent_claims_one_wins(clients, body):
     assert _claim(user_id, "race", fingerprint(body), now) is not None
     assert _claim(user_id, "race", fingerprint(body), now) is None
     assert IdempotencyKey.objects.filter(key="race").count() == 1
+
+
+@pytest.mark.skipif(not running_on_postgres(), reason="needs concurrent connections (runs in the PostgreSQL pass)")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_issue_once(committed_audit_events_removed, make_principal_client, organization,
+                                       intermediate_ca):
+    """Two identical requests at the same instant, from two connections: one certificate, never two."""
+    from django.db import connection
+
+    client = make_principal_client("manager", organization)
+    body = {"ca": intermediate_ca.slug, "profile": "server", "csr": make_csr("race.example.com").decode()}
+    barrier, results = threading.Barrier(4), []
+
+    def send() -> None:
+        try:
+            barrier.wait(timeout=30)
+            response = _issue(client, body, key="race-1")
+            results.append((response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    before = Certificate.objects.count()
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 4
+    assert Certificate.objects.count() == before + 1
+    issued_ids = {body["id"] for status, body in results if status == 201}
+    assert len(issued_ids) == 1
+    assert all(status == 201 or body["error"]["code"] == "idempotency_in_progress" for status, body in results)
