@@ -4,11 +4,14 @@ directory, `manage.py` and the worker (`tests.reliability.worker`) in real OS pr
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -164,3 +167,54 @@ def installation_for(engine: str, directory: Path) -> Iterator[Installation]:
         return
     with postgres_database() as url:
         yield new_installation("postgres", url, directory)
+
+
+# --- a real server ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, "gunicorn exited"
+        with contextlib.suppress(OSError):
+            if request(port, "/health")[0] == 200:
+                return
+        time.sleep(0.3)
+    raise AssertionError("gunicorn did not answer /health in time")
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], port: int, workers: int = 1,
+             extra: list[str] | None = None) -> Iterator[subprocess.Popen]:
+    """A real gunicorn serving the project on 127.0.0.1:`port`, stopped afterwards."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "pki_project.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "120", *(extra or [])],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until_up(port, process)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

@@ -14,12 +14,8 @@ Database: a real gunicorn whose DATABASE_URL points at a closed port answers `/h
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +29,9 @@ from certificates.models import Certificate
 from certificates.services.authorities import create_intermediate_ca
 from certificates.services.issuance import IssuanceRequest, issue_certificate
 from tests.certificates.csrs import make_csr
-from tests.helpers import PROJECT_DIR, clean_environment, run_manage
+from tests.helpers import clean_environment, run_manage
 from tests.reliability.conftest import ROOT_PASSWORD
+from tests.reliability.installations import free_port, gunicorn, request
 
 TMPFS_SIZE = "512k"
 
@@ -134,52 +131,6 @@ def test_a_full_data_directory_refuses_clearly_and_leaves_no_partial_file(
 
 
 # --- an unreachable database -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read().decode(errors="replace")
-    finally:
-        connection.close()
-
-
-def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert process.poll() is None, "gunicorn exited"
-        with contextlib.suppress(OSError):
-            if request(port, "/health")[0] == 200:
-                return
-        time.sleep(0.3)
-    raise AssertionError("gunicorn did not answer /health in time")
-
-
-@contextlib.contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int = 1) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "pki_project.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "120"],
-        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        wait_until_up(port, process)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 def test_an_unreachable_database_gives_503_on_ready_and_clear_errors_elsewhere(tmp_path: Path) -> None:
