@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from audit.checks import sqlite_transaction_mode_problems
-from tests.audit.test_concurrency import start_writers, wait_for
+from tests.audit.test_concurrency import run_writers
 from tests.helpers import clean_environment, run_manage
 
 
@@ -19,7 +19,7 @@ def _installation(tmp_path: Path, events: int) -> tuple[dict[str, str], Path]:
                             PKI_ENV_FILE=str(tmp_path / "none.env"))
     migrated = run_manage("migrate", "--noinput", "-v", "0", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    wait_for(start_writers(1, events, env))
+    run_writers(1, events, env, tmp_path / "barrier")
     return env, database
 
 

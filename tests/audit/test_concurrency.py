@@ -20,24 +20,38 @@ from tests.helpers import PROJECT_DIR, clean_environment, run_manage
 
 WRITERS = 4
 EVENTS_PER_WRITER = 25
-START_DELAY_SECONDS = 3.0
+WRITER_TIMEOUT_SECONDS = 120
 
 
-def start_writers(count: int, events: int, env: dict[str, str]) -> list[subprocess.Popen[str]]:
-    start_at = time.time() + START_DELAY_SECONDS  # every writer is connected and waiting by then
-    return [
+def run_writers(count: int, events: int, env: dict[str, str], barrier: Path) -> None:
+    """Start `count` writer processes, release them together once all are connected, wait for them."""
+    barrier.mkdir()
+    writers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.audit.writer", str(events), str(start_at), f"writer-{index}"],
+            [sys.executable, "-m", "tests.audit.writer", str(events), str(barrier), f"writer-{index}"],
             cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for index in range(count)
     ]
+    try:
+        _release_when_ready(writers, barrier)
+        for writer in writers:
+            _, stderr = writer.communicate(timeout=WRITER_TIMEOUT_SECONDS)
+            assert writer.returncode == 0, stderr
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
 
 
-def wait_for(writers: list[subprocess.Popen[str]]) -> None:
-    for writer in writers:
-        _, stderr = writer.communicate(timeout=120)
-        assert writer.returncode == 0, stderr
+def _release_when_ready(writers: list[subprocess.Popen[str]], barrier: Path) -> None:
+    deadline = time.monotonic() + WRITER_TIMEOUT_SECONDS
+    while len(list(barrier.glob("ready-*"))) < len(writers):
+        failed = [writer for writer in writers if writer.poll() not in (None, 0)]
+        assert not failed, failed[0].communicate()[1]
+        assert time.monotonic() < deadline, "the writer processes did not start"
+        time.sleep(0.01)
+    (barrier / "go").touch()
 
 
 def postgres_url(settings_dict: dict) -> str:
@@ -66,7 +80,7 @@ def test_parallel_writer_processes_leave_one_intact_chain_on_postgresql(tmp_path
                             DATABASE_URL=postgres_url(connection.settings_dict),
                             PKI_DATA_DIR=str(tmp_path / "data"), PKI_ENV_FILE=str(tmp_path / "none.env"))
 
-    wait_for(start_writers(WRITERS, EVENTS_PER_WRITER, env))
+    run_writers(WRITERS, EVENTS_PER_WRITER, env, tmp_path / "barrier")
 
     assert AuditEvent.objects.count() == WRITERS * EVENTS_PER_WRITER
     result = verify_chain()
@@ -90,7 +104,7 @@ def test_parallel_writer_processes_on_a_sqlite_file(tmp_path: Path) -> None:
     migrated = run_manage("migrate", "--noinput", "-v", "0", env=env)
     assert migrated.returncode == 0, migrated.stderr
 
-    wait_for(start_writers(2, EVENTS_PER_WRITER, env))
+    run_writers(2, EVENTS_PER_WRITER, env, tmp_path / "barrier")
 
     verified = run_manage("verify_audit_log", "--json", env=env)
     assert verified.returncode == 0, verified.stderr

@@ -1,9 +1,10 @@
 """A separate OS process that appends audit events, for the concurrency tests.
 
-Usage: python -m tests.audit.writer COUNT START_AT LABEL
+Usage: python -m tests.audit.writer COUNT BARRIER_DIR LABEL
 Settings come from the environment (DJANGO_SETTINGS_MODULE, DATABASE_URL). Every
-writer connects first, then waits for the shared START_AT moment so they all
-append at once; each event is its own transaction, every third one shares a
+writer connects first, says so with a `ready-LABEL` file in BARRIER_DIR, then waits
+for the test's `go` file there, so they all append at once however slowly each
+process started. Each event is its own transaction; every third one shares a
 transaction with a second event to exercise multi-event transactions too.
 """
 
@@ -12,9 +13,21 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
+
+GO_TIMEOUT_SECONDS = 120
 
 
-def main(count: int, start_at: float, label: str) -> None:
+def wait_for_go(barrier: Path, label: str) -> None:
+    (barrier / f"ready-{label}").touch()
+    deadline = time.monotonic() + GO_TIMEOUT_SECONDS
+    while not (barrier / "go").exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"{label}: no go signal within {GO_TIMEOUT_SECONDS} s")
+        time.sleep(0.002)
+
+
+def main(count: int, barrier: Path, label: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pki_project.settings")
     import django
 
@@ -25,7 +38,7 @@ def main(count: int, start_at: float, label: str) -> None:
     from audit.services import record_event
 
     connection.ensure_connection()
-    time.sleep(max(0.0, start_at - time.time()))
+    wait_for_go(barrier, label)
     written = 0
     while written < count:
         with transaction.atomic():
@@ -37,4 +50,4 @@ def main(count: int, start_at: float, label: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3])
+    main(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
