@@ -10,7 +10,8 @@ issuance runs, and the row records the certificate it produced in the same trans
 * Same key while the first request is still running: 409 `idempotency_in_progress`.
   A claim that never finished (its request died) is taken over after `STALE_CLAIM`.
 * A failed issuance releases the claim: nothing was issued, so a retry may run again.
-* Keys expire after `KEY_TTL` (24 hours): expired rows are ignored and purged.
+* Keys expire after `KEY_TTL` (24 hours): a user's expired rows are purged at their next claim
+  (`purge_expired()` clears everyone's, e.g. from a periodic job).
 
 The body's fingerprint is SHA-256 over its canonical JSON (sorted keys, no spaces).
 """
@@ -91,7 +92,7 @@ def _replay_or_refuse(row: IdempotencyKey, request_fingerprint: str):
 
 def _claim(user_id: int, key: str, request_fingerprint: str, now) -> IdempotencyKey | None:
     """Insert the claim; None when another request holds the key (then the caller reads that row)."""
-    IdempotencyKey.objects.filter(user_id=user_id, key=key, created_at__lt=now - KEY_TTL).delete()
+    IdempotencyKey.objects.filter(user_id=user_id, created_at__lt=now - KEY_TTL).delete()  # this user's expired keys
     IdempotencyKey.objects.filter(user_id=user_id, key=key, certificate__isnull=True,
                                   created_at__lt=now - STALE_CLAIM).delete()
     try:

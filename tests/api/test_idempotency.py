@@ -165,3 +165,14 @@ def test_concurrent_retries_issue_once(committed_audit_events_removed, make_prin
     issued_ids = {body["id"] for status, body in results if status == 201}
     assert len(issued_ids) == 1
     assert all(status == 201 or body["error"]["code"] == "idempotency_in_progress" for status, body in results)
+
+
+def test_expired_keys_of_the_user_are_purged_at_the_next_claim(clients, body):
+    from certificates.idempotency import purge_expired
+
+    _issue(clients["manager"], body, key="old-1")
+    IdempotencyKey.objects.update(created_at=timezone.now() - KEY_TTL - timedelta(minutes=1))
+    _issue(clients["manager"], body, key="new-1")
+    assert set(IdempotencyKey.objects.values_list("key", flat=True)) == {"new-1"}
+    IdempotencyKey.objects.update(created_at=timezone.now() - KEY_TTL - timedelta(minutes=1))
+    assert purge_expired() == 1
