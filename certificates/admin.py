@@ -43,6 +43,8 @@ from organizations.admin import OrganizationScopedAdminMixin
 from pki_project.actor import Actor
 
 EXPIRY_BANDS = (7, 30, 90)
+KIND_LABELS = {"root_ca": "root CA", "intermediate_ca": "intermediate CA", "end_entity": "end entity",
+               "ocsp_responder": "OCSP responder"}
 TEMPLATE_DIR = "admin/certificates"
 
 
@@ -111,7 +113,7 @@ class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.M
     class Media:
         css = {"all": ["pki/admin.css"]}
 
-    list_display = ["display_name", "status_badge", "kind", "profile", "issuer", "organization", "not_after",
+    list_display = ["display_name", "status_badge", "kind_label", "profile", "issuer", "organization", "not_after",
                     "short_serial"]
     list_filter = [StatusFilter, ExpiryFilter, "kind", ("issuer", admin.RelatedOnlyFieldListFilter),
                    ("organization", admin.RelatedOnlyFieldListFilter)]
@@ -137,6 +139,12 @@ class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.M
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return self.has_operate_permission(request)
 
+    def get_list_display(self, request: HttpRequest):
+        principal = staff.principal_of(request)
+        if principal is not None and principal.is_global_admin:
+            return self.list_display
+        return [column for column in self.list_display if column != "organization"]  # always their own
+
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
@@ -159,6 +167,10 @@ class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.M
     @admin.display(description="status")
     def status_badge(self, obj: Certificate) -> str:
         return _status_badge(obj.status)
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_label(self, obj: Certificate) -> str:
+        return KIND_LABELS.get(obj.kind, obj.kind)
 
     @admin.display(description="serial", ordering="serial")
     def short_serial(self, obj: Certificate) -> str:
