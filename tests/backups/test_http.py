@@ -158,3 +158,21 @@ def test_upload_handler_streams_to_disk_and_stops_past_the_bound(settings, rf) -
         handler.receive_data_chunk(b"1234567890", 5)
     assert handler.exceeded
     handler.file.close()
+
+
+def test_toolbox_round_trip_shows_the_result(make_principal_client, populated_pki) -> None:
+    """The toolbox page's controls: its form posts here, and the page then shows a clear result."""
+    admin = make_principal_client("admin", via="cookie")
+    page = admin.get("/toolbox")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'action="/admin/restore/database"' in html
+    assert 'name="backup"' in html
+    assert 'href="/admin/backup/database"' in html
+    data = download(admin)
+    done = upload(admin, data, HTTP_ACCEPT="text/html", follow=True)
+    assert done.status_code == 200
+    assert "Backup restored:" in done.content.decode()
+    refused = upload(admin, b"PK\x03\x04 truncated", HTTP_ACCEPT="text/html", follow=True)
+    assert "not a readable zip" in refused.content.decode()
+    assert "Nothing was changed." in refused.content.decode()
