@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.apps import apps
 from django.core.management.color import no_style
 from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -79,7 +80,7 @@ def replace_rows(staged: StagedBackup, checkpoint: Callable[[str], None],
     with triggers_suspended(DEFAULT_DB_ALIAS), connection.cursor() as cursor:
         for spec in reversed(staged.tables):
             cursor.execute(f"DELETE FROM {connection.ops.quote_name(spec.db_table)}")  # noqa: S608
-        cursor.execute("DELETE FROM django_session")
+        _delete_sessions(cursor)
         checkpoint("delete_rows")
         for index, spec in enumerate(staged.tables, start=1):
             counts[spec.label] = _insert_table(cursor, staged, spec)
@@ -93,6 +94,14 @@ def replace_rows(staged: StagedBackup, checkpoint: Callable[[str], None],
     if not result.ok:
         raise BackupError(f"The backup's audit trail does not verify: {result.broken.message}", code="broken_audit")
     return counts
+
+
+def _delete_sessions(cursor) -> None:
+    """Django sessions are not backed up; none may outlive the users they belonged to."""
+    if apps.is_installed("django.contrib.sessions"):
+        from django.contrib.sessions.models import Session
+
+        cursor.execute(f"DELETE FROM {connections[DEFAULT_DB_ALIAS].ops.quote_name(Session._meta.db_table)}")  # noqa: S608
 
 
 def _insert_table(cursor, staged: StagedBackup, spec: TableSpec) -> int:
