@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Browser tests use Debian's /usr/bin/chromium; 1 lets them apt-get install it when missing (as root).
 PKI_BROWSER_INSTALL ?= 1
 
-.PHONY: run test venv env lint bench clean-venv
+.PHONY: run test venv env lint bench loadtest clean-venv
 
 venv: $(STAMP)
 
@@ -50,6 +50,15 @@ lint: venv
 # Benchmarks (figures, not pass/fail): a table on stdout and bench-results.json. BENCH_QUICK=1: under a minute.
 bench: venv
 	$(PY) scripts/bench.py
+
+# Load test (figures, not pass/fail; exit 1 on any error): a throw-away PostgreSQL database, Redis cache,
+# gunicorn with LOAD_WORKERS workers, LOAD_SECONDS of mixed traffic on loopback; loadtest-results.json.
+LOAD_SECONDS ?= 180
+LOAD_WORKERS ?= 4
+LOAD_CONCURRENCY ?= 8
+loadtest: venv
+	PKI_TEST_POSTGRES_URL="$(PKI_TEST_POSTGRES_URL)" $(PY) scripts/loadtest.py --managed --duration $(LOAD_SECONDS) \
+		--workers $(LOAD_WORKERS) --concurrency $(LOAD_CONCURRENCY)
 
 clean-venv:
 	rm -rf $(VENV)
