@@ -147,3 +147,23 @@ def test_demo_admin_key_is_printed_once():
     client = Client(headers={"Authorization": f"Bearer {key_lines[0]}"})
     assert client.get("/api/v1/organizations/").status_code == 200
     assert ApiKey.objects.get(user__username="demo-admin").user.membership.is_global_admin
+
+
+def test_membership_admin_validates_and_syncs(make_principal_client, organization):
+    from organizations.models import Membership
+
+    target = UserFactory(membership=False)
+    admin = make_principal_client("admin")
+    url = "/admin/organizations/membership/add/"
+    refused = admin.post(url, {"user": target.pk, "role": "manager", "organization": ""})
+    assert refused.status_code == 200  # the form again, with the constraint's message
+    assert not Membership.objects.filter(user=target).exists()
+    accepted = admin.post(url, {"user": target.pk, "role": "manager", "organization": organization.pk})
+    assert accepted.status_code == 302
+    target.refresh_from_db()
+    assert target.is_staff
+    assert not target.is_superuser
+    assert target.groups.filter(name="PKI managers").exists()
+    org_admin = make_principal_client("admin", organization)
+    assert org_admin.post(url, {"user": UserFactory(membership=False).pk, "role": "admin",
+                                "organization": ""}).status_code == 403

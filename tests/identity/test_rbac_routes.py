@@ -12,8 +12,9 @@ another app adds is covered automatically. For each (route, method):
 * a manager of another organization on a route that names an object: 404, never its data.
 
 `{placeholders}` are filled from `OBJECT_IDS` (route key -> a function of the test world
-returning an object of the main organization), else from `PLACEHOLDERS`, else a dummy id.
-Other apps add their object routes to `OBJECT_IDS`.
+returning an object of the main organization: organizations, API keys, audit events, CAs
+and certificates, the last two made on first use), else from `PLACEHOLDERS`, else a
+dummy id. Add new object routes to `OBJECT_IDS` so the other-organization 404 is checked.
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ class World:
     organization: object
     other_organization: object
     clients: dict[str, Client]
+    _certificate: object = None
+
+    def certificate(self):
+        """A certificate (and its CA) of the main organization, made on first use."""
+        if self._certificate is None:
+            from certificates.services.issuance import IssuanceRequest, issue_certificate
+            from pki_project.actor import Actor
+            from tests.api.conftest import _hierarchy
+            from tests.certificates.csrs import make_csr
+
+            operator = Actor.operator("tests")
+            _root, intermediate = _hierarchy(self.organization, operator, "RBAC walk")
+            self._certificate = issue_certificate(
+                intermediate, IssuanceRequest(profile="server", csr=make_csr("rbac.example.com")), actor=operator)
+        return self._certificate
 
 
 # Routes naming an object: how to get one of the main organization's objects.
@@ -48,7 +64,18 @@ OBJECT_IDS: dict[str, Callable[[World], object]] = {
     # a fresh key of a plain user of the main organization (revoking it harms no caller)
     "/api/v1/api-keys/{id}/revoke/": lambda world: ApiKeyFactory(
         user=UserFactory(role="user", organization=world.organization)).pk,
+    "/api/v1/audit-events/{id}/": lambda world: AuditEvent.objects.filter(
+        organization_id=world.organization.pk).order_by("seq").values_list("pk", flat=True).first(),
 }
+_CA_ROUTES = ["/api/v1/cas/{id}/", "/api/v1/cas/{id}/crl/"]
+_CERTIFICATE_ROUTES = [
+    "/api/v1/certificates/{id}/", "/api/v1/certificates/{id}/renew/", "/api/v1/certificates/{id}/revoke/",
+    "/api/v1/certificates/{id}/download/", "/api/v1/certificates/{id}/pkcs12-password/",
+    "/certificates/{pk}", "/certificates/{pk}/download", "/certificates/{pk}/pkcs12-password",
+    "/certificates/{pk}/revoke", "/certificates/{pk}/renew",
+]
+OBJECT_IDS.update({key: (lambda world: world.certificate().issuer_id) for key in _CA_ROUTES})
+OBJECT_IDS.update({key: (lambda world: world.certificate().pk) for key in _CERTIFICATE_ROUTES})
 
 
 def _content_type_id(world: World) -> int:
