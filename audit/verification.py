@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,17 +199,25 @@ def verify_chain(
     chunk_size: int = 2000,
     progress: Callable[[int], None] | None = None,
 ) -> VerificationResult:
-    """Verify the whole chain in the database.
+    """Verify the whole chain in the database."""
+    with read_only_snapshot():
+        return verify_records(database_records(chunk_size), checkpoint=checkpoint, progress=progress)
 
-    On PostgreSQL the walk runs in one read-only transaction, so the server-side cursor
+
+@contextmanager
+def read_only_snapshot() -> Iterator[None]:
+    """Stream a long read efficiently.
+
+    On PostgreSQL the read runs in one read-only transaction, so the server-side cursor
     streams from a single snapshot instead of materializing the table (as a cursor
     WITH HOLD outside a transaction would). On SQLite it runs without one: a
     transaction there would be BEGIN IMMEDIATE and hold off every writer meanwhile.
     Inside a caller's transaction (a restore verifying what it loaded) it just reads.
     """
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return verify_records(database_records(chunk_size), checkpoint=checkpoint, progress=progress)
+        yield
+        return
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
-        return verify_records(database_records(chunk_size), checkpoint=checkpoint, progress=progress)
+        yield

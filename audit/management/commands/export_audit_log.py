@@ -13,6 +13,7 @@ from django.utils.timezone import make_aware
 
 from audit.actions import AuditAction
 from audit.export import export_lines
+from audit.verification import read_only_snapshot
 
 
 class Command(BaseCommand):
@@ -29,16 +30,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         since = _parse_since(options["since"]) if options["since"] else None
-        lines = export_lines(since=since, action=options["action"])
-        if options["output"] == "-":
-            for line in lines:
-                self.stdout.write(line)
-            return
-        try:
-            with Path(options["output"]).open("w", encoding="utf-8") as stream:
-                count = _write_lines(stream, lines)
-        except OSError as error:
-            raise CommandError(f"cannot write {options['output']}: {error.strerror}") from None
+        with read_only_snapshot():
+            lines = export_lines(since=since, action=options["action"])
+            if options["output"] == "-":
+                for line in lines:
+                    self.stdout.write(line)
+                return
+            try:
+                with Path(options["output"]).open("w", encoding="utf-8") as stream:
+                    count = _write_lines(stream, lines)
+            except OSError as error:
+                raise CommandError(f"cannot write {options['output']}: {error.strerror}") from None
         self.stderr.write(f"Exported {count} events to {options['output']}.")
 
 
