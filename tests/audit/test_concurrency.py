@@ -7,10 +7,12 @@ import json
 import subprocess
 import sys
 import time
+from io import StringIO
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from audit.maintenance import delete_all_events
@@ -89,6 +91,9 @@ def test_parallel_writer_processes_leave_one_intact_chain_on_postgresql(tmp_path
     labels = set(AuditEvent.objects.values_list("actor_label", flat=True))
     assert labels == {f"writer-{index}" for index in range(WRITERS)}
     assert _interleaved(), "the writers ran one after another: the test did not exercise concurrency"
+    exported = StringIO()
+    call_command("export_audit_log", stdout=exported)  # outside a transaction: the read-only snapshot path
+    assert len(exported.getvalue().splitlines()) == WRITERS * EVENTS_PER_WRITER
 
 
 def _interleaved() -> bool:
