@@ -108,6 +108,17 @@ class ExpiryFilter(admin.SimpleListFilter):
         return queryset
 
 
+class KindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return list(KIND_LABELS.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() in KIND_LABELS else queryset
+
+
 @admin.register(Certificate)
 class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
     class Media:
@@ -115,7 +126,7 @@ class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.M
 
     list_display = ["display_name", "status_badge", "kind_label", "profile", "issuer", "organization", "not_after",
                     "short_serial"]
-    list_filter = [StatusFilter, ExpiryFilter, "kind", ("issuer", admin.RelatedOnlyFieldListFilter),
+    list_filter = [StatusFilter, ExpiryFilter, KindFilter, ("issuer", admin.RelatedOnlyFieldListFilter),
                    ("organization", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["issuer", "organization"]
     search_fields = ["common_name", "serial", "fingerprint_sha256"]
