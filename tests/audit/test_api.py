@@ -144,3 +144,24 @@ def test_the_api_cannot_write_or_delete_events(make_principal_client, events, me
     assert getattr(client, method)(LIST, data={}, content_type="application/json").status_code in {403, 405}
     assert AuditEvent.objects.filter(action=AuditAction.CERTIFICATE_ISSUE).count() == before
     assert AuditEvent.objects.get(pk=events["ours"].pk).hash == events["ours"].hash
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"organization": "²"},
+        {"organization": "9" * 40},
+        {"actor": "a\x00b"},
+        {"target_serial": "\x00"},
+        {"since": "9999-99-99"},
+        {"until": "2026-13-01T25:00:00Z"},
+        {"page_size": "-1"},
+        {"page_size": "many"},
+        {"cursor": "not-a-cursor"},
+    ],
+    ids=lambda query: repr(query),
+)
+def test_hostile_query_values_never_answer_5xx(make_principal_client, events, query: dict[str, str]) -> None:
+    response = make_principal_client("admin").get(LIST, query)
+    assert response.status_code in {200, 400, 404}, response.content
+    assert "error" in response.json() or "results" in response.json()
