@@ -4,7 +4,8 @@ The hash is computed before the row is written and re-computed from what the
 database gives back, so `details` must survive SQLite's JSON text and
 PostgreSQL's jsonb unchanged. Floats do not (jsonb may respell `1e+20` as an
 integer), so they are stored as text; so are dates, decimals, UUIDs and enums.
-NUL characters are dropped because PostgreSQL text cannot hold them.
+NUL characters are dropped because PostgreSQL text cannot hold them, and lone
+surrogates (not valid UTF-8) are replaced.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ class SecretInDetailsError(ValueError):
 
 
 def clean_text(value: object) -> str:
-    return str(value or "").replace("\x00", "")
+    """Text every backend stores and returns unchanged: no NUL, no lone surrogate (replaced by "?")."""
+    text = str(value or "").replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
 
 
 def is_secret_key(name: str) -> bool:

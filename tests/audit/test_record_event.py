@@ -74,10 +74,12 @@ def test_unauthenticated_attempt_records_a_label_and_no_user() -> None:
 def test_hash_survives_the_round_trip_through_the_database() -> None:
     event = record_event(AuditAction.CRL_GENERATE, details={
         "number": 2**62, "ratio": 1e20, "nested": {"list": [1, "two", None, True]}, "text": "ünïcødé \x00",
+        "broken": "lone \ud800 surrogate",
     })
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.details["ratio"] == "1e+20"
     assert stored.details["text"] == "ünïcødé "
+    assert stored.details["broken"] == "lone ? surrogate"
     assert compute_hash(stored.hash_record()) == event.hash
 
 
