@@ -11,8 +11,17 @@ def main() -> None:
 
     exit_on_config_error()
     from django.core.management import execute_from_command_line
+    from django.db import InterfaceError, OperationalError
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except (OperationalError, InterfaceError) as error:
+        if "--traceback" in sys.argv:
+            raise
+        # The database is down or refuses us: one clear line, not a traceback (--traceback shows it).
+        detail = (str(error).strip().splitlines() or [error.__class__.__name__])[0]
+        sys.stderr.write(f"Database error: the database could not be used ({detail}).\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

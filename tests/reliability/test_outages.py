@@ -154,6 +154,10 @@ def test_an_unreachable_database_gives_503_on_ready_and_clear_errors_elsewhere(t
         assert status == 503
         assert "The database is unavailable" in body
         assert "Traceback" not in body
+    listed = run_manage("list_certificates", env=env, timeout=120)
+    assert listed.returncode == 1
+    assert listed.stderr.startswith("Database error: the database could not be used (connection failed")
+    assert "Traceback" not in listed.stderr
     checked = run_manage("check_consistency", "--json", env={**env, "DJANGO_SETTINGS_MODULE": "pki_project.settings"},
                          timeout=120)
     assert checked.returncode == 2
