@@ -71,14 +71,14 @@ _STORAGE_REASONS = {errno.ENOSPC: "is full", errno.EDQUOT: "is over quota", errn
 
 
 @contextmanager
-def storage_errors() -> Iterator[None]:
+def storage_errors(consequence: str = "nothing was stored. Try again later.") -> Iterator[None]:
     """An `OSError` while writing artifacts becomes one clear `StorageUnavailable` (the log keeps the detail)."""
     try:
         yield
     except OSError as error:
         logger.exception("Writing to the data directory failed")
         reason = _STORAGE_REASONS.get(error.errno, "cannot be written")
-        raise StorageUnavailable(f"The certificate store {reason}: nothing was stored. Try again later.") from None
+        raise StorageUnavailable(f"The certificate store {reason}: {consequence}") from None
 
 
 def from_crypto_error(error: CryptoError) -> ServiceError:

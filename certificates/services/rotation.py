@@ -18,7 +18,7 @@ from django.db import transaction
 
 from audit.actions import AuditAction
 from audit.services import record_event
-from certificates.errors import InvalidInput
+from certificates.errors import InvalidInput, storage_errors
 from certificates.keystore import artifact_cipher, forget_all_signing_keys
 from certificates.vault.at_rest import ArtifactCipher
 from certificates.vault.errors import RotationError
@@ -55,7 +55,9 @@ def rotate_encryption_key(
     new_cipher = new_cipher_from_environment()
     forget_all_signing_keys()
     try:
-        report = rotate_artifacts(Path(settings.PKI_DATA_DIR), artifact_cipher(), new_cipher, progress, fail_after)
+        with storage_errors("the rotation stopped. Free space (or make it writable) and run it again to finish."):
+            report = rotate_artifacts(Path(settings.PKI_DATA_DIR), artifact_cipher(), new_cipher, progress,
+                                      fail_after)
     except RotationError as error:
         raise InvalidInput(str(error), code="rotation_failed") from None
     finally:

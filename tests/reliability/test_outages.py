@@ -17,6 +17,7 @@ import contextlib
 import json
 import subprocess
 from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,17 @@ def test_an_unreachable_database_gives_503_on_ready_and_clear_errors_elsewhere(t
     document = json.loads(checked.stdout)
     assert document["could_not_run"] is True
     assert "the database is unavailable" in document["message"]
+
+
+@pytest.mark.django_db
+def test_a_rotation_on_a_full_disk_stops_clearly_and_a_rerun_finishes(
+        tmpfs_data_dir: Path, intermediate_ca, operator, monkeypatch) -> None:
+    for index in range(3):
+        issue_certificate(intermediate_ca, IssuanceRequest(profile="client", common_name=f"robot-{index}"),
+                          actor=operator)
+    monkeypatch.setenv("PKI_NEW_ENCRYPTION_KEY", "rotated-encryption-key-0123456789abcdefgh")
+    monkeypatch.setenv("PKI_NEW_ENCRYPTION_SALT", "rotated-salt-0f1e2d3c4b5a")
+    with filled(tmpfs_data_dir), pytest.raises(CommandError, match="is full: the rotation stopped"):
+        call_command("rotate_encryption_key")
+    call_command("rotate_encryption_key", stdout=StringIO())
+    assert not (tmpfs_data_dir / ".rotation.json").exists()
