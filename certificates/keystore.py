@@ -7,10 +7,12 @@ the encryption settings and hands the vault what it needs. Services call
 
 from __future__ import annotations
 
+import functools
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography import x509
 from django.conf import settings
 
 from certificates.crypto.builders import PublicationUrls
@@ -39,8 +41,14 @@ def artifact_cipher() -> ArtifactCipher:
     return ArtifactCipher.from_settings_values(settings.PKI_ENCRYPTION_KEY, settings.PKI_ENCRYPTION_SALT)
 
 
+@functools.lru_cache(maxsize=8)
+def _store_for(data_dir: str, encryption_key: str, salt: str) -> ArtifactStore:
+    return ArtifactStore(Path(data_dir), ArtifactCipher.from_settings_values(encryption_key, salt))
+
+
 def artifact_store() -> ArtifactStore:
-    return ArtifactStore(Path(settings.PKI_DATA_DIR), artifact_cipher())
+    """The store for the current settings; built once per (data dir, key, salt), not per call (hot path)."""
+    return _store_for(str(settings.PKI_DATA_DIR), settings.PKI_ENCRYPTION_KEY, settings.PKI_ENCRYPTION_SALT)
 
 
 def root_kdf_params() -> ScryptParams:
@@ -65,8 +73,19 @@ def _cache_key(ca: CertificateAuthority) -> tuple[str, int, str, str]:
 
 def intermediate_signing_key(ca: CertificateAuthority) -> PrivateKey:
     """The unlocked key of an intermediate CA, from the cache or the vault."""
-    store = artifact_store()
-    return INTERMEDIATE_KEYS.get_or_load(_cache_key(ca), lambda: load_intermediate_key(store, ca.key_directory))
+    return INTERMEDIATE_KEYS.get_or_load(
+        _cache_key(ca), lambda: load_intermediate_key(artifact_store(), ca.key_directory)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_certificate(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+def ca_certificate(ca: CertificateAuthority) -> x509.Certificate:
+    """A CA's certificate, parsed once per process (it signs every issuance and OCSP answer)."""
+    return _parsed_certificate(bytes(ca.certificate.der))
 
 
 def forget_signing_key(ca: CertificateAuthority) -> None:
@@ -82,9 +101,8 @@ def forget_all_signing_keys() -> None:
 
 def ocsp_responder_key(responder_fingerprint_sha256: str, key_directory: str) -> PrivateKey:
     """The unlocked key of a delegated OCSP responder (sealed like an intermediate key)."""
-    store = artifact_store()
     cache_key = (str(settings.PKI_DATA_DIR), responder_fingerprint_sha256, key_directory)
-    return OCSP_RESPONDER_KEYS.get_or_load(cache_key, lambda: load_intermediate_key(store, key_directory))
+    return OCSP_RESPONDER_KEYS.get_or_load(cache_key, lambda: load_intermediate_key(artifact_store(), key_directory))
 
 
 def publication_urls(ca: CertificateAuthority) -> PublicationUrls:

@@ -493,6 +493,12 @@ def ocsp_suite(workdir: Path) -> list[Row]:
 # --- Main ----------------------------------------------------------------------------------------
 
 
+# The lifecycle suites (issue, keygen, revoke, list) live beside this file and register here.
+import bench_lifecycle  # noqa: E402  (needs the framework above)
+
+bench_lifecycle.register(sys.modules[__name__])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--measure", nargs=2, metavar=("NAME", "JSON"), help=argparse.SUPPRESS)

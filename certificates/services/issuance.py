@@ -27,7 +27,13 @@ from certificates.crypto.names import build_subject, parse_sans
 from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
 from certificates.crypto.profiles import PROFILES, Profile, max_validity_days
 from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error, storage_errors
-from certificates.keystore import artifact_store, intermediate_signing_key, new_certificate_directory, publication_urls
+from certificates.keystore import (
+    artifact_store,
+    ca_certificate,
+    intermediate_signing_key,
+    new_certificate_directory,
+    publication_urls,
+)
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, KeySource
 from certificates.selectors import ca_chain
 from certificates.services.authorities import ensure_usable_issuer
@@ -148,7 +154,7 @@ def _subscriber_with_server_key(request: IssuanceRequest) -> _Subscriber:
 
 def _sign(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int) -> x509.Certificate:
     return _crypto(
-        build_end_entity_certificate, load_x509(ca.certificate), intermediate_signing_key(ca),
+        build_end_entity_certificate, ca_certificate(ca), intermediate_signing_key(ca),
         subscriber.public_key, subscriber.subject, subscriber.sans, profile, days, publication_urls(ca),
     )
 

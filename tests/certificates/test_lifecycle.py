@@ -31,7 +31,7 @@ PROFILE_SANS = {
     "email": ["EMAIL:alice@example.com"],
 }
 PROFILE_CN = {"server": "www.example.com", "client": "device-7", "server-client": "mesh.example.com",
-              "email": "Alice Example"}
+              "email": "alice@example.com"}  # S/MIME strict: the CN repeats the mailbox
 
 
 @pytest.fixture
