@@ -182,7 +182,6 @@ def _ocsp_response(answer: OCSPAnswer, *, cacheable: bool) -> HttpResponse:
         response["Last-Modified"] = http_date(answer.this_update.timestamp())
         response["Expires"] = http_date(answer.next_update.timestamp())
         response["ETag"] = _etag(answer.der)
-        response["Date"] = http_date(now.timestamp())
     else:
         response["Cache-Control"] = "no-store"  # a POST answer (maybe with a nonce) is for this client only
     return response
