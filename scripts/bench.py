@@ -508,19 +508,25 @@ def main() -> int:
         run_measurement(options.measure[0], json.loads(options.measure[1]))
         return 0
     rows: list[Row] = []
+    failed: dict[str, str] = {}
     started = time.perf_counter()
     for name in options.suite or list(SUITES):
         workdir = Path(tempfile.mkdtemp(prefix=f"pki-bench-{name}-"))
         try:
             rows.extend(SUITES[name](workdir))
+        except Exception as error:  # one broken suite must not cost the figures of the others
+            failed[name] = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+            print(f"Suite {name} failed: {error}", file=sys.stderr)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows)
     payload = {"quick": QUICK, "cpus": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1),
-               "rows": [asdict(row) for row in rows]}
+               "rows": [asdict(row) for row in rows], "failed_suites": failed}
     RESULTS_FILE.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nWritten to {RESULTS_FILE.name} ({payload['seconds']} s{', quick run' if QUICK else ''}).")
-    return 0
+    if failed:
+        print(f"Failed suites: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
