@@ -40,6 +40,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from organizations.roles import PUBLIC, RBAC_NAMES
 from pki_project.errors import error_response, wants_json
+from pki_project.middleware.authentication import SESSION_COOKIE
 
 logger = logging.getLogger(__name__)
 
@@ -308,10 +309,16 @@ class RbacMiddleware:
         principal = getattr(request, "principal", None)
         if principal is None:
             if wants_json(request):
-                return error_response(request, 401, "not_authenticated",
-                                      "Invalid credentials." if request.auth_failed else "Authentication required.",
-                                      headers={"WWW-Authenticate": 'Bearer realm="pki"'})
-            return login_redirect(request)
+                response = error_response(
+                    request, 401, "not_authenticated",
+                    "Invalid credentials." if request.auth_failed else "Authentication required.",
+                    headers={"WWW-Authenticate": 'Bearer realm="pki"'},
+                )
+            else:
+                response = login_redirect(request)
+            if request.auth_failed and SESSION_COOKIE in request.COOKIES:
+                response.delete_cookie(SESSION_COOKIE, path="/", samesite="Lax")  # a dead session: forget it
+            return response
         if roles is None or principal.role.value not in roles:
             self._record_denial(request, principal, key)
             return error_response(request, 403)

@@ -203,7 +203,9 @@ def test_logged_out_token_is_refused(session):
     assert bearer(token).get(PROBE).json() == INVALID
     replay = Client()
     replay.cookies["pki_session"] = token
-    assert replay.get(PROBE).status_code == 401
+    refused = replay.get(PROBE)
+    assert refused.status_code == 401
+    assert refused.cookies["pki_session"].value == ""  # the dead cookie is cleared
     assert SessionToken.objects.get().revoked_at is not None
 
 
