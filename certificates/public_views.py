@@ -57,8 +57,12 @@ def _rate_limited(too_many: Callable[[int], HttpResponse]) -> Callable:
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             limit = settings.PKI_PUBLIC_RATE_PER_IP
             if limit > 0:
-                result = ratelimit.hit(f"pki-public:{_client_ip(request)}", limit=limit,
-                                       window=settings.PKI_PUBLIC_RATE_WINDOW)
+                try:
+                    result = ratelimit.hit(f"pki-public:{_client_ip(request)}", limit=limit,
+                                           window=settings.PKI_PUBLIC_RATE_WINDOW)
+                except Exception:  # the shared cache is down: serve rather than fail relying parties
+                    logger.exception("Rate limit counter unavailable for %s", request.path)
+                    return view(request, *args, **kwargs)
                 if not result.allowed:
                     response = too_many(result.retry_after)
                     response["Retry-After"] = str(result.retry_after)
@@ -199,8 +203,8 @@ def _internal_error(reference: str) -> HttpResponse:
 def ocsp_post(request: HttpRequest, ca: str) -> HttpResponse:
     """POST /pki/ocsp/{ca}/ with a DER OCSPRequest body (RFC 6960 A.1)."""
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > MAX_OCSP_REQUEST_SIZE:  # refuse before reading it
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if not declared.isdigit() or int(declared) > MAX_OCSP_REQUEST_SIZE:  # refuse before reading it
             return _ocsp_response(OCSPAnswer.error("malformedRequest"), cacheable=False)
         body = request.read(MAX_OCSP_REQUEST_SIZE + 1)
         return _ocsp_response(answer_ocsp_request(ca, body), cacheable=False)

@@ -241,12 +241,28 @@ def _answer(reference: str, request: ocsp.OCSPRequest, now: datetime | None = No
         return _signed_answer(issuer, request, status, now, nonce=True)
     cache_key = (f"pki:ocsp:resp:{issuer.ca_id}:{issuer.fingerprint[:16]}:{request.hash_algorithm.name}:"
                  f"{request.serial_number:x}:{status.token}")
-    cached = cache.get(cache_key)
+    cached = _cache_get(cache_key)
     if cached is not None and cached.next_update > (now or timezone.now()) + _response_validity() / 2:
         return OCSPAnswer(cached.der, cached.status, cached.this_update, cached.next_update, from_cache=True)
     answer = _signed_answer(issuer, request, status, now)
-    cache.set(cache_key, answer, int(_response_validity().total_seconds() // 2))
+    _cache_set(cache_key, answer, int(_response_validity().total_seconds() // 2))
     return answer
+
+
+def _cache_get(key: str) -> OCSPAnswer | None:
+    """The response cache is an optimisation: when it is unreachable, answers are signed instead."""
+    try:
+        return cache.get(key)
+    except Exception:
+        logger.warning("OCSP response cache unavailable; signing instead", exc_info=True)
+        return None
+
+
+def _cache_set(key: str, answer: OCSPAnswer, timeout: int) -> None:
+    try:
+        cache.set(key, answer, timeout)
+    except Exception:
+        logger.warning("OCSP response cache unavailable; answer not kept", exc_info=True)
 
 
 def _response_validity() -> timedelta:

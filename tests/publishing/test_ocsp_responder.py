@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import uuid
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -260,3 +262,38 @@ def test_a_revoked_ca_certifies_no_new_responder(client, intermediate_ca, leaf, 
     assert responders.get().revoked_at is not None  # it went with its CA, and this worker forgot it
     assert _status(post(client, intermediate_ca.slug, request)) is ocsp.OCSPResponseStatus.UNAUTHORIZED
     assert responders.count() == 1
+
+
+REDIS_URL = os.environ.get("PKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def _redis_cache(location: str) -> dict:
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location,
+                        "KEY_PREFIX": f"pki-publishing-{uuid.uuid4().hex}",
+                        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_answers_are_cached_in_redis_when_it_is_the_shared_cache(client, intermediate_ca, leaf, settings):
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis answers at PKI_TEST_REDIS_URL ({REDIS_URL})")
+    settings.CACHES = _redis_cache(REDIS_URL)
+    request = ocsp_request_der(load_x509(leaf), load_x509(intermediate_ca.certificate))
+    first = post(client, intermediate_ca.slug, request)
+    signed = ocsp_service.signature_count()
+    assert post(client, intermediate_ca.slug, request).content == first.content
+    assert ocsp_service.signature_count() == signed
+
+
+@pytest.mark.django_db
+def test_a_cache_outage_never_makes_a_5xx(client, intermediate_ca, leaf, settings):
+    settings.CACHES = _redis_cache("redis://127.0.0.1:9/0")  # nothing listens on the discard port
+    request = ocsp_request_der(load_x509(leaf), load_x509(intermediate_ca.certificate))
+    answer = parsed(post(client, intermediate_ca.slug, request))
+    assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert client.get(f"/pki/crl/{intermediate_ca.slug}.crl").status_code == 200
