@@ -47,6 +47,8 @@ STREAM_CHUNK_ROWS = 5000
 DELTA_CRL_VALIDITY_HOURS = 24
 #: `crls_due` re-signs a CRL once less than this share of its lifetime remains.
 RESIGN_WHEN_REMAINING = 0.5
+#: ... or at once when one of this many recent revocations is missing from it (a lost re-sign).
+MISSING_REVOCATIONS_PROBE = 1000
 
 
 def revoked_entries(ca: CertificateAuthority, now: datetime, since: datetime | None = None) -> Iterator[RevokedEntry]:
@@ -233,18 +235,39 @@ def _needs_resigning(crl: CertificateRevocationList | None, now: datetime) -> bo
     return crl.next_update - now < lifetime * RESIGN_WHEN_REMAINING
 
 
+def _misses_revocations(ca: CertificateAuthority, crl: CertificateRevocationList, now: datetime) -> bool:
+    """True when a revocation made at or after the CRL's thisUpdate is not on it.
+
+    The re-sign after a revocation runs once the revocation commits; a process killed
+    in between leaves the revocation off the CRL, and cron must catch up at once, not
+    when the CRL nears nextUpdate. Only those few recent serials are looked up.
+    """
+    serials = (Certificate.objects.filter(issuer=ca, revoked_at__gte=crl.this_update, not_after__gt=now)
+               .values_list("serial", flat=True)[:MISSING_REVOCATIONS_PROBE])
+    serials = list(serials)
+    if not serials:
+        return False
+    listed = x509.load_der_x509_crl(bytes(crl.der))
+    return any(listed.get_revoked_certificate_by_serial_number(int(serial, 16)) is None for serial in serials)
+
+
 @dataclass(frozen=True)
 class DueCRL:
     ca: CertificateAuthority
     latest: CertificateRevocationList | None
+    misses_revocations: bool = False
 
     @property
     def reason(self) -> str:
-        return "no CRL yet" if self.latest is None else f"CRL #{self.latest.number} nears nextUpdate"
+        if self.latest is None:
+            return "no CRL yet"
+        if self.misses_revocations:
+            return f"CRL #{self.latest.number} misses revocations made after it"
+        return f"CRL #{self.latest.number} nears nextUpdate"
 
 
 def crls_due(now: datetime | None = None, cas: list[CertificateAuthority] | None = None) -> list[DueCRL]:
-    """CAs whose full CRL is missing or has less than half its lifetime left (for cron).
+    """CAs whose full CRL is missing, has less than half its lifetime left, or misses a recent revocation (cron).
 
     Revoked or expired CAs are left out: nothing relies on their CRLs any more.
     """
@@ -259,6 +282,8 @@ def crls_due(now: datetime | None = None, cas: list[CertificateAuthority] | None
         latest = latest_crl(ca)
         if _needs_resigning(latest, now):
             due.append(DueCRL(ca, latest))
+        elif _misses_revocations(ca, latest, now):
+            due.append(DueCRL(ca, latest, misses_revocations=True))
     return due
 
 
