@@ -126,7 +126,9 @@ class Certificate(models.Model):
     objects = CertificateQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at", "-id"]
+        # Newest first by id: the same order as creation time (ids only grow, restores keep
+        # them), served by the primary key, so a page of a large inventory needs no sort.
+        ordering = ["-id"]
         constraints = [
             # RFC 5280 4.1.2.2: a serial identifies a certificate only together with its issuer.
             models.UniqueConstraint(fields=["issuer", "serial"], name="certificate_unique_issuer_serial"),
@@ -152,6 +154,8 @@ class Certificate(models.Model):
             models.Index(fields=["not_after"], name="cert_not_after"),
             models.Index(fields=["serial"], name="cert_serial"),
             models.Index(Lower("common_name"), name="cert_cn_lower"),
+            # Covers the status filters (valid, expired, expiring within): counts read the index alone.
+            models.Index(fields=["revoked_at", "not_after", "not_before"], name="cert_status_window"),
         ]
 
     def __str__(self) -> str:

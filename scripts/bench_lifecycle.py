@@ -137,7 +137,8 @@ def register(bench: ModuleType) -> None:
         from organizations.services import create_api_key, ensure_member
 
         user, _ = ensure_member("bench-admin", "admin", None)
-        client = Client(headers={"Authorization": f"Bearer {create_api_key(user, label='bench').key}"})
+        client = Client(headers={"Authorization": f"Bearer {create_api_key(user, label='bench').key}"},
+                        SERVER_NAME="localhost")  # an ALLOWED_HOSTS name
         url = f"/api/v1/certificates/?{args['query']}"
         first = client.get(url)
         assert first.status_code == 200, (first.status_code, first.content[:300])
