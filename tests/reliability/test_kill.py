@@ -148,11 +148,13 @@ def test_a_killed_key_rotation_is_reported_and_a_rerun_finishes(sqlite_only: Ins
     assert warnings == {"orphan_artifact"}  # the filler
 
 
-def test_a_killed_restore_is_recovered_to_a_consistent_state(sqlite_only: Installation, tmp_path: Path) -> None:
-    installation = sqlite_only
+def test_a_killed_restore_is_recovered_to_a_consistent_state(installation: Installation, tmp_path: Path) -> None:
+    installation.worker("setup", "--ca", "restore-issuing")
+    installation.worker("issue", "--ca", "restore-issuing", "--count", "2", "--server-key")
+    installation.worker("crl", "--ca", "restore-issuing")
     archive = tmp_path / "backup.zip"
     installation.ok("backup_database", "--output", str(archive))
-    installation.worker("issue", "--ca", "faults-issuing", "--count", "2")  # the live state moves on
+    installation.worker("issue", "--ca", "restore-issuing", "--count", "2")  # the live state moves on
     parent, name = installation.data_dir.parent, installation.data_dir.name
     killed = 0
     for _ in range(2):
