@@ -20,7 +20,8 @@ POSTGRES_CREATE = """
 CREATE OR REPLACE FUNCTION certificates_ca_crl_number_only_grows() RETURNS trigger AS $$
 BEGIN
     IF NEW.crl_number < OLD.crl_number THEN
-        RAISE EXCEPTION 'a CA''s CRL number only grows';
+        -- check_violation (23514): the same integrity error class SQLite's RAISE(ABORT) gives.
+        RAISE EXCEPTION 'a CA''s CRL number only grows' USING ERRCODE = 'check_violation';
     END IF;
     RETURN NEW;
 END;
