@@ -9,6 +9,8 @@ PORT ?= 8000
 WORKERS ?= 2
 PKI_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); the machines here have two cores.
+PYTEST_WORKERS ?= 2
 # Browser tests use Debian's /usr/bin/chromium; 1 lets them apt-get install it when missing (as root).
 PKI_BROWSER_INSTALL ?= 1
 
@@ -36,10 +38,10 @@ run: env
 test: venv
 	$(VENV)/bin/ruff check .
 	@echo "=== Test suite on SQLite ==="
-	PKI_BROWSER_INSTALL=$(PKI_BROWSER_INSTALL) $(PY) -m pytest $(PYTEST_ARGS)
+	PKI_BROWSER_INSTALL=$(PKI_BROWSER_INSTALL) $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 	@if $(PY) scripts/postgres_available.py "$(PKI_TEST_POSTGRES_URL)"; then \
 		echo "=== Database tests again on PostgreSQL ($(PKI_TEST_POSTGRES_URL)) ==="; \
-		PKI_BROWSER_INSTALL=$(PKI_BROWSER_INSTALL) PKI_TEST_DATABASE_URL="$(PKI_TEST_POSTGRES_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
+		PKI_BROWSER_INSTALL=$(PKI_BROWSER_INSTALL) PKI_TEST_DATABASE_URL="$(PKI_TEST_POSTGRES_URL)" $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); \
 	else \
 		echo "=== PostgreSQL skipped: no server answers at PKI_TEST_POSTGRES_URL ($(PKI_TEST_POSTGRES_URL)) ==="; \
 	fi
