@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -282,10 +283,27 @@ def _check_responder(
         eku = None
     if responder_cert.issuer != issuer_cert.subject or eku is None or ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
         raise PolicyError("the responder is not authorised by this CA", code="ocsp_unauthorized")
+    if not _directly_issued_by(responder_cert, issuer_cert):
+        raise PolicyError("the responder certificate was not issued by this CA", code="ocsp_unauthorized")
+
+
+@functools.lru_cache(maxsize=256)
+def _directly_issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Signature check of a responder certificate, remembered: a responder signs thousands of
+    answers and the verification costs more than signing one (certificates are immutable)."""
     try:
-        responder_cert.verify_directly_issued_by(issuer_cert)
+        certificate.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignatureError):
-        raise PolicyError("the responder certificate was not issued by this CA", code="ocsp_unauthorized") from None
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _issuer_hashes_for(
+    issuer_cert: x509.Certificate, algorithm_type: type[hashes.HashAlgorithm]
+) -> tuple[bytes, bytes]:
+    """:func:`issuer_hashes`, remembered per issuer and CertID hash (parameterless hash classes)."""
+    return issuer_hashes(issuer_cert, algorithm_type())
 
 
 def build_ocsp_response(
@@ -321,7 +339,7 @@ def build_ocsp_response(
         if nonce is None:
             nonce = request_nonce(cert_id)
         cert_id = OCSPCertId.from_request(cert_id)
-    expected = issuer_hashes(issuer_cert, cert_id.hash_algorithm)
+    expected = _issuer_hashes_for(issuer_cert, type(cert_id.hash_algorithm))
     if expected != (cert_id.issuer_name_hash, cert_id.issuer_key_hash):
         raise PolicyError("the request is for a different CA", code="ocsp_unauthorized")
     _check_responder(issuer_cert, responder_cert, responder_key)
