@@ -8,15 +8,30 @@ when it does (nor counts millions of rows for every page).
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
 from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 
 from audit.actions import AuditAction, Outcome
 from audit.models import AuditEvent, AuditEventQuerySet
 from audit.selectors import events_visible_to
+
+
+class UtcDateTimeFilter(django_filters.DateTimeFilter):
+    """Compares in UTC: Python accepts offsets up to +-23:59 that PostgreSQL refuses (a 500 before)."""
+
+    def filter(self, qs, value):
+        if value is not None:
+            try:
+                value = value.astimezone(UTC)
+            except OverflowError:
+                raise ValidationError({self.field_name: ["The date-time is out of range."]}) from None
+        return super().filter(qs, value)
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -34,10 +49,10 @@ class AuditEventFilter(django_filters.FilterSet):
     outcome = django_filters.ChoiceFilter(choices=[(outcome.value, outcome.value) for outcome in Outcome])
     organization = django_filters.CharFilter(method="filter_organization", help_text="Organization id or slug.")
     actor = django_filters.CharFilter(field_name="actor_username", help_text="The acting user's username.")
-    since = django_filters.DateTimeFilter(field_name="created_at", lookup_expr="gte",
-                                          help_text="At or after this ISO-8601 date or date-time (UTC).")
-    until = django_filters.DateTimeFilter(field_name="created_at", lookup_expr="lt",
-                                          help_text="Before this ISO-8601 date or date-time (UTC).")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte",
+                              help_text="At or after this ISO-8601 date or date-time (UTC).")
+    until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt",
+                              help_text="Before this ISO-8601 date or date-time (UTC).")
     target_type = django_filters.CharFilter()
     target_id = django_filters.CharFilter()
     target_serial = django_filters.CharFilter(lookup_expr="iexact")
