@@ -153,3 +153,26 @@ def test_non_slug_references_are_400(clients, world, data_dir, reference):
         "kind": "intermediate", "parent": reference, "name": "U CA", "root_password": ROOT_PASSWORD})
     assert response.status_code == 400
     assert snapshot(data_dir) == before
+
+
+@pytest.mark.parametrize(("value", "status"), [
+    ("6636-06-16T13:26:05.58+19:02", 200),  # found by schemathesis on PostgreSQL: offset beyond +-15:59
+    ("2020-01-01T00:00:00-23:59", 200),
+    ("9999-12-31T23:59:59-15:00", 400),  # past year 9999 once in UTC
+])
+def test_audit_dates_with_extreme_offsets(clients, value, status):
+    from urllib.parse import quote
+
+    for name in ("since", "until"):
+        response = clients["global_admin"].get(f"/api/v1/audit-events/?{name}={quote(value)}")
+        assert response.status_code == status, (name, value, response.content[:200])
+
+
+@pytest.mark.parametrize("value", ["2020-01-01T00:00:00+19:02", "0001-01-01T00:00:00+05:00",
+                                   "9999-12-31T23:59:59-15:00"])
+def test_invalidity_dates_with_extreme_offsets(clients, world, data_dir, value):
+    response = post_json(clients["global_admin"], f"/api/v1/certificates/{world['cert'].pk}/revoke/",
+                         {"reason": "keyCompromise", "invalidity_date": value})
+    assert response.status_code in (200, 400), (value, response.content[:200])
+    if response.status_code == 200:
+        assert response.json()["certificate"]["invalidity_date"].endswith("Z")

@@ -37,7 +37,21 @@ EXCLUDED_CHECKS = [negative_data_rejection, positive_data_acceptance]
 
 
 @pytest.fixture
-def fuzz_world(db, hierarchy, operator, organization):
+def test_connection_kept():
+    """The WSGI app runs in-process, inside the test's transaction: like Django's test client, keep
+    request_started/finished from closing the database connection (PostgreSQL would lose the transaction)."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def fuzz_world(db, test_connection_kept, hierarchy, operator, organization):
     root, inter = hierarchy
     certificate = issue_certificate(inter, IssuanceRequest(profile="client", common_name="fuzz.example.com",
                                                            sans=("DNS:fuzz.example.com",)), actor=operator)
