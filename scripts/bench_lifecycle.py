@@ -9,6 +9,11 @@
   CRL re-signed as the revocation commits.
 * list: one page of `GET /api/v1/certificates/` through the whole Django stack over a
   100,000-certificate inventory (10,000 with BENCH_QUICK=1), once per filter.
+* issue_http: `POST /api/v1/certificates/` with a CSR against gunicorn (several workers) from
+  keep-alive client threads on loopback, beside the in-process rate of the same run.
+* backup: `create_backup` and `restore_backup` of a 1,000- and a 100,000-certificate
+  installation (10,000 with BENCH_QUICK=1): time and peak memory, which must not grow
+  with the size.
 """
 
 from __future__ import annotations
@@ -146,6 +151,85 @@ def register(bench: ModuleType) -> None:
         timing["page_rows"] = len(first.json().get("results", []))
         return timing
 
+    @bench.measurement("api_key_setup")
+    def api_key_setup(args: dict[str, Any]) -> dict[str, Any]:
+        from organizations.services import create_api_key, ensure_member
+
+        user, _ = ensure_member("bench-http", "admin", None)
+        return {"key": create_api_key(user, label="bench").key}
+
+    @bench.measurement("issue_http_client")
+    def issue_http_client(args: dict[str, Any]) -> dict[str, Any]:
+        return _http_issuance(args)
+
+    @bench.measurement("backup_create")
+    def backup_create(args: dict[str, Any]) -> dict[str, Any]:
+        from backups.services import create_backup
+        from pki_project.actor import Actor
+
+        start = time.perf_counter()
+        with open(args["output"], "wb") as handle:
+            create_backup(handle, Actor.operator("bench"))
+        return {"median_ms": (time.perf_counter() - start) * 1000, "bytes": Path(args["output"]).stat().st_size}
+
+    @bench.measurement("backup_restore")
+    def backup_restore(args: dict[str, Any]) -> dict[str, Any]:
+        from backups.services import restore_backup
+        from pki_project.actor import Actor
+
+        start = time.perf_counter()
+        restore_backup(args["archive"], Actor.operator("bench"))
+        return {"median_ms": (time.perf_counter() - start) * 1000}
+
+    @bench.suite("issue_http")
+    def issue_http_suite(workdir: Path) -> list:
+        port = bench.free_port()
+        env = bench.bench_environment(workdir, PKI_BASE_URL="http://pki.example.com", PKI_ALLOWED_HOSTS="127.0.0.1")
+        bench.migrate(env)
+        slug = bench.measure_in_subprocess("lifecycle_setup", {"key_types": ["ec-p256"]}, env)["slugs"]["ec-p256"]
+        in_process = bench.measure_in_subprocess("issue_service", {"slug": slug, "n": issue_count}, env)
+        key = bench.measure_in_subprocess("api_key_setup", {}, env)["key"]
+        server = _start_gunicorn(bench, env, port, workers=HTTP_WORKERS)
+        try:
+            args = {"port": port, "key": key, "ca": slug, "seconds": HTTP_SECONDS, "threads": HTTP_CLIENT_THREADS,
+                    "requests": issue_count * 2}
+            bench.measure_in_subprocess("issue_http_client", {**args, "seconds": 1, "requests": 10}, env)  # warm-up
+            result = bench.measure_in_subprocess("issue_http_client", args, env)
+            peak = bench.worker_peak_rss_mb(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        if result["errors"]:
+            raise RuntimeError(f"HTTP issuance saw errors: {result['first_errors']}")
+        in_process_rate = 1000 / in_process["median_ms"]
+        return [bench.Row(
+            operation="issue_http_ec-p256", n=result["requests"], median_ms=round(result["median_ms"], 2),
+            peak_rss_mb=peak,
+            notes=(f"{result['rps']:.0f} certificates/s over HTTP ({HTTP_WORKERS} gunicorn workers, "
+                   f"{HTTP_CLIENT_THREADS} keep-alive client threads) = {100 * result['rps'] / in_process_rate:.0f} % "
+                   f"of the in-process rate ({in_process_rate:.0f}/s, same run)"),
+        )]
+
+    @bench.suite("backup")
+    def backup_suite(workdir: Path) -> list:
+        rows = []
+        for n in (1_000, inventory):
+            directory = workdir / f"install-{n}"
+            directory.mkdir()
+            env = bench.bench_environment(directory)
+            bench.migrate(env)
+            slug = bench.measure_in_subprocess("lifecycle_setup", {"key_types": ["ec-p256"]}, env)["slugs"]["ec-p256"]
+            bench.measure_in_subprocess("inventory_setup", {"slug": slug, "n": n}, env)
+            archive = directory / "backup.zip"
+            made = bench.measure_in_subprocess("backup_create", {"output": str(archive)}, env)
+            restored = bench.measure_in_subprocess("backup_restore", {"archive": str(archive)}, env)
+            size_mb = made["bytes"] / 1e6
+            rows.append(bench.Row(operation=f"backup_{n}", n=n, median_ms=round(made["median_ms"], 1),
+                                  peak_rss_mb=made["peak_rss_mb"], notes=f"archive {size_mb:.1f} MB, one run"))
+            rows.append(bench.Row(operation=f"restore_{n}", n=n, median_ms=round(restored["median_ms"], 1),
+                                  peak_rss_mb=restored["peak_rss_mb"], notes="validate + atomic swap, one run"))
+        return rows
+
     @bench.suite("issue")
     def issue_suite(workdir: Path) -> list:
         env = bench.bench_environment(workdir)
@@ -183,6 +267,63 @@ def register(bench: ModuleType) -> None:
                                   peak_rss_mb=ours["peak_rss_mb"],
                                   notes=f"GET /api/v1/certificates/?{query} ({ours['page_rows']} rows on the page)"))
         return rows
+
+
+HTTP_WORKERS = 2
+HTTP_CLIENT_THREADS = 4
+HTTP_SECONDS = 10
+
+
+def _start_gunicorn(bench: ModuleType, env: dict[str, str], port: int, workers: int):
+    import subprocess
+
+    gunicorn = bench.PROJECT_DIR / ".venv" / "bin" / "gunicorn"
+    server = subprocess.Popen(  # noqa: S603 (the project's own gunicorn)
+        [str(gunicorn), "pki_project.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--worker-class", "gthread", "--threads", "2", "--keep-alive", "30", "--log-level", "warning"],
+        cwd=bench.PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    bench.wait_for_server(port, server)
+    return server
+
+
+def _http_issuance(args: dict[str, Any]) -> dict[str, Any]:
+    """Threads posting CSRs over keep-alive connections until the count or the time runs out."""
+    import http.client
+    import json
+    import threading
+
+    csrs = _csrs(args["requests"])
+    lock, latencies, errors = threading.Lock(), [], []
+    deadline = time.monotonic() + args["seconds"]
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", args["port"], timeout=60)
+        headers = {"Authorization": f"Bearer {args['key']}", "Content-Type": "application/json"}
+        while time.monotonic() < deadline:
+            with lock:
+                if not csrs:
+                    return
+                csr = csrs.pop()
+            body = json.dumps({"ca": args["ca"], "profile": "server", "csr": csr.decode()})
+            start = time.perf_counter()
+            connection.request("POST", "/api/v1/certificates/", body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            elapsed = (time.perf_counter() - start) * 1000
+            with lock:
+                (latencies if response.status == 201 else errors).append(
+                    elapsed if response.status == 201 else f"{response.status} {payload[:200]!r}")
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(args["threads"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {"requests": len(latencies), "rps": len(latencies) / seconds, "errors": len(errors),
+            "first_errors": errors[:3], "median_ms": statistics.median(latencies) if latencies else 0.0}
 
 
 def _compare(bench: ModuleType, operation: str, n: int, ours: dict, raw: dict, notes: str):
