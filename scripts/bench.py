@@ -16,7 +16,8 @@ Current suites:
 * crl: `generate_crl` end to end from the database (SQLite file, rows bulk-inserted) for
   1,000 / 10,000 / 100,000 revoked certificates, beside the raw `cryptography` build of the
   same entries with the same key in the same run.
-* ocsp: responses per second over HTTP on loopback against gunicorn (several workers),
+* ocsp: responses per second over HTTP on loopback against gunicorn ((2 x cores) + 1 gthread
+  workers by default; BENCH_OCSP_WORKERS, BENCH_OCSP_THREADS, BENCH_OCSP_WORKER_CLASS),
   keep-alive clients on threads; cached (RFC 5019 style, no nonce) and uncached (a nonce in
   every request forces a signature); the peak RSS is the largest worker's.
 """
@@ -299,8 +300,9 @@ def crl_suite(workdir: Path) -> list[Row]:
 OCSP_SECONDS = 3 if QUICK else 10
 OCSP_MAX_REQUESTS = 20_000 if QUICK else 100_000
 OCSP_CLIENT_THREADS = 8
-OCSP_WORKERS = int(os.environ.get("BENCH_OCSP_WORKERS", "2"))
-OCSP_THREADS = int(os.environ.get("BENCH_OCSP_THREADS", "4"))  # gthread workers keep connections alive
+# gunicorn's own sizing advice: (2 x cores) + 1 workers; gthread workers keep connections alive.
+OCSP_WORKERS = int(os.environ.get("BENCH_OCSP_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
+OCSP_THREADS = int(os.environ.get("BENCH_OCSP_THREADS", "2"))
 OCSP_WORKER_CLASS = os.environ.get("BENCH_OCSP_WORKER_CLASS", "gthread")
 
 
