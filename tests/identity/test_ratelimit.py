@@ -121,6 +121,37 @@ def wait_until_up(port: int, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"gunicorn did not answer on port {port}: {log.read_text()[-2000:]}")
 
 
+def start_servers(env: dict, directory: Path, count: int) -> list[tuple[int, subprocess.Popen, Path]]:
+    """`count` separate gunicorn servers (one worker process each) on free loopback ports."""
+    servers = []
+    try:
+        for index in range(count):
+            port, log = free_port(), directory / f"gunicorn-{index}-{time.monotonic_ns()}.log"
+            with log.open("w") as handle:
+                process = subprocess.Popen(
+                    [str(PROJECT_DIR / ".venv" / "bin" / "gunicorn"), "pki_project.wsgi:application",
+                     "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+                    cwd=PROJECT_DIR, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                )
+            servers.append((port, process, log))
+        for port, process, log in servers:
+            wait_until_up(port, process, log)
+    except BaseException:
+        stop_servers(servers)
+        raise
+    return servers
+
+
+def stop_servers(servers) -> None:
+    for _port, process, _log in servers:
+        process.terminate()
+    for _port, process, _log in servers:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @pytest.mark.redis
 @pytest.mark.slow
 def test_limit_is_shared_by_two_worker_processes_through_redis(tmp_path):
@@ -145,17 +176,7 @@ def test_limit_is_shared_by_two_worker_processes_through_redis(tmp_path):
     assert migrated.returncode == 0, migrated.stderr
     servers = []
     try:
-        for index in range(2):
-            port, log = free_port(), tmp_path / f"gunicorn-{index}.log"
-            with log.open("w") as handle:
-                process = subprocess.Popen(
-                    [str(PROJECT_DIR / ".venv" / "bin" / "gunicorn"), "pki_project.wsgi:application",
-                     "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-                    cwd=PROJECT_DIR, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                )
-            servers.append((port, process, log))
-        for port, process, log in servers:
-            wait_until_up(port, process, log)
+        servers.extend(start_servers(env, tmp_path, 2))
         for attempt_number in range(6):
             port = servers[attempt_number % 2][0]
             status, _headers, body = post_login(port, wrong_key(f"{attempt_number:012x}"))
@@ -169,12 +190,6 @@ def test_limit_is_shared_by_two_worker_processes_through_redis(tmp_path):
         pids = {process.pid for _port, process, _log in servers}
         assert len(pids) == 2
     finally:
-        for _port, process, _log in servers:
-            process.terminate()
-        for _port, process, _log in servers:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_servers(servers)
         for key in redis.scan_iter(match="*pki:rl:login-*"):
             redis.delete(key)
