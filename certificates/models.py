@@ -20,6 +20,13 @@ from django.utils import timezone
 
 from organizations.models import Organization
 
+MAX_DATABASE_ID = 2**63 - 1
+
+
+def is_ascii_number(text: str) -> bool:
+    """A database id: ASCII digits only ("³".isdigit() is True but int("³") fails) and in range."""
+    return text.isascii() and text.isdigit() and int(text) <= MAX_DATABASE_ID
+
 
 class RevocationReason(models.TextChoices):
     """RFC 5280 section 5.3.1 reason codes offered to operators (no certificateHold: revocation is final)."""
@@ -200,7 +207,7 @@ class CertificateAuthorityQuerySet(models.QuerySet):
     def by_reference(self, reference: str) -> CertificateAuthorityQuerySet:
         """A CA named the way operators and URLs name it: its slug, or its numeric id."""
         reference = str(reference).strip()
-        if reference.isdigit():
+        if is_ascii_number(reference):
             return self.filter(Q(pk=int(reference)) | Q(slug=reference))
         return self.filter(slug=reference)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from certificates.crypto.serials import serial_to_hex
 from certificates.errors import Conflict, NotFound
-from certificates.models import Certificate, CertificateAuthority
+from certificates.models import Certificate, CertificateAuthority, is_ascii_number
 from organizations.principal import Principal
 
 
@@ -38,7 +38,7 @@ def get_certificate(reference: str | int, ca: CertificateAuthority | None = None
         queryset = queryset.filter(issuer=ca)
     serial = _canonical_serial(reference)
     matches = list(queryset.filter(serial=serial)[:2]) if serial else []
-    if not matches and reference.isdigit():
+    if not matches and is_ascii_number(reference):
         matches = list(queryset.filter(pk=int(reference))[:1])
     if not matches:
         raise NotFound(f"No certificate '{reference}'.")

@@ -108,3 +108,15 @@ def test_commands_refuse_a_password_on_the_command_line() -> None:
     """There is no --password option at all: a secret in argv lands in shell history and `ps`."""
     with pytest.raises(CommandError):
         call_command("init_root_ca", "--organization", "x", "--name", "y", "--password", "secret")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reference", ["³", "²²", "9" * 30, "-1", " "])
+def test_odd_references_are_not_found_never_a_crash(reference, intermediate_ca):
+    from certificates.errors import NotFound
+    from certificates.selectors import get_ca, get_certificate
+
+    with pytest.raises(NotFound):
+        get_ca(reference)
+    with pytest.raises(NotFound):
+        get_certificate(reference)
