@@ -34,10 +34,19 @@ CSP_MARKERS = ("Refused to", "Content Security Policy", "Content-Security-Policy
 
 
 def _install_chromium() -> None:
-    """Debian's package, as root, only when PKI_BROWSER_INSTALL=1 allows it."""
+    """Debian's package, as root, only when PKI_BROWSER_INSTALL=1 allows it.
+
+    pytest-xdist workers may all get here at once: a file lock lets one install and the others wait.
+    """
+    import fcntl
+
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        subprocess.run(command, check=True, env=env, capture_output=True, timeout=900)
+    with open("/tmp/pki-browser-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if Path(CHROMIUM).exists():
+            return
+        for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+            subprocess.run(command, check=True, env=env, capture_output=True, timeout=900)
 
 
 @pytest.fixture(scope="session")
