@@ -206,7 +206,8 @@ def _timed(function: Callable[[], Any], repeat: int) -> dict[str, float]:
         function()
         wall.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
-    return {"median_ms": statistics.median(wall), "cpu_median_ms": statistics.median(cpu), "runs": repeat}
+    return {"median_ms": statistics.median(wall), "best_ms": min(wall), "cpu_median_ms": statistics.median(cpu),
+            "runs": repeat}
 
 
 @measurement("crl_end_to_end")
@@ -281,7 +282,7 @@ def crl_suite(workdir: Path) -> list[Row]:
     slugs = measure_in_subprocess("crl_setup", {"sizes": CRL_SIZES}, env)["slugs"]
     rows = []
     for n in CRL_SIZES:
-        repeat = 3 if n >= 100_000 else 5
+        repeat = 5 if n >= 100_000 else 7
         args = {"slug": slugs[str(n)], "n": n, "repeat": repeat}
         raw = measure_in_subprocess("crl_raw", args, env)
         ours = measure_in_subprocess("crl_end_to_end", args, env)
@@ -289,8 +290,10 @@ def crl_suite(workdir: Path) -> list[Row]:
             operation=f"crl_build_{n}", n=n, median_ms=round(ours["median_ms"], 1),
             raw_median_ms=round(raw["median_ms"], 1), ratio=round(ours["median_ms"] / raw["median_ms"], 2),
             peak_rss_mb=ours["peak_rss_mb"], raw_peak_rss_mb=raw["peak_rss_mb"],
-            notes=(f"generate_crl from SQLite vs raw cryptography, median of {repeat}; CPU {ours['cpu_median_ms']:.0f} "
-                   f"vs {raw['cpu_median_ms']:.0f} ms (ratio {ours['cpu_median_ms'] / raw['cpu_median_ms']:.2f})"),
+            notes=(f"generate_crl from SQLite vs raw cryptography, median of {repeat}; best {ours['best_ms']:.0f} vs "
+                   f"{raw['best_ms']:.0f} ms (ratio {ours['best_ms'] / raw['best_ms']:.2f}); CPU "
+                   f"{ours['cpu_median_ms']:.0f} vs {raw['cpu_median_ms']:.0f} ms "
+                   f"(ratio {ours['cpu_median_ms'] / raw['cpu_median_ms']:.2f})"),
         ))
     return rows
 
