@@ -1,4 +1,16 @@
-"""Writes for organizations. Interfaces (API, admin, commands, pages) call these."""
+"""Writes for organizations, memberships, API keys and sessions. Interfaces (API, admin, commands,
+pages, middleware) call these and stay thin.
+
+* organizations: `create_organization`
+* roles: `set_membership`, `ensure_member`, `sync_user_access` (is_staff/is_superuser/groups
+  follow the role), `refresh_role_groups`
+* API keys: `create_api_key` (the key is returned once), `revoke_api_key`, `authenticate_api_key`
+* sessions: `open_session`, `close_session`, `authenticate_session_token`, `authenticate_bearer`
+
+Every authentication failure raises `AuthenticationFailed`, whose message is always
+"Invalid credentials."; the reason is kept apart for the log. Successful writes record
+their audit event inside the same transaction (`organizations.audit_hooks`).
+"""
 
 from __future__ import annotations
 
