@@ -63,7 +63,8 @@ from certificates.models import (
     PresignedOCSPResponse,
 )
 from certificates.services.records import create_certificate_row, load_x509
-from certificates.vault.custody import seal_intermediate_key
+from certificates.vault.custody import delete_ca_key, seal_intermediate_key
+from certificates.vault.storage import ArtifactStore
 from pki_project.actor import Actor
 
 logger = logging.getLogger(__name__)
@@ -376,23 +377,35 @@ def issue_responder_certificate(ca: CertificateAuthority, *, now: datetime | Non
         logger.exception("Building the OCSP responder certificate of CA %s failed", ca.slug)
         raise
     key_directory = f"ocsp/{uuid.uuid4().hex}"
-    seal_intermediate_key(artifact_store(), key_directory, key)
+    store = artifact_store()
+    seal_intermediate_key(store, key_directory, key)
+    try:
+        return _record_responder(ca, certificate, key_directory, now, store)
+    except BaseException:
+        delete_ca_key(store, key_directory)  # no orphan key outlives its rolled-back row
+        raise
+
+
+def _record_responder(ca: CertificateAuthority, certificate: x509.Certificate, key_directory: str, now: datetime,
+                      store: ArtifactStore) -> Certificate:
+    """Store the new responder unless another worker stored one first (then drop our unused key)."""
     with transaction.atomic():
         CertificateAuthority.objects.select_for_update().only("pk").get(pk=ca.pk)  # one issuer at a time
         existing = _usable_responder_row(ca.pk, now)
-        if existing is not None:
-            return existing  # another worker won the race; our sealed key stays unused
-        row = create_certificate_row(
-            certificate, organization=ca.organization, issuer=ca, kind=CertificateKind.OCSP_RESPONDER,
-            key_source=KeySource.SERVER, created_by="ocsp-responder", key_path=key_directory,
-        )
-        record_event(
-            AuditAction.CERTIFICATE_ISSUE, **Actor.operator("ocsp-responder").audit_kwargs(),
-            organization_id=ca.organization_id, target_type="certificate", target_id=str(row.pk),
-            target_serial=row.serial, details={"kind": CertificateKind.OCSP_RESPONDER, "ca": ca.slug,
-                                               "not_after": row.not_after.isoformat()},
-        )
-    return row
+        if existing is None:
+            row = create_certificate_row(
+                certificate, organization=ca.organization, issuer=ca, kind=CertificateKind.OCSP_RESPONDER,
+                key_source=KeySource.SERVER, created_by="ocsp-responder", key_path=key_directory,
+            )
+            record_event(
+                AuditAction.CERTIFICATE_ISSUE, **Actor.operator("ocsp-responder").audit_kwargs(),
+                organization_id=ca.organization_id, target_type="certificate", target_id=str(row.pk),
+                target_serial=row.serial, details={"kind": CertificateKind.OCSP_RESPONDER, "ca": ca.slug,
+                                                   "not_after": row.not_after.isoformat()},
+            )
+            return row
+    delete_ca_key(store, key_directory)  # another worker won the race: our sealed key is not needed
+    return existing
 
 
 def forget_responders() -> None:
