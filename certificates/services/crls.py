@@ -155,10 +155,11 @@ def generate_crl(
     A root's CRL is also the moment its key is open: the OCSP answers for the root's
     children are pre-signed here, valid until this CRL's nextUpdate.
     """
-    now = (now or timezone.now()).replace(microsecond=0)
     key = key or signing_key(ca, root_password, actor)
-    next_update = now + crl_validity(ca)
     number = _allocate_crl_number(ca)
+    # The time is read after the number, so a higher number never carries an earlier thisUpdate.
+    now = (now or timezone.now()).replace(microsecond=0)
+    next_update = now + crl_validity(ca)
     crl = build_crl(
         load_x509(ca.certificate), key, revoked_entries(ca, now), number, now, next_update,
         freshest_crl_url=delta_crl_url(ca),  # RFC 5280 5.2.6: where the deltas of this base live
@@ -188,15 +189,18 @@ def generate_delta_crl(
     """
     if ca.is_root:
         return None
+    given_now = now
     now = (now or timezone.now()).replace(microsecond=0)
     base = latest_crl(ca)
     if base is None or base.next_update <= now:
         return None
     key = key or signing_key(ca, None, actor)
+    number = _allocate_crl_number(ca)
+    # As for full CRLs: the time after the number, so numbers and thisUpdate grow together.
+    now = (given_now or timezone.now()).replace(microsecond=0)
     next_update = min(now + timedelta(hours=DELTA_CRL_VALIDITY_HOURS), base.next_update)
     if next_update <= now:
         return None
-    number = _allocate_crl_number(ca)
     crl = build_crl(
         load_x509(ca.certificate), key, revoked_entries(ca, now, since=base.this_update), number, now, next_update,
         delta_base_crl_number=base.number,
