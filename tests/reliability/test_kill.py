@@ -65,7 +65,9 @@ def test_killed_issuers_leave_no_certificate_without_its_artifacts_or_event(inst
 def test_killed_revokers_leave_every_revocation_with_its_event_and_cron_catches_up(
         installation: Installation) -> None:
     installation.worker("setup", "--ca", "killed-revoking")
-    installation.worker("issue", "--ca", "killed-revoking", "--count", "30")
+    # Enough targets that the looping revoker is still busy when each of the kills lands,
+    # even on an idle machine (it exits once nothing is left to revoke).
+    installation.worker("issue", "--ca", "killed-revoking", "--count", "400")
     installation.worker("crl", "--ca", "killed-revoking")
     kill_while_running(installation, "revoke", "--ca", "killed-revoking", "--count", "0")
     errors, warnings = errors_and_warnings(installation)
@@ -145,7 +147,8 @@ def test_a_killed_key_rotation_is_reported_and_a_rerun_finishes(sqlite_only: Ins
                "PKI_ENCRYPTION_SALT": NEW_KEY["PKI_NEW_ENCRYPTION_SALT"]}
     errors, warnings = errors_and_warnings(installation, **new_key)
     assert errors == []  # every referenced artifact opens under the new key
-    assert warnings == {"orphan_artifact"}  # the filler
+    assert "orphan_artifact" in warnings  # the filler
+    assert warnings <= {"orphan_artifact", "stale_temp_file"}  # a kill mid-write leaves its temp file
 
 
 def test_a_killed_restore_is_recovered_to_a_consistent_state(installation: Installation, tmp_path: Path) -> None:
