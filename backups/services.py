@@ -233,7 +233,10 @@ def _record_restore(report: RestoreReport, actor: Actor) -> None:
 
 def _forget_cached_state() -> None:
     """No process-local state may outlive the data it was derived from."""
+    from certificates.services.ocsp import forget_responders
+
     forget_all_signing_keys()
+    forget_responders()  # CA and responder records memoised for the OCSP hot path
     if apps.is_installed("django.contrib.contenttypes"):
         from django.contrib.contenttypes.models import ContentType
 
