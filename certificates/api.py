@@ -29,7 +29,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from certificates import idempotency
-from certificates.errors import NotFound, ServiceError
+from certificates.errors import NotFound
 from certificates.filters import CertificateAuthorityFilter, CertificateFilter, id_or_slug
 from certificates.models import Certificate, CertificateAuthority, CertificateKind
 from certificates.selectors import get_ca
@@ -57,7 +57,6 @@ from organizations.models import Organization
 from organizations.roles import Role
 from pki_project.actor import Actor
 from pki_project.api import has_role, principal_of, scope_to_principal
-from pki_project.errors import json_error
 
 # --- OpenAPI: both ways to authenticate, and the error body on every operation -------------------------
 
@@ -123,15 +122,6 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
 # --- Shared behaviour ----------------------------------------------------------------------------------
 
 
-class ServiceErrorsAsJson:
-    """A service's refusal becomes its status and `{"error": {"code", "message"}}`; never a 5xx."""
-
-    def handle_exception(self, exc):
-        if isinstance(exc, ServiceError):
-            return json_error(exc.status, exc.code, exc.message)
-        return super().handle_exception(exc)
-
-
 class StableOrdering:
     """Lists keep a total order whatever `ordering=` says (an empty value would drop it: unstable pages)."""
 
@@ -177,7 +167,7 @@ def _require_role(request, *roles: Role, message: str) -> None:
         request=CertificateAuthorityCreateSerializer, responses={201: CertificateAuthoritySerializer},
     ),
 )
-class CertificateAuthorityList(ServiceErrorsAsJson, StableOrdering, CaQuerysetMixin, generics.ListCreateAPIView):
+class CertificateAuthorityList(StableOrdering, CaQuerysetMixin, generics.ListCreateAPIView):
     """CAs are scoped to the caller's organization. Creating one is for admins (rbac.json): a root takes the
     root password it will need from then on; an intermediate below a root takes that root's password."""
 
@@ -220,7 +210,7 @@ class CertificateAuthorityList(ServiceErrorsAsJson, StableOrdering, CaQuerysetMi
 
 
 @extend_schema_view(get=extend_schema(summary="One CA."))
-class CertificateAuthorityDetail(ServiceErrorsAsJson, CaQuerysetMixin, generics.RetrieveAPIView):
+class CertificateAuthorityDetail(CaQuerysetMixin, generics.RetrieveAPIView):
     """A CA of the caller's organization, with its certificate's PEM."""
 
     serializer_class = CertificateAuthoritySerializer
@@ -228,7 +218,7 @@ class CertificateAuthorityDetail(ServiceErrorsAsJson, CaQuerysetMixin, generics.
     lookup_field = "pk"
 
 
-class CrlRegenerate(ServiceErrorsAsJson, CaQuerysetMixin, generics.GenericAPIView):
+class CrlRegenerate(CaQuerysetMixin, generics.GenericAPIView):
     """Sign a fresh CRL now. A root's CRL needs its password and an admin; an intermediate's, a manager."""
 
     serializer_class = CrlRequestSerializer
@@ -263,7 +253,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
         request=IssueSerializer, responses={201: CertificateDetailSerializer}, parameters=[IDEMPOTENCY_PARAMETER],
     ),
 )
-class CertificateList(ServiceErrorsAsJson, StableOrdering, CertificateQuerysetMixin, generics.ListCreateAPIView):
+class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCreateAPIView):
     """Certificates of the caller's organization. Issuing names a CA of that organization (another one's: 404,
     nothing issued) and honours `Idempotency-Key`."""
 
@@ -295,13 +285,13 @@ class CertificateList(ServiceErrorsAsJson, StableOrdering, CertificateQuerysetMi
 
 
 @extend_schema_view(get=extend_schema(summary="One certificate, with its PEM and chain."))
-class CertificateDetail(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.RetrieveAPIView):
+class CertificateDetail(CertificateQuerysetMixin, generics.RetrieveAPIView):
     """A certificate of the caller's organization: status, validity, fingerprint, PEM and chain."""
 
     serializer_class = CertificateDetailSerializer
 
 
-class CertificateRenew(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.GenericAPIView):
+class CertificateRenew(CertificateQuerysetMixin, generics.GenericAPIView):
     """Renewal links the new certificate to its predecessor; a certificate is renewed once."""
 
     serializer_class = RenewSerializer
@@ -319,7 +309,7 @@ class CertificateRenew(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.G
         return Response(CertificateDetailSerializer(renewed).data, status=status.HTTP_201_CREATED)
 
 
-class CertificateRevoke(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.GenericAPIView):
+class CertificateRevoke(CertificateQuerysetMixin, generics.GenericAPIView):
     """Revocation is final; the issuer's CRL is re-signed right after."""
 
     serializer_class = RevokeSerializer
@@ -354,7 +344,7 @@ class IgnoreFormatParameter(BaseContentNegotiation):
 
 
 @method_decorator(never_cache, name="get")
-class CertificateDownload(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.GenericAPIView):
+class CertificateDownload(CertificateQuerysetMixin, generics.GenericAPIView):
     """pem, der, chain and fullchain for every role; p12 (holds the private key) for managers and admins."""
 
     content_negotiation_class = IgnoreFormatParameter
@@ -383,7 +373,7 @@ class CertificateDownload(ServiceErrorsAsJson, CertificateQuerysetMixin, generic
         return response
 
 
-class Pkcs12PasswordReveal(ServiceErrorsAsJson, CertificateQuerysetMixin, generics.GenericAPIView):
+class Pkcs12PasswordReveal(CertificateQuerysetMixin, generics.GenericAPIView):
     """Each reveal leaves a `certificate.pkcs12_password_reveal` audit event."""
 
     serializer_class = None

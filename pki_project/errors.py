@@ -141,7 +141,15 @@ def _readable(detail) -> str:
 
 
 def api_exception_handler(exc, context):
-    """Every DRF error as `{"error": {"code", "message"}}` (plus `fields` for validation errors)."""
+    """Every DRF error as `{"error": {"code", "message"}}` (plus `fields` for validation errors).
+
+    A service-layer refusal (`certificates.errors.ServiceError`) keeps its own status, code
+    and message, so every API view answers the same way for the same rule.
+    """
+    from certificates.errors import ServiceError
+
+    if isinstance(exc, ServiceError):
+        return json_error(exc.status, exc.code, exc.message)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_default_handler(exc, context)
