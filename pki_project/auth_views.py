@@ -34,7 +34,7 @@ from pki_project.middleware.authentication import SESSION_COOKIE
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NEXT = "/admin/"
+DEFAULT_NEXT = "/"  # the dashboard, which every role may see
 MAX_KEY_LENGTH = 200
 
 

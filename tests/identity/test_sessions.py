@@ -78,14 +78,14 @@ def test_cookie_is_secure_when_configured(api_key, settings):
     assert response.cookies["pki_session"]["secure"]
 
 
-def test_login_form_redirects_to_the_admin_or_a_safe_next(api_key):
+def test_login_form_redirects_to_the_dashboard_or_a_safe_next(api_key):
     client = Client()
     response = client.post("/auth/session", {"api_key": api_key.plain_key})
     assert response.status_code == 302
-    assert response["Location"] == "/admin/"
+    assert response["Location"] == "/"
     assert "pki_session" in response.cookies
     response = Client().post("/auth/session", {"api_key": api_key.plain_key, "next": "https://evil.example/"})
-    assert response["Location"] == "/admin/"
+    assert response["Location"] == "/"
     response = Client().post("/auth/session", {"api_key": api_key.plain_key, "next": "/admin/organizations/"})
     assert response["Location"] == "/admin/organizations/"
 
