@@ -179,7 +179,7 @@ class CertificateAuthorityList(StableOrdering, CaQuerysetMixin, generics.ListCre
         data.is_valid(raise_exception=True)
         values, principal = data.validated_data, principal_of(request)
         common = {"common_name": values["name"], "actor": _actor(request), "slug": values.get("slug") or None}
-        for name in ("key_type", "days"):
+        for name in ("key_type", "days", "crl_validity_hours"):
             if name in values:
                 common[name] = values[name]
         if values["kind"] == CertificateAuthority.Kind.ROOT:

@@ -26,7 +26,7 @@ from certificates.models import (
     RevocationReason,
 )
 from certificates.services.artifacts import DownloadFormat, certificate_pem, chain_pem
-from certificates.services.authorities import MAX_CA_DAYS, MAX_PATH_LENGTH
+from certificates.services.authorities import MAX_CA_DAYS, MAX_PATH_LENGTH, MAX_ROOT_CRL_VALIDITY_HOURS
 
 MAX_PEM_LENGTH = 64 * 1024  # a CSR with a 16k-bit RSA key and 100 SANs fits many times over
 MAX_NAME_LENGTH = 64  # X.509 ub-common-name (RFC 5280 appendix A)
@@ -103,6 +103,11 @@ class CertificateAuthorityCreateSerializer(serializers.Serializer):
     days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CA_DAYS)
     root_password = _password_field()
     path_length = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_PATH_LENGTH)
+    crl_validity_hours = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ROOT_CRL_VALIDITY_HOURS,
+        help_text="thisUpdate to nextUpdate of this CA's CRLs in hours (BR 4.9.7: a root at most 8760, an "
+                  "intermediate at most 240). Default 2160 for a root, 168 for an intermediate.",
+    )
     permitted_names = serializers.ListField(
         child=serializers.CharField(max_length=MAX_SAN_LENGTH), required=False, max_length=MAX_NAME_CONSTRAINTS,
         help_text='Intermediate only: permitted DNS domains, e-mail domains or IP networks, e.g. "example.com", '

@@ -54,6 +54,9 @@ from pki_project.actor import Actor
 
 ROOT_CRL_VALIDITY_HOURS = 2160  # 90 days: a root's CRL is signed only with the operator's password
 INTERMEDIATE_CRL_VALIDITY_HOURS = 168  # 7 days (BR 4.9.7: at most 10); re-signed on revocation and by cron
+# BR 4.9.7: nextUpdate at most 12 months after thisUpdate for a root's CRL (ARL), 10 days below it.
+MAX_ROOT_CRL_VALIDITY_HOURS = 365 * 24
+MAX_INTERMEDIATE_CRL_VALIDITY_HOURS = 10 * 24
 DEFAULT_ROOT_KEY_TYPE = KeyType.EC_P384
 DEFAULT_INTERMEDIATE_KEY_TYPE = KeyType.EC_P256
 DEFAULT_ROOT_DAYS = 3650
@@ -76,6 +79,16 @@ def _validated_path_length(path_length: int | None) -> int | None:
     if not isinstance(path_length, int) or isinstance(path_length, bool) or not 0 <= path_length <= MAX_PATH_LENGTH:
         raise InvalidInput(f"The path length must be between 0 and {MAX_PATH_LENGTH}.", code="invalid_path_length")
     return path_length
+
+
+def _validated_crl_validity(hours: int | None, default: int, maximum: int) -> int:
+    """A CA's CRL lifetime (thisUpdate to nextUpdate) in hours, within the BR 4.9.7 bound for its kind."""
+    if hours is None:
+        return default
+    if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= maximum:
+        raise InvalidInput(f"The CRL validity of this CA must be between 1 and {maximum} hours.",
+                           code="invalid_crl_validity")
+    return hours
 
 
 def _key_type(value: str | KeyType) -> KeyType:
@@ -157,9 +170,12 @@ def create_root_ca(
     path_length: int | None = None,
     slug: str | None = None,
     country: str | None = None,
+    crl_validity_hours: int | None = None,
 ) -> CertificateAuthority:
     """Create a self-signed root CA whose key needs the root password to open."""
     root_password = _checked_root_password(root_password)
+    crl_validity_hours = _validated_crl_validity(crl_validity_hours, ROOT_CRL_VALIDITY_HOURS,
+                                                 MAX_ROOT_CRL_VALIDITY_HOURS)
     key_type, days = _key_type(key_type), _validated_days(days)
     path_length = _validated_path_length(path_length)
     subject = _subject(common_name, organization, country)
@@ -180,7 +196,7 @@ def create_root_ca(
         ca = CertificateAuthority.objects.create(
             organization=organization, name=common_name.strip(), slug=slug, kind=CertificateAuthority.Kind.ROOT,
             certificate=row, key_directory=key_directory, root_key_params=key_params.to_dict(),
-            path_length=path_length, crl_validity_hours=ROOT_CRL_VALIDITY_HOURS,
+            path_length=path_length, crl_validity_hours=crl_validity_hours,
         )
         _record_ca_created(ca, actor)
     _publish_root_status(ca, private_key, actor)  # the key is open now: sign the root's first CRL
@@ -240,9 +256,12 @@ def create_intermediate_ca(
     excluded_names: Sequence[str] | None = None,
     slug: str | None = None,
     country: str | None = None,
+    crl_validity_hours: int | None = None,
 ) -> CertificateAuthority:
     """Create an intermediate CA below `parent` (the root, with its password, or another intermediate)."""
     key_type, days = _key_type(key_type), _validated_days(days)
+    crl_validity_hours = _validated_crl_validity(crl_validity_hours, INTERMEDIATE_CRL_VALIDITY_HOURS,
+                                                 MAX_INTERMEDIATE_CRL_VALIDITY_HOURS)
     path_length = _validated_path_length(path_length)
     permitted, excluded = _clean_name_constraints(permitted_names), _clean_name_constraints(excluded_names)
     ensure_usable_issuer(parent)
@@ -272,7 +291,7 @@ def create_intermediate_ca(
             organization=parent.organization, name=common_name.strip(), slug=slug,
             kind=CertificateAuthority.Kind.INTERMEDIATE, parent=parent, certificate=row,
             key_directory=key_directory, path_length=path_length, permitted_names=permitted,
-            excluded_names=excluded, crl_validity_hours=INTERMEDIATE_CRL_VALIDITY_HOURS,
+            excluded_names=excluded, crl_validity_hours=crl_validity_hours,
         )
         _record_ca_created(ca, actor)
     try:

@@ -172,3 +172,23 @@ def test_no_password_in_logs_database_or_errors(organization, operator, caplog):
     for haystack in (caplog.text, dump, str(refused.value), repr(refused.value)):
         assert ROOT_PASSWORD not in haystack
         assert ROOT_PASSWORD.encode().hex() not in haystack
+
+
+@pytest.mark.django_db
+def test_crl_lifetime_is_set_per_ca_within_the_br_bounds(organization, operator):
+    from datetime import timedelta
+
+    from certificates.services.crls import latest_crl
+
+    root = create_root_ca(organization=organization, common_name="Quarterly Root", root_password=ROOT_PASSWORD,
+                          crl_validity_hours=24 * 30, actor=operator)
+    inter = create_intermediate_ca(parent=root, common_name="Daily Issuing", root_password=ROOT_PASSWORD,
+                                   crl_validity_hours=24, actor=operator)
+    crl = latest_crl(root)
+    assert crl.next_update - crl.this_update == timedelta(days=30)
+    assert inter.crl_validity_hours == 24
+    with pytest.raises(InvalidInput) as refused:  # BR 4.9.7: at most 10 days below a root
+        create_intermediate_ca(parent=root, common_name="Too Long", root_password=ROOT_PASSWORD,
+                               crl_validity_hours=24 * 11, actor=operator)
+    assert refused.value.code == "invalid_crl_validity"
+    assert not CertificateAuthority.objects.filter(name="Too Long").exists()

@@ -32,6 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--exclude", action="append", default=[], metavar="NAME",
                             help="name constraint: excluded subtree (repeatable)")
         parser.add_argument("--slug", default=None)
+        parser.add_argument("--crl-validity-hours", type=int, default=None, metavar="HOURS",
+                            help="thisUpdate to nextUpdate of this CA's CRLs (default: 2160 for a root, 168 below)")
         parser.add_argument("--country", default=None, metavar="CC",
                             help="ISO 3166 country code of the CA subject (default: PKI_DEFAULT_COUNTRY)")
         add_password_arguments(parser)
@@ -45,6 +47,7 @@ class Command(BaseCommand):
                 parent=parent, common_name=options["name"], root_password=password, key_type=options["key_type"],
                 days=options["days"], path_length=options["path_length"], permitted_names=options["permit"],
                 excluded_names=options["exclude"], slug=options["slug"], country=options["country"],
+                crl_validity_hours=options["crl_validity_hours"],
                 actor=Actor.operator("create_intermediate_ca"),
             )
         emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial},

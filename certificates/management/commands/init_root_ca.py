@@ -23,6 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=DEFAULT_ROOT_DAYS)
         parser.add_argument("--path-length", type=int, default=None)
         parser.add_argument("--slug", default=None)
+        parser.add_argument("--crl-validity-hours", type=int, default=None, metavar="HOURS",
+                            help="thisUpdate to nextUpdate of this CA's CRLs (default: 2160 for a root, 168 below)")
         parser.add_argument("--country", default=None, metavar="CC",
                             help="ISO 3166 country code of the CA subject (default: PKI_DEFAULT_COUNTRY)")
         add_password_arguments(parser)
@@ -39,7 +41,8 @@ class Command(BaseCommand):
             ca = create_root_ca(
                 organization=organization, common_name=options["name"], root_password=password,
                 key_type=options["key_type"], days=options["days"], path_length=options["path_length"],
-                slug=options["slug"], country=options["country"], actor=Actor.operator("init_root_ca"),
+                slug=options["slug"], country=options["country"],
+                crl_validity_hours=options["crl_validity_hours"], actor=Actor.operator("init_root_ca"),
             )
         emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial},
              f"Created root CA '{ca.slug}' (id {ca.pk}, serial {ca.certificate.serial}).")
