@@ -161,8 +161,9 @@ class Certificate(models.Model):
             models.Index(fields=["not_after"], name="cert_not_after"),
             models.Index(fields=["serial"], name="cert_serial"),
             models.Index(Lower("common_name"), name="cert_cn_lower"),
-            # Covers the status filters (valid, expired, expiring within): counts read the index alone.
-            models.Index(fields=["revoked_at", "not_after", "not_before"], name="cert_status_window"),
+            # Covers the status filters (valid, expired, expiring within): counts read the index alone,
+            # and ordering by its whole key (not_after, not_before, id) needs no sort, ties included.
+            models.Index(fields=["revoked_at", "not_after", "not_before", "id"], name="cert_status_window"),
             # A CRL's entries (certificates.services.crls.revoked_entries) read from the index alone,
             # in order, instead of one table lookup per revoked row; revoked rows only.
             models.Index(fields=["issuer", "not_after", "serial", "revoked_at", "revocation_reason", "invalidity_date"],
