@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from django.db import transaction
 
 from audit.actions import AuditAction
 from audit.services import record_event
@@ -98,12 +97,11 @@ def _content(certificate: Certificate, fmt: DownloadFormat) -> bytes:
 def download_certificate(certificate: Certificate, fmt: str, *, actor: Actor) -> Download:
     fmt = parse_format(fmt)
     content = _content(certificate, fmt)
-    with transaction.atomic():
-        record_event(
-            AuditAction.CERTIFICATE_DOWNLOAD, **actor.audit_kwargs(), organization_id=certificate.organization_id,
-            target_type="certificate", target_id=str(certificate.pk), target_serial=certificate.serial,
-            details={"format": str(fmt)},
-        )
+    record_event(
+        AuditAction.CERTIFICATE_DOWNLOAD, **actor.audit_kwargs(), organization_id=certificate.organization_id,
+        target_type="certificate", target_id=str(certificate.pk), target_serial=certificate.serial,
+        details={"format": str(fmt)},
+    )
     return Download(content, CONTENT_TYPES[fmt], f"{_file_stem(certificate)}.{EXTENSIONS[fmt]}")
 
 
@@ -113,9 +111,8 @@ def reveal_pkcs12_password(certificate: Certificate, *, actor: Actor) -> str:
         raise NotFound("This certificate has no PKCS#12 password: its key was never on this server.",
                        code="no_pkcs12")
     password = load_secret(artifact_store(), certificate.pkcs12_password_path).decode()
-    with transaction.atomic():
-        record_event(
-            AuditAction.PKCS12_PASSWORD_REVEAL, **actor.audit_kwargs(), organization_id=certificate.organization_id,
-            target_type="certificate", target_id=str(certificate.pk), target_serial=certificate.serial,
-        )
+    record_event(
+        AuditAction.PKCS12_PASSWORD_REVEAL, **actor.audit_kwargs(), organization_id=certificate.organization_id,
+        target_type="certificate", target_id=str(certificate.pk), target_serial=certificate.serial,
+    )
     return password

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 
 from audit.actions import AuditAction
 from audit.services import record_event
@@ -62,10 +61,9 @@ def rotate_encryption_key(
         raise InvalidInput(str(error), code="rotation_failed") from None
     finally:
         forget_all_signing_keys()
-    with transaction.atomic():
-        record_event(
-            AuditAction.ENCRYPTION_KEY_ROTATE, **actor.audit_kwargs(), target_type="data_dir",
-            details={"rotated": report.rotated, "already_done": report.already_done, "resumed": report.resumed,
-                     "old_key_id": report.old_key_id, "new_key_id": report.new_key_id},
-        )
+    record_event(
+        AuditAction.ENCRYPTION_KEY_ROTATE, **actor.audit_kwargs(), target_type="data_dir",
+        details={"rotated": report.rotated, "already_done": report.already_done, "resumed": report.resumed,
+                 "old_key_id": report.old_key_id, "new_key_id": report.new_key_id},
+    )
     return report
