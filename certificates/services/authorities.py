@@ -137,7 +137,8 @@ def _subject(common_name: str, organization: Organization, country: str | None) 
 
 
 @contextmanager
-def _artifacts_removed_on_failure(store: ArtifactStore, key_directory: str) -> Iterator[None]:
+def key_removed_on_failure(store: ArtifactStore, key_directory: str) -> Iterator[None]:
+    """Undo a freshly sealed key (CA or OCSP responder) when the step that records it fails."""
     try:
         yield
     except BaseException:
@@ -186,9 +187,9 @@ def create_root_ca(
     except CryptoError as error:
         raise from_crypto_error(error) from None
     store, key_directory = artifact_store(), new_ca_key_directory()
-    with storage_errors(), _artifacts_removed_on_failure(store, key_directory):
+    with storage_errors(), key_removed_on_failure(store, key_directory):
         key_params = seal_root_key(store, key_directory, private_key, root_password, root_kdf_params())
-    with _artifacts_removed_on_failure(store, key_directory), transaction.atomic():
+    with key_removed_on_failure(store, key_directory), transaction.atomic():
         row = create_certificate_row(
             certificate, organization=organization, issuer=None, kind=CertificateKind.ROOT_CA,
             key_source=KeySource.SERVER, created_by=actor.username,
@@ -280,9 +281,9 @@ def create_intermediate_ca(
     except CryptoError as error:
         raise from_crypto_error(error) from None
     store, key_directory = artifact_store(), new_ca_key_directory()
-    with storage_errors(), _artifacts_removed_on_failure(store, key_directory):
+    with storage_errors(), key_removed_on_failure(store, key_directory):
         seal_intermediate_key(store, key_directory, private_key)
-    with _artifacts_removed_on_failure(store, key_directory), transaction.atomic():
+    with key_removed_on_failure(store, key_directory), transaction.atomic():
         row = create_certificate_row(
             certificate, organization=parent.organization, issuer=parent, kind=CertificateKind.INTERMEDIATE_CA,
             key_source=KeySource.SERVER, created_by=actor.username,

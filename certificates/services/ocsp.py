@@ -62,6 +62,7 @@ from certificates.models import (
     KeySource,
     PresignedOCSPResponse,
 )
+from certificates.services.authorities import key_removed_on_failure
 from certificates.services.records import create_certificate_row, load_x509
 from certificates.vault.custody import delete_ca_key, seal_intermediate_key
 from certificates.vault.storage import ArtifactStore
@@ -379,11 +380,8 @@ def issue_responder_certificate(ca: CertificateAuthority, *, now: datetime | Non
     key_directory = f"ocsp/{uuid.uuid4().hex}"
     store = artifact_store()
     seal_intermediate_key(store, key_directory, key)
-    try:
+    with key_removed_on_failure(store, key_directory):
         return _record_responder(ca, certificate, key_directory, now, store)
-    except BaseException:
-        delete_ca_key(store, key_directory)  # no orphan key outlives its rolled-back row
-        raise
 
 
 def _record_responder(ca: CertificateAuthority, certificate: x509.Certificate, key_directory: str, now: datetime,
