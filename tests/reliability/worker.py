@@ -90,8 +90,9 @@ def issue(args: argparse.Namespace) -> None:
             from tests.certificates.csrs import make_csr
 
             request = IssuanceRequest(profile="server", csr=make_csr(name))
+        began = time.time()  # wall clock: comparable across the racing processes
         row = issue_certificate(ca, request, actor=actor())
-        say({"id": row.pk, "serial": row.serial})
+        say({"id": row.pk, "serial": row.serial, "began": began, "ended": time.time()})
 
 
 def _revocation_targets(args: argparse.Namespace) -> Iterator[int]:
