@@ -1,26 +1,23 @@
 """/api/docs/ in a real browser: Swagger UI renders every operation with no CSP violation or script error.
 
-Uses the machine's Debian Chromium (`/usr/bin/chromium`) through Playwright, like tests/browser; skipped
-with a message when either is missing.
+Uses Debian's Chromium through Playwright, like tests/browser (`tests.chromium.ensure_chromium`: installed
+where PKI_BROWSER_INSTALL=1 allows, else the test is skipped with a message).
 """
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.chromium import ensure_chromium
 
 
 @pytest.fixture
 def chromium(committed_audit_events_removed, live_server):
     """Started after the live server (and its database set-up): Playwright's sync API runs an event loop here."""
     playwright_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium) ; the docs page was not opened in a browser")
+    executable = ensure_chromium()
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+        browser = playwright.chromium.launch(executable_path=executable,
                                              args=["--headless", "--no-sandbox", "--disable-gpu"])
         yield browser
         browser.close()

@@ -1,9 +1,8 @@
 """Browser tests: the machine's Debian Chromium driven by Playwright against pytest-django's live server.
 
-* Chromium comes from Debian (`/usr/bin/chromium`), never from a test tool's download.
-  When it is missing, the session fixture installs it with apt-get only if
-  `PKI_BROWSER_INSTALL=1` (the Makefile's test target sets it); otherwise the
-  browser tests are skipped with a message saying how to run them.
+* Chromium comes from Debian (`/usr/bin/chromium`), never from a test tool's download;
+  `tests.chromium.ensure_chromium` installs it when `PKI_BROWSER_INSTALL=1` allows (the
+  Makefile's test target sets it), else the browser tests are skipped saying how to run them.
 * Every page opened through `watched_page` is listened to: a CSP violation
   ("Refused to …", "Content Security Policy"), an uncaught JavaScript error, or any
   console error other than the page's own expected status fails the test.
@@ -14,7 +13,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import ensure_chromium
 from tests.helpers import PROJECT_DIR
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = PROJECT_DIR / "test-artifacts" / "screenshots"
@@ -33,33 +31,9 @@ PHONE = {"width": 390, "height": 844}
 CSP_MARKERS = ("Refused to", "Content Security Policy", "Content-Security-Policy")
 
 
-def _install_chromium() -> None:
-    """Debian's package, as root, only when PKI_BROWSER_INSTALL=1 allows it.
-
-    pytest-xdist workers may all get here at once: a file lock lets one install and the others wait.
-    """
-    import fcntl
-
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with open("/tmp/pki-browser-install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if Path(CHROMIUM).exists():
-            return
-        for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-            subprocess.run(command, check=True, env=env, capture_output=True, timeout=900)
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("PKI_BROWSER_INSTALL") != "1":
-            pytest.skip(f"Browser tests skipped: {CHROMIUM} is missing. Install Debian's chromium "
-                        "(apt-get install chromium) or run with PKI_BROWSER_INSTALL=1 (make test does).")
-        if shutil.which("apt-get") is None or os.geteuid() != 0:
-            pytest.skip("Browser tests skipped: chromium is missing and cannot be installed here "
-                        "(apt-get as root is needed).")
-        _install_chromium()
-    return CHROMIUM
+    return ensure_chromium()
 
 
 @pytest.fixture(scope="module")
