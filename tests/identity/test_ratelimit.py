@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.test import Client
@@ -30,7 +31,15 @@ def wrong_key(prefix: str = "0123456789ab") -> str:
     return f"pki_{prefix}_{'x' * 43}"
 
 
-def test_first_attempt_past_the_ip_limit_gets_429(settings):
+@pytest.fixture
+def mid_window(monkeypatch, settings) -> None:
+    """The limiter's clock held in the middle of a window: a test's attempts never straddle two windows."""
+    window = settings.PKI_LOGIN_RATE_WINDOW
+    held = (time.time() // window) * window + window / 2
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: held))
+
+
+def test_first_attempt_past_the_ip_limit_gets_429(settings, mid_window):
     settings.PKI_LOGIN_RATE_PER_IP, settings.PKI_LOGIN_RATE_PER_KEY = 3, 100
     good = ApiKeyFactory()
     for n in range(3):
@@ -43,7 +52,7 @@ def test_first_attempt_past_the_ip_limit_gets_429(settings):
     assert attempt(good.plain_key, ip="10.0.0.2").status_code == 200  # another client is unaffected
 
 
-def test_first_attempt_past_the_key_prefix_limit_gets_429(settings):
+def test_first_attempt_past_the_key_prefix_limit_gets_429(settings, mid_window):
     settings.PKI_LOGIN_RATE_PER_IP, settings.PKI_LOGIN_RATE_PER_KEY = 100, 2
     good = ApiKeyFactory()
     guess = good.plain_key[:-4] + "abcd"
@@ -55,7 +64,7 @@ def test_first_attempt_past_the_key_prefix_limit_gets_429(settings):
     assert attempt(ApiKeyFactory().plain_key, ip="10.0.1.4").status_code == 200  # other keys are unaffected
 
 
-def test_form_login_past_the_limit_renders_the_page_with_429(settings):
+def test_form_login_past_the_limit_renders_the_page_with_429(settings, mid_window):
     settings.PKI_LOGIN_RATE_PER_IP = 1
     client = Client(REMOTE_ADDR="10.0.2.1")
     assert client.post("/auth/session", {"api_key": wrong_key()}).status_code == 401
