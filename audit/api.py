@@ -1,9 +1,14 @@
-"""GET /api/v1/audit-events/ and /api/v1/audit-events/{id}/: the trail, read-only, newest first.
+"""GET /api/v1/audit-events/ and /api/v1/audit-events/{id}/: the trail, read-only, newest first;
+POST /api/v1/audit-events/verify/: `verify_audit_log` for global admins.
 
 Who sees what is `audit.selectors.events_visible_to`; rbac.json already keeps
 read-only users out. Pages are cursor-based on `seq`: an append-only log grows
 while someone pages through it, and a cursor neither skips nor repeats events
 when it does (nor counts millions of rows for every page).
+
+Verifying walks the whole installation's chain, so it is for global admins only; like
+the command it reads and records nothing (an event per check would only lengthen the
+chain it checks; who called it is in the server's access log).
 """
 
 from __future__ import annotations
@@ -13,13 +18,19 @@ from datetime import UTC
 import django_filters
 from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
 
 from audit.actions import AuditAction, Outcome
 from audit.models import AuditEvent, AuditEventQuerySet
 from audit.selectors import events_visible_to
+from audit.verification import CHECKPOINT_FORMAT, Checkpoint, CheckpointError, database_report
+from pki_project.api import HasPrincipal, IsGlobalAdmin
+
+MAX_SEQ = 2**63 - 1
 
 
 class UtcDateTimeFilter(django_filters.DateTimeFilter):
@@ -85,3 +96,67 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> AuditEventQuerySet:
         return events_visible_to(getattr(self.request, "principal", None))
+
+
+# --- POST /api/v1/audit-events/verify/ ---------------------------------------------------------------
+
+
+class CheckpointSerializer(serializers.Serializer):
+    """A checkpoint as `verify_audit_log --checkpoint-out` writes it (and `new_checkpoint` answers)."""
+
+    head_seq = serializers.IntegerField(min_value=0, max_value=MAX_SEQ)
+    head_hash = serializers.RegexField(r"^[0-9a-f]{64}$", max_length=64, help_text="SHA-256, lower-case hex.")
+    count = serializers.IntegerField(min_value=0, max_value=MAX_SEQ)
+    created_at = serializers.CharField(max_length=64)
+    format = serializers.ChoiceField(choices=[CHECKPOINT_FORMAT], required=False, default=CHECKPOINT_FORMAT)
+
+
+class AuditVerifySerializer(serializers.Serializer):
+    checkpoint = CheckpointSerializer(
+        required=False, allow_null=True,
+        help_text="An earlier checkpoint: also prove the chain still reaches its head and ends in its hash there "
+                  "(`verify_audit_log --checkpoint FILE`).",
+    )
+
+
+class BrokenLinkSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["missing", "edited", "relinked", "moved", "checkpoint_mismatch",
+                                            "truncated"])
+    seq = serializers.IntegerField()
+    event_id = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField()
+
+
+class AuditVerifyResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(help_text="The chain is intact (and matches the checkpoint, when one was given).")
+    count = serializers.IntegerField(help_text="Events verified (before the break, when broken).")
+    head_seq = serializers.IntegerField()
+    head_hash = serializers.CharField()
+    broken = BrokenLinkSerializer(allow_null=True, help_text="The first broken link; null when intact.")
+    checkpoint = CheckpointSerializer(allow_null=True, help_text="The checkpoint verified against, if any.")
+    triggers_installed = serializers.BooleanField(
+        allow_null=True, help_text="The append-only triggers on the audit table are in place.")
+    new_checkpoint = CheckpointSerializer(
+        allow_null=True, help_text="When intact: a checkpoint of the head now, to keep outside "
+                                   "(`--checkpoint-out`).")
+
+
+class AuditChainVerify(generics.GenericAPIView):
+    """The whole hash chain, walked now: 200 with `ok: false` and the first broken link when it is broken."""
+
+    serializer_class = AuditVerifySerializer
+    permission_classes = [HasPrincipal, IsGlobalAdmin]
+    filter_backends: list = []
+    pagination_class = None
+
+    @extend_schema(summary="Verify the audit trail's hash chain (global admins; verify_audit_log).",
+                   request=AuditVerifySerializer, responses={200: AuditVerifyResultSerializer})
+    def post(self, request, *args, **kwargs):
+        data = AuditVerifySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        checkpoint = data.validated_data.get("checkpoint")
+        try:
+            checkpoint = Checkpoint.from_mapping(checkpoint) if checkpoint else None
+        except CheckpointError as error:
+            raise ValidationError({"checkpoint": [str(error)]}) from None
+        return Response(AuditVerifyResultSerializer(database_report(checkpoint)).data)

@@ -53,10 +53,18 @@ class Checkpoint:
     def from_json(cls, text: str) -> Checkpoint:
         try:
             data = json.loads(text)
+        except ValueError as error:
+            raise CheckpointError(f"not an audit checkpoint: {error}") from None
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> Checkpoint:
+        """A checkpoint from its JSON object: a file's content, or the `checkpoint` of an API request."""
+        try:
             checkpoint = cls(head_seq=int(data["head_seq"]), head_hash=str(data["head_hash"]),
                              count=int(data["count"]), created_at=str(data["created_at"]),
                              format=str(data.get("format", CHECKPOINT_FORMAT)))
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
             raise CheckpointError(f"not an audit checkpoint: {error}") from None
         if checkpoint.format != CHECKPOINT_FORMAT:
             raise CheckpointError(f"unknown checkpoint format {checkpoint.format!r}")
@@ -202,6 +210,16 @@ def verify_chain(
     """Verify the whole chain in the database."""
     with read_only_snapshot():
         return verify_records(database_records(chunk_size), checkpoint=checkpoint, progress=progress)
+
+
+def database_report(checkpoint: Checkpoint | None = None) -> dict[str, object]:
+    """`verify_audit_log --json` as one dict (the API's verify): the chain, whether the append-only
+    triggers are in place, and, when intact, a checkpoint of the head (`new_checkpoint`) to keep elsewhere."""
+    from audit.triggers import triggers_installed
+
+    result = verify_chain(checkpoint=checkpoint)
+    return {**result.as_dict(), "triggers_installed": triggers_installed(connection),
+            "new_checkpoint": asdict(result.make_checkpoint()) if result.ok else None}
 
 
 @contextmanager

@@ -8,7 +8,8 @@ are here and documented on each view:
 
 * `GET certificates/{id}/download/?format=p12` needs a manager or an admin (a plain
   user may download the public formats only): 403 `permission_denied`.
-* `POST cas/{id}/crl/` for a root CA is for admins (it takes the root password).
+* `POST cas/{id}/crl/` for a root CA is for admins (it takes the root password); `POST crls/` skips
+  roots for managers.
 * `POST certificates/{id}/revoke/` of a CA certificate is for admins (root password).
 
 Every `ServiceError` becomes its `.status` with `{"error": {"code", "message"}}`.
@@ -39,6 +40,8 @@ from certificates.serializers import (
     CertificateAuthoritySerializer,
     CertificateDetailSerializer,
     CertificateSerializer,
+    CrlBatchResultSerializer,
+    CrlBatchSerializer,
     CrlRequestSerializer,
     CrlSerializer,
     ErrorSerializer,
@@ -47,16 +50,17 @@ from certificates.serializers import (
     RenewSerializer,
     RevokeResultSerializer,
     RevokeSerializer,
+    just_issued_certificate_data,
 )
 from certificates.services.artifacts import DownloadFormat, download_certificate, reveal_pkcs12_password
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
-from certificates.services.crls import generate_crl
+from certificates.services.crls import generate_crl, publish_crls_for
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
 from certificates.services.revocation import revoke_certificate
 from organizations.models import Organization
 from organizations.roles import Role
 from pki_project.actor import Actor
-from pki_project.api import has_role, principal_of, scope_to_principal
+from pki_project.api import StableOrdering, has_role, principal_of, scope_to_principal
 
 # --- OpenAPI: both ways to authenticate, and the error body on every operation -------------------------
 
@@ -88,6 +92,7 @@ ERROR_STATUSES = {
 }
 WRITE_ERROR_STATUSES = {
     "409": "Conflict with the current state (already revoked, already renewed, in progress).",
+    "415": "The body's Content-Type is not one the API reads (send application/json).",
     "422": "Well-formed, but a rule of the PKI refuses it.",
 }
 
@@ -120,17 +125,6 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
 
 
 # --- Shared behaviour ----------------------------------------------------------------------------------
-
-
-class StableOrdering:
-    """Lists keep a total order whatever `ordering=` says (an empty value would drop it: unstable pages)."""
-
-    tie_breaker: tuple[str, ...] = ("-id",)
-
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
-        order = list(queryset.query.order_by) or list(queryset.model._meta.ordering)
-        return queryset.order_by(*order, *(field for field in self.tie_breaker if field not in order))
 
 
 class CaQuerysetMixin:
@@ -236,6 +230,32 @@ class CrlRegenerate(CaQuerysetMixin, generics.GenericAPIView):
         return Response(CrlSerializer(crl).data, status=status.HTTP_201_CREATED)
 
 
+class CrlPublishAll(generics.GenericAPIView):
+    """`generate_crl --all` for the CAs the caller manages (a global admin: every CA; otherwise their
+    organization's), CA by CA: one CA's failure is reported in its row and does not stop the others.
+    Roots are signed only by an admin who gives `root_password`; otherwise they are skipped."""
+
+    serializer_class = CrlBatchSerializer
+    filter_backends: list = []
+    pagination_class = None
+
+    @extend_schema(summary="Sign the CRLs of every usable CA you manage that is due (or all, with force).",
+                   request=CrlBatchSerializer, responses={200: CrlBatchResultSerializer})
+    def post(self, request, *args, **kwargs):
+        data = CrlBatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        principal = principal_of(request)
+        cas = scope_to_principal(CertificateAuthority.objects.select_related("certificate", "organization").usable(),
+                                 principal, "organization").order_by("organization_id", "id")
+        refusal = None if has_role(principal, Role.ADMIN) else "Only an admin may sign a root CA's CRL."
+        publications = publish_crls_for(
+            cas, actor=_actor(request), only_due=not data.validated_data["force"],
+            root_password=data.validated_data.get("root_password") or None, root_refusal=refusal)
+        counts = {outcome: sum(p.outcome == outcome for p in publications)
+                  for outcome in ("signed", "current", "skipped", "failed")}
+        return Response(CrlBatchResultSerializer({"cas": publications, **counts}).data)
+
+
 # --- Certificates --------------------------------------------------------------------------------------
 
 
@@ -269,8 +289,11 @@ class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCre
         else:
             certificate, replayed = idempotency.run_once(
                 request.user.pk, key, request.data, lambda: self._issue(data.validated_data))
-        certificate = self.get_queryset().get(pk=certificate.pk)
-        response = Response(CertificateDetailSerializer(certificate).data, status=status.HTTP_201_CREATED)
+        if replayed:  # the first request's row, read again within the caller's scope
+            body = CertificateDetailSerializer(self.get_queryset().get(pk=certificate.pk)).data
+        else:
+            body = just_issued_certificate_data(certificate)
+        response = Response(body, status=status.HTTP_201_CREATED)
         if replayed:
             response["Idempotent-Replayed"] = "true"
         return response

@@ -8,6 +8,7 @@ as something huge; DRF's CharField already refuses NUL characters.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -153,6 +154,58 @@ class CrlSerializer(serializers.ModelSerializer):
         return f"{settings.PKI_BASE_URL}/pki/crl/{crl.ca.slug}.crl"
 
 
+class CrlBatchSerializer(serializers.Serializer):
+    force = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Sign every CA's CRL, not only those that are missing, past half their lifetime or missing a "
+                  "recent revocation (`generate_crl --all --force`).",
+    )
+    root_password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_PASSWORD_LENGTH,
+        style={"input_type": "password"},
+        help_text="Admins: the password that unlocks the roots to sign (tried on each root that is due; a root "
+                  "it does not open fails alone). Without it roots are skipped. Never stored or logged.",
+    )
+
+
+class CrlSummarySerializer(serializers.ModelSerializer):
+    delta_base = serializers.IntegerField(source="delta_base_number", read_only=True, allow_null=True,
+                                          help_text="A delta CRL: the number of its base CRL; null for a full CRL.")
+
+    class Meta:
+        model = CertificateRevocationList
+        fields = ["id", "number", "delta_base", "this_update", "next_update", "entry_count"]
+        read_only_fields = fields
+
+
+class CrlErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(read_only=True)
+    message = serializers.CharField(read_only=True)
+
+
+class CrlPublicationSerializer(serializers.Serializer):
+    ca = serializers.IntegerField(source="ca.pk", read_only=True)
+    ca_slug = serializers.CharField(source="ca.slug", read_only=True)
+    kind = serializers.ChoiceField(source="ca.kind", choices=CertificateAuthority.Kind.choices, read_only=True)
+    organization = serializers.IntegerField(source="ca.organization_id", read_only=True)
+    outcome = serializers.ChoiceField(
+        choices=["signed", "current", "skipped", "failed"], read_only=True,
+        help_text="signed: `crls` holds the new full CRL (and delta); current: not due, `crls` holds the latest; "
+                  "skipped: a root without the password or a manager's call (`reason`); failed: see `error`.",
+    )
+    reason = serializers.CharField(read_only=True)
+    crls = CrlSummarySerializer(many=True, read_only=True)
+    error = CrlErrorSerializer(read_only=True, allow_null=True)
+
+
+class CrlBatchResultSerializer(serializers.Serializer):
+    cas = CrlPublicationSerializer(many=True, read_only=True)
+    signed = serializers.IntegerField(read_only=True)
+    current = serializers.IntegerField(read_only=True)
+    skipped = serializers.IntegerField(read_only=True)
+    failed = serializers.IntegerField(read_only=True)
+
+
 # --- Certificates -----------------------------------------------------------------------------------
 
 
@@ -193,6 +246,8 @@ class CertificateDetailSerializer(CertificateSerializer):
         return certificate.issuer.slug if certificate.issuer_id else None
 
     def get_successor(self, certificate: Certificate) -> int | None:
+        if self.context.get("just_issued"):  # nothing can have renewed it yet: no query
+            return None
         return Certificate.objects.filter(predecessor_id=certificate.pk).values_list("pk", flat=True).first()
 
     def get_has_pkcs12(self, certificate: Certificate) -> bool:
@@ -203,6 +258,25 @@ class CertificateDetailSerializer(CertificateSerializer):
 
     def get_chain_pem(self, certificate: Certificate) -> str:
         return chain_pem(certificate).decode()
+
+
+@functools.cache
+def _just_issued_serializer() -> CertificateDetailSerializer:
+    """One detail serializer per process for the answers of issuance, its fields built once.
+
+    DRF builds a serializer's fields (a deep copy of each declared field) for every
+    instance, which cost about as much as signing the certificate. `to_representation`
+    keeps no state between calls (a ListSerializer uses one child for every row the same
+    way), so concurrent answers can share it.
+    """
+    serializer = CertificateDetailSerializer(context={"just_issued": True})
+    serializer.fields  # noqa: B018  (build them now, not racing in the first requests)
+    return serializer
+
+
+def just_issued_certificate_data(certificate: Certificate) -> dict:
+    """The detail representation of a certificate this request has just issued."""
+    return _just_issued_serializer().to_representation(certificate)
 
 
 class IssueSerializer(serializers.Serializer):

@@ -1,7 +1,11 @@
-"""`GET, POST /api/v1/organizations/` and `GET /api/v1/organizations/{id}/`.
+"""`GET, POST /api/v1/organizations/`, `GET /api/v1/organizations/{id}/` and the API keys.
 
 Lists are scoped: a global admin sees every organization, anyone else only their own;
 another organization's detail answers 404. Creating is for global admins only.
+
+`POST /api/v1/api-keys/` is self-service (a key for the caller) unless the body names a
+`user` and `role`: then it is the `create_api_key` command for admins
+(`organizations.services.provision_api_key` decides who may grant what).
 """
 
 from __future__ import annotations
@@ -9,23 +13,28 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.response import Response
 
+from organizations.filters import OrganizationFilter
 from organizations.models import ApiKey, Organization
 from organizations.roles import Role
 from organizations.services import (
     IdentityError,
+    NotPermitted,
     OrganizationError,
     create_api_key,
     create_organization,
+    provision_api_key,
     revoke_api_key,
 )
 from pki_project.api import (
     HasPrincipal,
     IsGlobalAdmin,
     OrganizationScopedQuerysetMixin,
+    StableOrdering,
     StrictCharField,
     principal_of,
     scope_to_principal,
@@ -49,10 +58,15 @@ class Conflict(APIException):
     default_detail = "That already exists."
 
 
-class OrganizationList(OrganizationScopedQuerysetMixin, generics.ListCreateAPIView):
+@extend_schema_view(
+    get=extend_schema(summary="List organizations (your own; every one for a global admin)."),
+    post=extend_schema(summary="Create an organization (global admins)."),
+)
+class OrganizationList(StableOrdering, OrganizationScopedQuerysetMixin, generics.ListCreateAPIView):
     queryset = Organization.objects.all()
     serializer_class = OrganizationSerializer
     organization_field = "pk"
+    filterset_class = OrganizationFilter
 
     def get_permissions(self):
         if self.request.method == "POST":
@@ -76,6 +90,7 @@ class OrganizationList(OrganizationScopedQuerysetMixin, generics.ListCreateAPIVi
         return Response(self.get_serializer(organization).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(get=extend_schema(summary="One organization."))
 class OrganizationDetail(OrganizationScopedQuerysetMixin, generics.RetrieveAPIView):
     queryset = Organization.objects.all()
     serializer_class = OrganizationSerializer
@@ -99,8 +114,56 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
+    """Without `user`: a key for the caller. With `user` and `role`: a key for that user (admins only)."""
+
     label = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
     expires_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+    user = StrictCharField(
+        max_length=150, required=False,
+        help_text="Admins only: the username to create the key for; created with `role` when missing.",
+    )
+    role = serializers.ChoiceField(choices=[role.value for role in Role], required=False,
+                                   help_text="With `user`: the user's role (an existing user's must match).")
+    organization = StrictCharField(
+        max_length=64, required=False, allow_null=True,
+        help_text="With `user`: the organization's slug. Default: the caller's own (none for a global admin, "
+                  "which with role admin makes a global admin).",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if "user" not in attrs and ("role" in attrs or "organization" in attrs):
+            raise serializers.ValidationError({"user": ["Name the user the role and organization are for."]})
+        if "user" in attrs and "role" not in attrs:
+            raise serializers.ValidationError({"role": ["A key for another user needs their role."]})
+        return attrs
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    """The answer to a creation: the key itself, this once, and whom it was made for."""
+
+    key = serializers.CharField(read_only=True, help_text="The whole key. Shown only in this answer.")
+    role = serializers.CharField(read_only=True)
+    organization = serializers.CharField(read_only=True, allow_null=True, help_text="Slug; null: global admin.")
+    user_created = serializers.BooleanField(read_only=True)
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key", "role", "organization", "user_created"]
+        read_only_fields = fields
+
+
+_IDENTITY_ERROR_FIELDS = {"invalid_username": "user", "invalid_role": "role", "organization_required": "organization",
+                          "invalid_label": "label", "invalid_expiry": "expires_days"}
+
+
+def _api_error(error: IdentityError) -> Exception:
+    """The API answer to a refusal of the identity services: 403, 404, 409 or a 400 naming the field."""
+    if isinstance(error, NotPermitted):
+        return PermissionDenied(str(error))
+    if error.code == "unknown_organization":
+        return NotFound(str(error))
+    if error.code == "membership_conflict":
+        return Conflict(str(error))
+    return serializers.ValidationError({_IDENTITY_ERROR_FIELDS.get(error.code, "non_field_errors"): [str(error)]})
 
 
 def _visible_keys(principal):
@@ -113,6 +176,13 @@ def _visible_keys(principal):
     return keys.filter(user_id=principal.user_id)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Your API keys (an admin also sees their organization's; a global admin all)."),
+    post=extend_schema(
+        summary="Create an API key: your own, or (admins) one for another user, created with its role if missing.",
+        request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer},
+    ),
+)
 class ApiKeyList(generics.ListCreateAPIView):
     serializer_class = ApiKeySerializer
 
@@ -120,17 +190,29 @@ class ApiKeyList(generics.ListCreateAPIView):
         return _visible_keys(principal_of(self.request))
 
     def create(self, request, *args, **kwargs):
-        """Create a key for the caller; the answer carries `key`, shown this once only."""
+        """Create a key; the answer carries `key`, shown this once only (and never cached)."""
         data = ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        days = data.validated_data.get("expires_days")
+        values = data.validated_data
+        days = values.get("expires_days")
         expires_at = timezone.now() + timedelta(days=days) if days else None
+        principal = principal_of(request)
         try:
-            created = create_api_key(request.user, label=data.validated_data["label"], expires_at=expires_at,
-                                     request=request._request, principal=principal_of(request))
+            if "user" in values:
+                provisioned = provision_api_key(
+                    values["user"], values["role"], values.get("organization") or None, label=values["label"],
+                    expires_at=expires_at, request=request._request, principal=principal)
+                created, user_created = provisioned.created, provisioned.user_created
+            else:
+                created = create_api_key(request.user, label=values["label"], expires_at=expires_at,
+                                         request=request._request, principal=principal)
+                user_created = False
         except IdentityError as error:
-            raise serializers.ValidationError({"non_field_errors": [str(error)]}) from None
-        body = {**ApiKeySerializer(created.api_key).data, "key": created.key}
+            raise _api_error(error) from None
+        membership = created.api_key.user.membership
+        body = {**ApiKeySerializer(created.api_key).data, "key": created.key, "role": membership.role,
+                "organization": membership.organization.slug if membership.organization_id else None,
+                "user_created": user_created}
         response = Response(body, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"
         return response
@@ -143,6 +225,8 @@ class ApiKeyRevoke(generics.GenericAPIView):
     def get_queryset(self):
         return _visible_keys(principal_of(self.request))
 
+    @extend_schema(summary="Revoke an API key you can see, and every session it opened.", request=None,
+                   responses={200: ApiKeySerializer})
     def post(self, request, *args, **kwargs):
         api_key = self.get_object()  # 404 for keys the caller may not see
         revoke_api_key(api_key, request=request._request, principal=principal_of(request))

@@ -4,7 +4,9 @@ pages, middleware) call these and stay thin.
 * organizations: `create_organization`
 * roles: `set_membership`, `ensure_member`, `sync_user_access` (is_staff/is_superuser/groups
   follow the role), `refresh_role_groups`
-* API keys: `create_api_key` (the key is returned once), `revoke_api_key`, `authenticate_api_key`
+* API keys: `create_api_key` (the key is returned once), `provision_api_key` (a key for someone,
+  creating the user with the role if missing: the command and an admin's API call), `revoke_api_key`,
+  `authenticate_api_key`
 * sessions: `open_session`, `close_session`, `authenticate_session_token`, `authenticate_bearer`
 
 Every authentication failure raises `AuthenticationFailed`, whose message is always
@@ -30,6 +32,7 @@ from organizations.models import ApiKey, Membership, Organization, SessionToken
 from organizations.principal import Principal
 from organizations.roles import Role
 from organizations.tokens import InvalidToken, decode_session_token, encode_session_token
+from pki_project.db import PreparedSelect
 
 MAX_NAME_LENGTH = 200
 LAST_USED_RESOLUTION_SECONDS = 60
@@ -66,7 +69,7 @@ def clean_organization_slug(slug: str | None, name: str) -> str:
 
 
 def create_organization(
-    name: str, slug: str | None = None, *, request=None, principal: Principal | None = None
+    name: str, slug: str | None = None, *, request=None, principal: Principal | None = None, actor_label: str = ""
 ) -> Organization:
     """Create an organization; a duplicate name or slug is refused with a clear message."""
     name = clean_organization_name(name)
@@ -82,6 +85,7 @@ def create_organization(
                 "ORGANIZATION_CREATE",
                 request=request,
                 principal=principal,
+                actor_label=actor_label,
                 organization_id=organization.pk,
                 target_type="organization",
                 target_id=str(organization.pk),
@@ -101,6 +105,13 @@ class IdentityError(ValueError):
     def __init__(self, message: str, code: str = "invalid") -> None:
         super().__init__(message)
         self.code = code
+
+
+class NotPermitted(IdentityError):
+    """The caller's role or organization does not allow the request (a 403, where `IdentityError` is a 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="permission_denied")
 
 
 class AuthenticationFailed(Exception):
@@ -216,6 +227,7 @@ def ensure_member(username: str, role: Role | str, organization: Organization | 
     with transaction.atomic():
         user = user_model.objects.filter(username=username).first()
         if user is None:
+            _validate_new_username(user_model, username)
             user = user_model(username=username)
             user.set_unusable_password()  # people sign in with API keys only
             user.save()
@@ -232,6 +244,17 @@ def ensure_member(username: str, role: Role | str, organization: Organization | 
                 code="membership_conflict",
             )
         return user, False
+
+
+def _validate_new_username(user_model, username: str) -> None:
+    """Django's own rule for new names (letters, digits and @ . + - _): no spaces, controls or bidi tricks."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        user_model.username_validator(username)
+    except ValidationError:
+        raise IdentityError("A username may contain only letters, digits and @ . + - _.",
+                            code="invalid_username") from None
 
 
 def principal_for(membership: Membership, *, api_key_id: int | None = None, token_id: str | None = None) -> Principal:
@@ -255,9 +278,13 @@ class CreatedApiKey:
 
 
 def create_api_key(
-    user, *, label: str = "", expires_at: datetime | None = None, request=None, principal: Principal | None = None
+    user, *, label: str = "", expires_at: datetime | None = None, request=None, principal: Principal | None = None,
+    details: dict[str, object] | None = None, actor_label: str = "",
 ) -> CreatedApiKey:
-    """Create a key for `user` (who must have a membership); the returned `key` is shown once."""
+    """Create a key for `user` (who must have a membership); the returned `key` is shown once.
+
+    `details` adds to the audit event's details (never a secret).
+    """
     label = " ".join((label or "").split())
     if len(label) > 100:
         raise IdentityError("A key label has at most 100 characters.", code="invalid_label")
@@ -275,16 +302,104 @@ def create_api_key(
             "API_KEY_CREATE",
             request=request,
             principal=principal,
+            actor_label=actor_label,
             organization_id=membership.organization_id,
             target_type="api_key",
             target_id=str(api_key.pk),
             details={"prefix": api_key.prefix, "user": user.get_username(), "label": label,
-                     "expires_at": expires_at.isoformat() if expires_at else None},
+                     "expires_at": expires_at.isoformat() if expires_at else None, **(details or {})},
         )
     return CreatedApiKey(api_key=api_key, key=generated.key)
 
 
-def revoke_api_key(api_key: ApiKey, *, request=None, principal: Principal | None = None) -> bool:
+@dataclass(frozen=True)
+class ProvisionedApiKey:
+    created: CreatedApiKey
+    user: object  # the Django user the key belongs to
+    role: Role
+    organization: Organization | None
+    user_created: bool
+
+
+def provision_api_key(
+    username: str,
+    role: Role | str,
+    organization_slug: str | None = None,
+    *,
+    label: str = "",
+    expires_at: datetime | None = None,
+    request=None,
+    principal: Principal | None = None,
+    actor_label: str = "",
+) -> ProvisionedApiKey:
+    """A new key for `username`, who is created with `role` in the organization when missing.
+
+    `principal` None is the operator at the console (`create_api_key` command), who may do
+    anything. Otherwise only an admin may: a global admin for anyone, an organization's
+    admin only inside their organization and never a global admin. The organization
+    defaults to the caller's own (none for a global admin or the operator: a global
+    admin). User and key are created in one transaction: a refused key leaves no user.
+    """
+    role = parse_role(str(role))
+    _require_admin(principal)
+    organization = _organization_for(organization_slug, principal)
+    _require_may_grant(principal, organization)
+    try:
+        with transaction.atomic():
+            user, user_created = _member_for(username, role, organization, principal)
+            created = create_api_key(user, label=label, expires_at=expires_at, request=request, principal=principal,
+                                     details={"role": role.value, "user_created": user_created},
+                                     actor_label=actor_label)
+    except IntegrityError:  # the same new username, created by a concurrent request
+        raise IdentityError(f"User '{username.strip()}' was created at the same moment; try again.",
+                            code="membership_conflict") from None
+    return ProvisionedApiKey(created=created, user=user, role=role, organization=organization,
+                             user_created=user_created)
+
+
+def _require_admin(principal: Principal | None) -> None:
+    if principal is not None and principal.role is not Role.ADMIN:
+        raise NotPermitted("Only an admin may create API keys for other users.")
+
+
+def _organization_for(slug: str | None, principal: Principal | None) -> Organization | None:
+    """The organization named by `slug` among those `principal` sees (another one's is unknown to them)."""
+    if not slug:
+        if principal is None or principal.organization_id is None:
+            return None  # a global admin
+        return Organization.objects.get(pk=principal.organization_id)
+    visible = Organization.objects.filter(slug=slug)
+    if principal is not None and not principal.is_global_admin:
+        visible = visible.filter(pk=principal.organization_id)
+    organization = visible.first()
+    if organization is None:
+        raise IdentityError(f"No organization with the slug '{slug}'.", code="unknown_organization")
+    return organization
+
+
+def _require_may_grant(principal: Principal | None, organization: Organization | None) -> None:
+    """An organization's admin grants roles in their own organization only: never a global admin."""
+    if principal is None or principal.is_global_admin:
+        return
+    if organization is None or organization.pk != principal.organization_id:
+        raise NotPermitted("An organization's admin may grant roles in their own organization only.")
+
+
+def _member_for(username: str, role: Role, organization: Organization | None, principal: Principal | None):
+    """`ensure_member`, whose refusal names the existing membership only to callers who may see it."""
+    try:
+        return ensure_member(username, role, organization)
+    except IdentityError as error:
+        if error.code != "membership_conflict" or principal is None or principal.is_global_admin:
+            raise
+        raise IdentityError(
+            f"User '{username.strip()}' already exists with another role or organization.",
+            code="membership_conflict",
+        ) from None
+
+
+def revoke_api_key(api_key: ApiKey, *, request=None, principal: Principal | None = None,
+                   actor_label: str = "") -> bool:
     """Revoke the key and every session it opened. False when it was already revoked."""
     with transaction.atomic():
         now = timezone.now()
@@ -298,6 +413,7 @@ def revoke_api_key(api_key: ApiKey, *, request=None, principal: Principal | None
             "API_KEY_REVOKE",
             request=request,
             principal=principal,
+            actor_label=actor_label,
             organization_id=membership.organization_id if membership else None,
             target_type="api_key",
             target_id=str(api_key.pk),
@@ -315,6 +431,14 @@ def _touch_last_used(api_key: ApiKey, now: datetime) -> None:
         ).update(last_used_at=now)
 
 
+# Every API request runs this lookup: compiled once (see pki_project.db.PreparedSelect). The
+# prefix is unique, so no ORDER BY.
+_API_KEY_BY_PREFIX = PreparedSelect(
+    lambda prefix: ApiKey.objects.select_related("user", "user__membership").filter(prefix=prefix).order_by()[:1],
+    str,
+)
+
+
 def authenticate_api_key(raw_key: str) -> tuple[ApiKey, Membership]:
     """Check a presented key in constant time; raise `AuthenticationFailed` for any problem.
 
@@ -322,9 +446,7 @@ def authenticate_api_key(raw_key: str) -> tuple[ApiKey, Membership]:
     and its user active with a membership.
     """
     prefix = parse_prefix(raw_key or "")
-    api_key = (
-        ApiKey.objects.select_related("user", "user__membership").filter(prefix=prefix).first() if prefix else None
-    )
+    api_key = next(iter(_API_KEY_BY_PREFIX.fetch(prefix)), None) if prefix else None
     # Always hash and compare, so an unknown prefix costs the same as a wrong secret.
     matches = hash_matches(raw_key or "", api_key.key_hash if api_key else DUMMY_HASH)
     if api_key is None or not matches:

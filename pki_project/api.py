@@ -96,6 +96,17 @@ class OrganizationScopedQuerysetMixin:
         return scope_to_principal(super().get_queryset(), principal_of(self.request), self.organization_field)
 
 
+class StableOrdering:
+    """Lists keep a total order whatever `ordering=` says (an empty value would drop it: unstable pages)."""
+
+    tie_breaker: tuple[str, ...] = ("-id",)
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        order = list(queryset.query.order_by) or list(queryset.model._meta.ordering)
+        return queryset.order_by(*order, *(field for field in self.tie_breaker if field not in order))
+
+
 class BoundedPageNumberPagination(PageNumberPagination):
     """`?page=N&page_size=M`: M defaults to 50 and is capped at 200.
 

@@ -20,7 +20,7 @@ operator).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +35,7 @@ from audit.actions import AuditAction
 from audit.services import record_event
 from certificates.crypto.crl import RevokedEntry, build_crl, parse_reason
 from certificates.crypto.keys import PrivateKey
+from certificates.errors import ServiceError
 from certificates.keystore import publication_urls
 from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList, RevocationReason
 from certificates.services.authorities import signing_key
@@ -317,3 +318,68 @@ def ensure_fresh_crl(
     except Exception:  # serving goes on with what is stored; the log and cron catch up
         logger.exception("Signing a CRL on demand for CA %s failed", ca.slug)
         return latest
+
+
+# --- Many CAs at once: `generate_crl --all` and `POST /api/v1/crls/` --------------------------------------
+
+
+@dataclass(frozen=True)
+class CrlPublication:
+    """What happened to one CA's CRLs in `publish_crls_for`.
+
+    `outcome` is `signed` (`crls` holds the full CRL and any delta), `current` (not due:
+    `crls` holds the latest full CRL), `skipped` (a root without its password, or a caller
+    who may not sign for roots: `reason` says which) or `failed` (`error`).
+    """
+
+    ca: CertificateAuthority
+    outcome: str
+    crls: tuple[CertificateRevocationList, ...] = ()
+    reason: str = ""
+    error: ServiceError | None = None
+
+
+ROOT_SKIP_REASON = "A root CA's CRL needs the root password."
+
+
+def publish_crls_for(
+    cas: Iterable[CertificateAuthority],
+    *,
+    actor: Actor,
+    only_due: bool = True,
+    root_password: str | None = None,
+    root_refusal: str | None = None,
+    now: datetime | None = None,
+) -> list[CrlPublication]:
+    """Sign the CRLs of each CA in `cas` (with `only_due`, only those `crls_due` names), CA by CA.
+
+    One CA's refusal (a wrong root password, a full disk) is its `failed` outcome and does
+    not stop the others; what was signed before stays signed. Roots are signed only with
+    `root_password`, and never when the interface gives a `root_refusal` (why this caller
+    may not sign for a root).
+    """
+    now = now or timezone.now()
+    cas = list(cas)
+    due = {entry.ca.pk: entry for entry in crls_due(now, cas)} if only_due else None
+    results = []
+    for ca in cas:
+        if due is not None and ca.pk not in due:
+            latest = latest_crl(ca)
+            results.append(CrlPublication(ca, "current", (latest,) if latest else (),
+                                          reason="More than half of its CRL's lifetime is left."))
+            continue
+        reason = due[ca.pk].reason if due is not None else "forced"
+        results.append(_publish_one(ca, actor=actor, root_password=root_password, root_refusal=root_refusal,
+                                    now=now, reason=reason))
+    return results
+
+
+def _publish_one(ca: CertificateAuthority, *, actor: Actor, root_password: str | None, root_refusal: str | None,
+                 now: datetime, reason: str) -> CrlPublication:
+    if ca.is_root and (root_refusal or not root_password):
+        return CrlPublication(ca, "skipped", reason=root_refusal or ROOT_SKIP_REASON)
+    try:
+        published = publish_crls(ca, actor=actor, root_password=root_password if ca.is_root else None, now=now)
+    except ServiceError as error:
+        return CrlPublication(ca, "failed", reason=reason, error=error)
+    return CrlPublication(ca, "signed", tuple(published), reason=reason)

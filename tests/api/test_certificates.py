@@ -47,6 +47,34 @@ def test_issue_from_csr(clients, intermediate_ca, caller):
     assert events.count() == 1
 
 
+@pytest.mark.parametrize("body", ["csr", "server_key"])
+def test_the_issue_answer_is_the_detail_answer(clients, intermediate_ca, body):
+    """The answer is built from the row in hand (no re-read, no successor query): it must equal a later GET."""
+    request = _issue_body(intermediate_ca) if body == "csr" else {
+        "ca": intermediate_ca.slug, "profile": "server", "common_name": "srv.example.com"}
+    issued = post_json(clients["manager"], "/api/v1/certificates/", request)
+    assert issued.status_code == 201, issued.content
+    detail = clients["manager"].get(f"/api/v1/certificates/{issued.json()['id']}/")
+    assert detail.status_code == 200
+    assert issued.json() == detail.json()
+
+
+def test_chain_pem_follows_the_issuer_of_each_certificate(clients, intermediate_ca, other_hierarchy, operator):
+    """The chain is remembered per issuer certificate: two hierarchies never share one."""
+    from certificates.services.issuance import IssuanceRequest, issue_certificate
+
+    ours = issue_certificate(intermediate_ca, IssuanceRequest(profile="server", csr=make_csr("a.example.com")),
+                             actor=operator)
+    theirs = issue_certificate(other_hierarchy[1], IssuanceRequest(profile="server", csr=make_csr("b.example.com")),
+                               actor=operator)
+    callers = [(ours, clients["manager"]), (ours, clients["manager"]), (theirs, clients["global_admin"])]
+    for certificate, client in callers:
+        chain = x509.load_pem_x509_certificates(
+            client.get(f"/api/v1/certificates/{certificate.pk}/").json()["chain_pem"].encode())
+        assert chain[1].subject.rfc4514_string() == certificate.issuer.certificate.subject
+        chain[0].verify_directly_issued_by(chain[1])
+
+
 def test_issue_by_slug_with_server_key(clients, intermediate_ca):
     response = post_json(clients["manager"], "/api/v1/certificates/", {
         "ca": intermediate_ca.slug, "profile": "server", "common_name": "srv.example.com",

@@ -1,4 +1,5 @@
-"""Every CA and certificate route x every kind of caller x organization, with real objects.
+"""Every CA, certificate and CRL route (and the admin-only API operations) x every kind of caller x
+organization, with real objects.
 
 Roles are enforced by rbac.json (403 before the view runs), tenancy by the views' querysets (another
 organization's object answers 404, never 403 and never its data); a few object-dependent role rules
@@ -71,6 +72,17 @@ ROUTES = {
     "POST certificates/{id}/pkcs12-password/": Route(
         "POST", lambda w, c: f"/api/v1/certificates/{w['p12'].pk}/pkcs12-password/", lambda w, c: {},
         {"user": 403, "other_manager": 404, "other_admin": 404}),
+    # every CA the caller manages (none of ours for the other organization: checked in test_crl_batch)
+    "POST crls/": Route("POST", lambda w, c: "/api/v1/crls/", lambda w, c: {"force": True}, {"user": 403}),
+    # the whole installation's chain: global admins only (an organization's admin passes rbac.json, not the view)
+    "POST audit-events/verify/": Route(
+        "POST", lambda w, c: "/api/v1/audit-events/verify/", lambda w, c: {},
+        {"user": 403, "manager": 403, "admin": 403, "other_manager": 403, "other_admin": 403}),
+    # a key for another user of our organization: admins of it, and global admins
+    "POST api-keys/ for another user": Route(
+        "POST", lambda w, c: "/api/v1/api-keys/",
+        lambda w, c: {"user": f"matrix-{c}", "role": "user", "organization": w["organization"].slug},
+        {"user": 403, "manager": 403, "other_manager": 403, "other_admin": 404}, 201),
 }
 
 

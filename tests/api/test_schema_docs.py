@@ -73,6 +73,29 @@ def test_request_and_response_schemas(document):
     assert password["writeOnly"] is True
 
 
+def test_admin_operations_are_documented_with_their_bodies(document):
+    """The API equivalents of `generate_crl --all`, `verify_audit_log` and `create_api_key --user`."""
+    schemas = document["components"]["schemas"]
+
+    def properties(operation: dict, where: str) -> set[str]:
+        content = operation["requestBody"] if where == "request" else operation["responses"][
+            "201" if "201" in operation["responses"] else "200"]
+        name = content["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        return set(schemas[name]["properties"])
+
+    crls = document["paths"]["/api/v1/crls/"]["post"]
+    assert {"force", "root_password"} <= properties(crls, "request")
+    assert {"cas", "signed", "current", "skipped", "failed"} <= properties(crls, "response")
+    verify = document["paths"]["/api/v1/audit-events/verify/"]["post"]
+    assert properties(verify, "request") == {"checkpoint"}
+    assert {"ok", "count", "broken", "new_checkpoint"} <= properties(verify, "response")
+    keys = document["paths"]["/api/v1/api-keys/"]["post"]
+    assert {"label", "expires_days", "user", "role", "organization"} <= properties(keys, "request")
+    assert {"key", "role", "organization", "user_created"} <= properties(keys, "response")
+    listing = document["paths"]["/api/v1/organizations/"]["get"]
+    assert {"slug", "search", "ordering"} <= {p["name"] for p in listing["parameters"]}
+
+
 def test_docs_page_is_public_local_and_csp_clean():
     response = Client().get("/api/docs/")
     assert response.status_code == 200

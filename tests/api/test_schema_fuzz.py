@@ -4,7 +4,8 @@ contradict the schema (status code, content type, body, headers).
 
 Operations on `{id}` get real objects (a CA, an end-entity certificate with a server-generated key) for
 three examples in four, so the fuzzed bodies reach the services and not only the 404 path; `ca`/`parent`
-in bodies name a real CA likewise; the other examples keep what schemathesis generated. `max_examples`
+in bodies name a real CA likewise (and `root_password` of `crls/` the real password, `organization` of
+`api-keys/` a real slug); the other examples keep what schemathesis generated. `max_examples`
 bounds the run.
 """
 
@@ -93,6 +94,10 @@ def _aim_at_real_objects(case, world) -> None:
         if "parent" in case.body and path == "/api/v1/cas/":
             case.body["parent"] = str(world["root"].pk)
             case.body["root_password"] = ROOT_PASSWORD
+        if "root_password" in case.body and path == "/api/v1/crls/":
+            case.body["root_password"] = ROOT_PASSWORD
+        if "organization" in case.body and path == "/api/v1/api-keys/":
+            case.body["organization"] = world["organization"].slug
 
 
 @pytest.mark.slow

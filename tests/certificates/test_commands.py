@@ -120,3 +120,19 @@ def test_odd_references_are_not_found_never_a_crash(reference, intermediate_ca):
         get_ca(reference)
     with pytest.raises(NotFound):
         get_certificate(reference)
+
+
+@pytest.mark.django_db
+def test_a_number_that_is_one_cas_id_and_anothers_slug_names_the_lower_id(root_ca, intermediate_ca, operator):
+    from certificates.selectors import get_ca
+    from certificates.services.authorities import create_intermediate_ca
+    from tests.certificates.conftest import ROOT_PASSWORD
+
+    numbered = create_intermediate_ca(parent=root_ca, common_name="Numbered CA", root_password=ROOT_PASSWORD,
+                                      slug=str(intermediate_ca.pk), actor=operator)
+    assert numbered.slug == str(intermediate_ca.pk)
+    assert numbered.pk > intermediate_ca.pk
+    found = get_ca(numbered.slug)  # matches the older CA by id and the newer one by slug
+    assert found == intermediate_ca
+    assert found.certificate.der == intermediate_ca.certificate.der  # loaded with what issuance uses
+    assert get_ca(numbered.pk) == numbered

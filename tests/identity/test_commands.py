@@ -92,6 +92,20 @@ def test_create_organization_command():
     assert Organization.objects.count() == 1
 
 
+def test_the_audit_trail_names_the_console_command_as_actor(organization):
+    """Like the CA commands (`cli:<command>`): an operator's identity change is never anonymous in the trail."""
+    from audit.models import AuditEvent
+
+    payload = json.loads(run("create_api_key", "--user", "gil", "--role", "user",
+                             "--organization", organization.slug, "--json"))
+    run("revoke_api_key", str(payload["id"]))
+    run("create_organization", "--name", "Audited Inc")
+    actors = dict(AuditEvent.objects.filter(
+        action__in=["api_key.create", "api_key.revoke", "organization.create"]).values_list("action", "actor_label"))
+    assert actors == {"api_key.create": "cli:create_api_key", "api_key.revoke": "cli:revoke_api_key",
+                      "organization.create": "cli:create_organization"}
+
+
 def test_membership_constraints_hold_in_the_database():
     user = UserFactory(membership=False)
     with pytest.raises(IntegrityError), transaction.atomic():

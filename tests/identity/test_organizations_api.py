@@ -95,6 +95,41 @@ def test_pagination_is_bounded(make_principal_client):
     assert client.get(URL, {"page": 999}).status_code == 404
 
 
+def test_filters_and_ordering(make_principal_client, organization):
+    from tests.factories import OrganizationFactory
+
+    OrganizationFactory(name="Alpha Widgets", slug="alpha-widgets")
+    OrganizationFactory(name="Beta Gadgets", slug="beta")
+    client = make_principal_client("admin")
+
+    def slugs(query: str) -> list[str]:
+        response = client.get(f"{URL}?{query}")
+        assert response.status_code == 200, response.content
+        return [row["slug"] for row in response.json()["results"]]
+
+    assert slugs("slug=beta") == ["beta"]
+    assert slugs("search=GADGET") == ["beta"]  # the name, case-insensitive
+    assert slugs("search=alpha-wid") == ["alpha-widgets"]  # or the slug
+    assert slugs("search=nothing-like-it") == []
+    assert slugs("search=%20%20") == slugs("")  # blank: no filter
+    every = slugs("page_size=200")
+    assert every == sorted(every)  # by slug by default
+    by_name = client.get(f"{URL}?ordering=-name&page_size=200").json()["results"]
+    assert [row["name"] for row in by_name] == sorted((row["name"] for row in by_name), reverse=True)
+    assert slugs("ordering=") == every  # an empty ordering keeps a stable order
+    for bad in ("ordering=secret", "slug=" + "a" * 65, "search=" + "x" * 201):
+        response = client.get(f"{URL}?{bad}")
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "invalid"
+
+
+def test_filters_never_widen_the_scope(make_principal_client, organization, other_organization):
+    client = make_principal_client("manager", organization)
+    assert client.get(URL, {"slug": other_organization.slug}).json()["results"] == []
+    assert client.get(URL, {"search": other_organization.name}).json()["results"] == []
+    assert [row["id"] for row in client.get(f"{URL}?ordering=-created_at").json()["results"]] == [organization.pk]
+
+
 # --- Self-service API keys -------------------------------------------------------------------
 
 

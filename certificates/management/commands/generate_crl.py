@@ -16,10 +16,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from certificates.errors import ServiceError
 from certificates.models import CertificateAuthority
 from certificates.selectors import get_ca
-from certificates.services.crls import crls_due, publish_crls
+from certificates.services.crls import crls_due, publish_crls_for
 from pki_project.actor import Actor
 from pki_project.cli import (
     add_json_argument,
@@ -52,19 +51,18 @@ class Command(BaseCommand):
         else:
             due = [entry.ca for entry in crls_due(now, [named] if named else None)]
         results, skipped, failed = [], [], []
-        for ca in due:
-            if ca.is_root and password is None:
+        for publication in publish_crls_for(due, actor=actor, only_due=False, root_password=password, now=now):
+            ca = publication.ca
+            if publication.outcome == "skipped":
                 skipped.append(ca.slug)
                 self._say(options, f"Skipped root CA '{ca.slug}': its CRL needs the root password "
                                    "(--password-file FILE or --password-env VAR).")
                 continue
-            try:
-                published = publish_crls(ca, actor=actor, root_password=password if ca.is_root else None, now=now)
-            except ServiceError as error:
-                failed.append({"ca": ca.slug, "error": error.message})
-                self._say(options, f"Failed CA '{ca.slug}': {error.message}", error=True)
+            if publication.outcome == "failed":
+                failed.append({"ca": ca.slug, "error": publication.error.message})
+                self._say(options, f"Failed CA '{ca.slug}': {publication.error.message}", error=True)
                 continue
-            for crl in published:
+            for crl in publication.crls:
                 results.append({"ca": ca.slug, "number": crl.number, "delta_base": crl.delta_base_number,
                                 "entries": crl.entry_count, "next_update": crl.next_update.isoformat()})
                 kind = f"delta CRL #{crl.number} (base #{crl.delta_base_number})" if crl.is_delta else (

@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from organizations.management.commands._output import emit, fail
-from organizations.models import Organization
-from organizations.services import IdentityError, create_api_key, ensure_member
+from organizations.services import IdentityError, provision_api_key
+from pki_project.actor import Actor
 
 MAX_EXPIRES_DAYS = 3650
 
@@ -22,21 +22,19 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, **options) -> None:
-        organization = None
-        if options["organization"]:
-            organization = Organization.objects.filter(slug=options["organization"]).first()
-            if organization is None:
-                raise fail(f"No organization with the slug '{options['organization']}'.")
         expires_at = None
         if options["expires_days"] is not None:
             if not 1 <= options["expires_days"] <= MAX_EXPIRES_DAYS:
                 raise fail(f"--expires-days must be between 1 and {MAX_EXPIRES_DAYS}.")
             expires_at = timezone.now() + timedelta(days=options["expires_days"])
         try:
-            user, created = ensure_member(options["user"], options["role"], organization)
-            created_key = create_api_key(user, label=options["label"], expires_at=expires_at)
+            provisioned = provision_api_key(options["user"], options["role"], options["organization"] or None,
+                                            label=options["label"], expires_at=expires_at,
+                                            actor_label=Actor.operator("create_api_key").label)
         except IdentityError as error:
             raise fail(str(error)) from None
+        user, created, organization = provisioned.user, provisioned.user_created, provisioned.organization
+        created_key = provisioned.created
         api_key = created_key.api_key
         payload = {
             "id": api_key.pk,

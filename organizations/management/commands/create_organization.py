@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 
 from organizations.management.commands._output import emit, fail
 from organizations.services import OrganizationError, create_organization
+from pki_project.actor import Actor
 
 
 class Command(BaseCommand):
@@ -14,7 +15,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            organization = create_organization(options["name"], options["slug"])
+            organization = create_organization(options["name"], options["slug"],
+                                               actor_label=Actor.operator("create_organization").label)
         except OrganizationError as error:
             raise fail(str(error)) from None
         emit(self, options, {"id": organization.pk, "slug": organization.slug, "name": organization.name},

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 from organizations.management.commands._output import emit, fail
 from organizations.models import ApiKey
 from organizations.services import revoke_api_key
+from pki_project.actor import Actor
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         api_key = ApiKey.objects.filter(**lookup).first()
         if api_key is None:
             raise fail(f"No API key with the id or prefix '{key_id}'.")
-        changed = revoke_api_key(api_key)
+        changed = revoke_api_key(api_key, actor_label=Actor.operator("revoke_api_key").label)
         payload = {"id": api_key.pk, "prefix": api_key.prefix, "revoked": True, "already_revoked": not changed}
         emit(self, options, payload,
              f"Revoked API key {api_key.pk} (prefix {api_key.prefix})." if changed

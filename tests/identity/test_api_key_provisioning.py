@@ -1,0 +1,197 @@
+"""`POST /api/v1/api-keys/` with `user` and `role`: the `create_api_key` command for admins.
+
+A global admin may give anyone any role; an organization's admin only inside their organization and never
+a global admin; managers and users get 403. Every refusal creates nothing: no user, no membership, no key,
+no `api_key.create` event.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from audit.models import AuditEvent
+from organizations.models import ApiKey, Membership
+from organizations.services import authenticate_api_key
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/api-keys/"
+
+
+def post(client, body):
+    return client.post(URL, body, content_type="application/json")
+
+
+def state() -> dict[str, int]:
+    """Everything a refused request must leave alone."""
+    return {"users": get_user_model().objects.count(), "memberships": Membership.objects.count(),
+            "keys": ApiKey.objects.count(),
+            "key_events": AuditEvent.objects.filter(action="api_key.create").count()}
+
+
+def test_global_admin_creates_a_user_with_a_role_and_a_working_key(make_principal_client, organization):
+    admin = make_principal_client("admin")
+    response = post(admin, {"user": "carol", "role": "manager", "organization": organization.slug,
+                            "label": "ci", "expires_days": 30})
+    assert response.status_code == 201, response.content
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert (body["user"], body["role"], body["organization"], body["user_created"]) == (
+        "carol", "manager", organization.slug, True)
+    assert body["key"].startswith(f"pki_{body['prefix']}_")
+    assert body["expires_at"] is not None
+    assert body["label"] == "ci"
+    membership = Membership.objects.get(user__username="carol")
+    assert (membership.role, membership.organization) == ("manager", organization)
+    api_key, _membership = authenticate_api_key(body["key"])
+    assert api_key.pk == body["id"]
+    # as the command records it, with the admin as the actor
+    event = AuditEvent.objects.get(action="api_key.create", target_id=str(body["id"]))
+    assert event.actor_username == admin.user.username
+    assert event.organization_id == organization.pk
+    assert event.details["user"] == "carol"
+    assert event.details["role"] == "manager"
+    assert event.details["user_created"] is True
+    assert body["key"] not in str(event.details)
+    # the key is shown once: the list never carries it
+    assert "key" not in admin.get(URL).json()["results"][0]
+    # a second key for the same user and role: rotation, no new user
+    again = post(admin, {"user": "carol", "role": "manager", "organization": organization.slug})
+    assert again.status_code == 201
+    assert again.json()["user_created"] is False
+    assert ApiKey.objects.filter(user__username="carol").count() == 2
+
+
+def test_global_admin_creates_a_global_admin(make_principal_client):
+    response = post(make_principal_client("admin"), {"user": "root-two", "role": "admin"})
+    assert response.status_code == 201, response.content
+    assert response.json()["organization"] is None
+    assert Membership.objects.get(user__username="root-two").is_global_admin
+
+
+def test_organization_admin_creates_in_their_own_organization(make_principal_client, organization):
+    admin = make_principal_client("admin", organization)
+    response = post(admin, {"user": "dora", "role": "user"})  # the organization defaults to the admin's
+    assert response.status_code == 201, response.content
+    assert response.json()["organization"] == organization.slug
+    named = post(admin, {"user": "ed", "role": "admin", "organization": organization.slug})
+    assert named.status_code == 201
+    assert Membership.objects.get(user__username="ed").organization == organization  # an admin of it, not global
+    created_ids = {response.json()["id"], named.json()["id"]}
+    assert created_ids <= {row["id"] for row in admin.get(URL).json()["results"]}  # and sees those keys
+
+
+def test_self_service_is_unchanged_and_reports_the_callers_role(make_principal_client, organization):
+    client = make_principal_client("user", organization)
+    response = post(client, {"label": "laptop"})
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["user"], body["role"], body["organization"], body["user_created"]) == (
+        client.user.username, "user", organization.slug, False)
+
+
+@pytest.mark.parametrize("role", ["manager", "user"])
+def test_managers_and_users_may_not_create_keys_for_others(make_principal_client, organization, role):
+    client = make_principal_client(role, organization)
+    before = state()
+    for body in ({"user": "mallory", "role": "user"},
+                 {"user": "mallory", "role": "user", "organization": organization.slug},
+                 {"user": client.user.username, "role": role}):  # not even for themselves this way
+        response = post(client, body)
+        assert response.status_code == 403, (body, response.content)
+        assert response.json()["error"]["code"] == "permission_denied"
+    assert state() == before
+
+
+def test_organization_admin_may_not_grant_outside_their_organization(make_principal_client, organization,
+                                                                      other_organization):
+    admin = make_principal_client("admin", organization)
+    before = state()
+    other = post(admin, {"user": "spy", "role": "user", "organization": other_organization.slug})
+    missing = post(admin, {"user": "spy", "role": "user", "organization": "no-such-org"})
+    assert other.status_code == missing.status_code == 404  # another organization does not exist for them
+    assert other.json() == missing.json()
+    assert other_organization.slug not in other.content.decode()
+    assert state() == before
+
+
+def test_organization_admin_may_not_mint_keys_for_existing_users_elsewhere(make_principal_client, organization,
+                                                                           other_organization):
+    admin = make_principal_client("admin", organization)
+    global_admin = UserFactory(username="the-root", role="admin")
+    UserFactory(username="outsider", role="manager", organization=other_organization)
+    before = state()
+    for body in ({"user": "the-root", "role": "admin"}, {"user": "outsider", "role": "manager"}):
+        response = post(admin, body)
+        assert response.status_code == 409, response.content
+        assert response.json()["error"]["code"] == "conflict"
+        assert other_organization.slug not in response.content.decode()  # the membership is not revealed
+    assert state() == before
+    assert not ApiKey.objects.filter(user=global_admin).exists()
+
+
+def test_existing_membership_is_never_changed(make_principal_client, organization):
+    UserFactory(username="erin", role="user", organization=organization)
+    admin = make_principal_client("admin")
+    before = state()
+    response = post(admin, {"user": "erin", "role": "admin"})
+    assert response.status_code == 409
+    assert "already exists as user" in response.json()["error"]["message"]  # a global admin sees where
+    assert Membership.objects.get(user__username="erin").role == "user"
+    assert state() == before
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"user": "dave"}, "role"),
+    ({"role": "user"}, "user"),
+    ({"organization": "x"}, "user"),
+    ({"user": "dave", "role": "overlord"}, "role"),
+    ({"user": "", "role": "user"}, "user"),
+    ({"user": "   ", "role": "admin"}, "user"),
+    ({"user": "x" * 151, "role": "admin"}, "user"),
+    ({"user": 7, "role": "admin"}, "user"),
+    ({"user": ["dave"], "role": "admin"}, "user"),
+    ({"user": "dave smith", "role": "admin"}, "user"),
+    ({"user": "dave\u202e", "role": "admin"}, "user"),
+    ({"user": "dave", "role": "manager"}, "organization"),  # a global admin must name one for a manager
+    ({"user": "dave", "role": "user", "organization": 5}, "organization"),
+    ({"user": "dave", "role": "user", "organization": ""}, "organization"),
+    ({"user": "dave", "role": "admin", "expires_days": 0}, "expires_days"),
+    ({"user": "dave", "role": "admin", "label": "x" * 101}, "label"),
+])
+def test_bad_input_is_a_400_and_creates_nothing(make_principal_client, body, field):
+    client = make_principal_client("admin")
+    before = state()
+    response = post(client, body)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert field in error["fields"], error
+    assert state() == before
+    assert not get_user_model().objects.filter(username__startswith="dave").exists()
+
+
+def test_unknown_organization_is_a_404_and_creates_nothing(make_principal_client):
+    admin = make_principal_client("admin")
+    before = state()
+    response = post(admin, {"user": "dave", "role": "user", "organization": "nowhere"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert state() == before
+
+
+def test_a_refused_key_leaves_no_new_user_behind(make_principal_client, organization, monkeypatch):
+    """User and key are one transaction: if the key cannot be made, the user made for it goes too."""
+    from organizations import services
+
+    def refuse(*args, **kwargs):
+        raise services.IdentityError("A key's expiry must lie in the future.", code="invalid_expiry")
+
+    admin = make_principal_client("admin")
+    monkeypatch.setattr(services, "create_api_key", refuse)
+    before = state()
+    response = post(admin, {"user": "ghost", "role": "user", "organization": organization.slug})
+    assert response.status_code == 400
+    assert state() == before
+    assert not get_user_model().objects.filter(username="ghost").exists()
