@@ -76,7 +76,8 @@ class AuditEvent(models.Model):
     actor_api_key_id = models.BigIntegerField(null=True, blank=True)
     actor_role = models.CharField(max_length=16, blank=True)
     actor_label = models.CharField(max_length=200, blank=True, help_text="Non-secret identifier when no user.")
-    organization_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Indexed by audit_event_org_seq (organization_id, -seq), which also serves the per-organization order.
+    organization_id = models.BigIntegerField(null=True, blank=True)
     organization_slug = models.CharField(max_length=64, blank=True)
 
     target_type = models.CharField(max_length=64, blank=True)

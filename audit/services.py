@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest
@@ -28,6 +28,10 @@ from audit.canonical import FORMAT_VERSION, GENESIS_HASH
 from audit.details import clean_details, clean_text
 from audit.models import AuditEvent
 from organizations.principal import Principal
+from pki_project.db import fetch_one, insert_new, new_row
+
+if TYPE_CHECKING:
+    from organizations.models import Organization
 
 # A fixed 64-bit key for pg_advisory_xact_lock, derived from a name so it is unlikely to collide.
 CHAIN_LOCK_KEY = int.from_bytes(hashlib.sha256(b"pki.audit.chain").digest()[:8], "big", signed=True)
@@ -42,6 +46,7 @@ def record_event(
     principal: Principal | None = None,
     outcome: Literal["success", "failure"] = "success",
     organization_id: int | None = None,
+    organization: Organization | None = None,
     target_type: str = "",
     target_id: str = "",
     target_serial: str = "",
@@ -51,14 +56,18 @@ def record_event(
     """Append one event to the chain and return it.
 
     `request` supplies the principal (unless `principal` is given), the source IP
-    and the user agent. `organization_id` defaults to the principal's. `details`
-    must never contain a secret: keys that look like one are refused.
+    and the user agent. The organization is `organization` when the caller has the
+    object in hand (which saves a query for its slug), else `organization_id`, else
+    the principal's. `details` must never contain a secret: keys that look like one
+    are refused.
     """
     action = AuditAction(action)
     outcome = Outcome(outcome)
     if principal is None and request is not None:
         principal = getattr(request, "principal", None)
-    if organization_id is None and principal is not None:
+    if organization is not None:
+        organization_id = organization.pk
+    elif organization_id is None and principal is not None:
         organization_id = principal.organization_id
     fields = {
         "action": action.value,
@@ -66,7 +75,7 @@ def record_event(
         **_actor_fields(principal),
         "actor_label": clean_text(actor_label)[:LABEL_MAX_LENGTH],
         "organization_id": organization_id,
-        "organization_slug": _organization_slug(organization_id),
+        "organization_slug": organization.slug if organization is not None else _organization_slug(organization_id),
         "target_type": clean_text(target_type)[:64],
         "target_id": clean_text(target_id)[:64],
         "target_serial": clean_text(target_serial)[:64],
@@ -115,20 +124,29 @@ def normalize_ip(value: object) -> str:
 
 
 def _append(fields: dict[str, object]) -> AuditEvent:
-    """Read the head and insert the next event while holding the chain lock."""
-    with transaction.atomic(using=DEFAULT_DB_ALIAS):
+    """Read the head and insert the next event while holding the chain lock.
+
+    No savepoint: inside an operation's transaction a failed append must undo the
+    whole operation anyway, and a savepoint costs two more statements per event.
+    """
+    with transaction.atomic(using=DEFAULT_DB_ALIAS, savepoint=False):
         lock_chain(DEFAULT_DB_ALIAS)
-        head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-        event = AuditEvent(
-            seq=head["seq"] + 1 if head else 1,
-            prev_hash=head["hash"] if head else GENESIS_HASH,
-            version=FORMAT_VERSION,
-            created_at=timezone.now(),
-            **fields,
-        )
+        seq, prev_hash = _chain_head(DEFAULT_DB_ALIAS)
+        event = new_row(AuditEvent, seq=seq + 1, prev_hash=prev_hash, version=FORMAT_VERSION,
+                        created_at=timezone.now(), **fields)
         event.hash = event.compute_hash()
-        event.save()
+        insert_new(event, using=DEFAULT_DB_ALIAS)  # AuditEvent.save() would only recompute the same hash
     return event
+
+
+def _chain_head(using: str) -> tuple[int, str]:
+    """(seq, hash) of the newest event, or (0, the genesis hash) for an empty chain."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table = quote(AuditEvent._meta.db_table)  # an identifier from the model, quoted; no input
+    sql = f"SELECT {quote('seq')}, {quote('hash')} FROM {table} ORDER BY {quote('seq')} DESC LIMIT 1"  # noqa: S608
+    row = fetch_one(connection, sql, [])
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
 
 def lock_chain(using: str = DEFAULT_DB_ALIAS) -> None:

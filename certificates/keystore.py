@@ -111,10 +111,15 @@ def publication_urls(ca: CertificateAuthority) -> PublicationUrls:
     An intermediate also publishes delta CRLs (RFC 5280 5.2.4), so what it issues carries
     freshestCRL (4.2.1.15); a root does not (each of its signatures needs the operator).
     """
-    base = settings.PKI_BASE_URL
+    return _publication_urls(settings.PKI_BASE_URL, ca.slug, ca.is_root)
+
+
+@functools.lru_cache(maxsize=1024)
+def _publication_urls(base: str, slug: str, is_root: bool) -> PublicationUrls:
+    """Built and validated once per CA: every certificate the CA issues carries them."""
     return PublicationUrls(
-        crl_url=f"{base}/pki/crl/{ca.slug}.crl",
-        ocsp_url=f"{base}/pki/ocsp/{ca.slug}/",
-        ca_issuers_url=f"{base}/pki/ca/{ca.slug}.crt",
-        delta_crl_url=None if ca.is_root else f"{base}/pki/crl/{ca.slug}.delta.crl",
+        crl_url=f"{base}/pki/crl/{slug}.crl",
+        ocsp_url=f"{base}/pki/ocsp/{slug}/",
+        ca_issuers_url=f"{base}/pki/ca/{slug}.crt",
+        delta_crl_url=None if is_root else f"{base}/pki/crl/{slug}.delta.crl",
     )

@@ -2,21 +2,54 @@
 
 from __future__ import annotations
 
+from django.db.models import Q, QuerySet
+
 from certificates.crypto.serials import serial_to_hex
 from certificates.errors import Conflict, NotFound
 from certificates.models import Certificate, CertificateAuthority, is_ascii_number
 from organizations.principal import Principal
+from pki_project.db import PreparedSelect
 
 
 def get_ca(reference: str | int, principal: Principal | None = None) -> CertificateAuthority:
-    """A CA by slug or id, visible to `principal` (None: the operator at the console sees all)."""
-    queryset = CertificateAuthority.objects.select_related("certificate", "organization", "parent")
-    if principal is not None and not principal.is_global_admin:
-        queryset = queryset.filter(organization_id=principal.organization_id)
-    ca = queryset.by_reference(str(reference)).first()
-    if ca is None:
+    """A CA by slug or id, visible to `principal` (None: the operator at the console sees all).
+
+    It comes with what issuance uses (its certificate and organization) in one query,
+    compiled once per process (every API issuance starts here; see `_ca_lookup`).
+    """
+    reference = str(reference).strip()
+    numeric = is_ascii_number(reference)
+    scoped = principal is not None and not principal.is_global_admin
+    values: tuple = (reference, int(reference)) if numeric else (reference,)
+    if scoped:
+        values += (principal.organization_id,)
+    matches = _CA_LOOKUPS[numeric, scoped].fetch(*values)
+    if not matches:
         raise NotFound(f"No CA '{reference}'.")
-    return ca
+    # At most two rows match (a number can be one CA's id and another's slug): the lower id wins.
+    return min(matches, key=lambda ca: ca.pk)
+
+
+def _ca_lookup(numeric: bool, scoped: bool) -> PreparedSelect:
+    """The CA lookup by slug, or by slug-or-id for a number (`by_reference`'s rule), optionally in one
+    organization: compiling this select_related cost about 1 ms, more than signing (issue 12)."""
+
+    def build(slug: str, *rest: int) -> QuerySet:
+        queryset = CertificateAuthority.objects.select_related("certificate", "organization").order_by()
+        if numeric:
+            queryset = queryset.filter(Q(slug=slug) | Q(pk=rest[0]))
+            rest = rest[1:]
+        else:
+            queryset = queryset.filter(slug=slug)
+        if scoped:
+            queryset = queryset.filter(organization_id=rest[0])
+        return queryset[:2]
+
+    argument_types = (str, *([int] if numeric else []), *([int] if scoped else []))
+    return PreparedSelect(build, *argument_types)
+
+
+_CA_LOOKUPS = {(numeric, scoped): _ca_lookup(numeric, scoped) for numeric in (False, True) for scoped in (False, True)}
 
 
 def ca_chain(ca: CertificateAuthority) -> list[CertificateAuthority]:

@@ -13,7 +13,7 @@ must run isolated in a `@measurement("name")` function (it receives its JSON arg
 returns a JSON dict) and call it with `measure_in_subprocess(name, args, env)`.
 
 Current suites:
-* crl: `generate_crl` end to end from the database (SQLite file, rows bulk-inserted) for
+* crl: `generate_crl` end to end from the database (rows bulk-inserted) for
   1,000 / 10,000 / 100,000 revoked certificates, beside the raw `cryptography` build of the
   same entries with the same key in the same run.
 * ocsp: responses per second over HTTP on loopback against gunicorn ((2 x cores) + 1 gthread
@@ -25,6 +25,7 @@ Current suites:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,11 @@ from typing import Any
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+# PostgreSQL when DATABASE_URL names a server: each suite gets a throw-away database there.
+SERVER_DATABASE_URL = os.environ.get("DATABASE_URL", "") if os.environ.get(
+    "DATABASE_URL", "").startswith(("postgres://", "postgresql://")) else ""
+DATABASE_LABEL = "PostgreSQL" if SERVER_DATABASE_URL else "SQLite"
+_suite_database_url = ""  # the current suite's throw-away PostgreSQL database
 RESULTS_FILE = PROJECT_DIR / "bench-results.json"
 BENCH_ROOT_PASSWORD = "benchmark root password, not a secret"  # noqa: S105
 
@@ -92,7 +98,8 @@ def peak_rss_mb() -> float:
 
 
 def bench_environment(workdir: Path, **extra: str) -> dict[str, str]:
-    """A self-contained installation in `workdir`: SQLite file, data directory, throwaway secrets."""
+    """A self-contained installation in `workdir`: its database (a SQLite file there, or the suite's
+    throw-away PostgreSQL database), data directory and throwaway secrets."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("PKI_", "DJANGO_")) and key not in ("DATABASE_URL", "CACHE_URL")}
     env.update({
@@ -101,7 +108,7 @@ def bench_environment(workdir: Path, **extra: str) -> dict[str, str]:
         "PKI_ENCRYPTION_SALT": "bench-salt-0123456789ab",
         "PKI_ENV_FILE": str(workdir / "none.env"),
         "PKI_DATA_DIR": str(workdir / "data"),
-        "DATABASE_URL": f"sqlite:///{workdir / 'pki.db'}",
+        "DATABASE_URL": _suite_database_url or f"sqlite:///{workdir / 'pki.db'}",
         "PKI_COOKIE_SECURE": "false",
         "PKI_ROOT_KDF_LOG2_N": "12",
         "PKI_LOG_LEVEL": "WARNING",
@@ -290,7 +297,8 @@ def crl_suite(workdir: Path) -> list[Row]:
             operation=f"crl_build_{n}", n=n, median_ms=round(ours["median_ms"], 1),
             raw_median_ms=round(raw["median_ms"], 1), ratio=round(ours["median_ms"] / raw["median_ms"], 2),
             peak_rss_mb=ours["peak_rss_mb"], raw_peak_rss_mb=raw["peak_rss_mb"],
-            notes=(f"generate_crl from SQLite vs raw cryptography, median of {repeat}; best {ours['best_ms']:.0f} vs "
+            notes=(f"generate_crl from {DATABASE_LABEL} vs raw cryptography, median of {repeat}; "
+                   f"best {ours['best_ms']:.0f} vs "
                    f"{raw['best_ms']:.0f} ms (ratio {ours['best_ms'] / raw['best_ms']:.2f}); CPU "
                    f"{ours['cpu_median_ms']:.0f} vs {raw['cpu_median_ms']:.0f} ms "
                    f"(ratio {ours['cpu_median_ms'] / raw['cpu_median_ms']:.2f})"),
@@ -504,6 +512,27 @@ import bench_lifecycle  # noqa: E402  (needs the framework above)
 bench_lifecycle.register(sys.modules[__name__])
 
 
+@contextlib.contextmanager
+def suite_database(suite: str) -> Iterator[None]:
+    """On PostgreSQL, a database of the suite's own for its duration (dropped after); on SQLite, nothing."""
+    global _suite_database_url
+    if not SERVER_DATABASE_URL:
+        yield
+        return
+    import psycopg
+
+    name = f"pki_bench_{suite}_{secrets.token_hex(4)}"
+    with psycopg.connect(SERVER_DATABASE_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    _suite_database_url = SERVER_DATABASE_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield
+    finally:
+        _suite_database_url = ""
+        with psycopg.connect(SERVER_DATABASE_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--measure", nargs=2, metavar=("NAME", "JSON"), help=argparse.SUPPRESS)
@@ -518,17 +547,20 @@ def main() -> int:
     for name in options.suite or list(SUITES):
         workdir = Path(tempfile.mkdtemp(prefix=f"pki-bench-{name}-"))
         try:
-            rows.extend(SUITES[name](workdir))
+            with suite_database(name):
+                rows.extend(SUITES[name](workdir))
         except Exception as error:  # one broken suite must not cost the figures of the others
             failed[name] = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
             print(f"Suite {name} failed: {error}", file=sys.stderr)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows)
-    payload = {"quick": QUICK, "cpus": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1),
-               "rows": [asdict(row) for row in rows], "failed_suites": failed}
+    payload = {"quick": QUICK, "cpus": os.cpu_count(), "database": DATABASE_LABEL,
+               "seconds": round(time.perf_counter() - started, 1), "rows": [asdict(row) for row in rows],
+               "failed_suites": failed}
     RESULTS_FILE.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"\nWritten to {RESULTS_FILE.name} ({payload['seconds']} s{', quick run' if QUICK else ''}).")
+    print(f"\nWritten to {RESULTS_FILE.name} ({payload['seconds']} s on {DATABASE_LABEL}"
+          f"{', quick run' if QUICK else ''}).")
     if failed:
         print(f"Failed suites: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

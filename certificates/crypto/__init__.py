@@ -13,7 +13,7 @@ from .builders import (
     build_root_ca_certificate,
 )
 from .crl import REASONS, RevokedEntry, build_crl, parse_reason, reason_name
-from .csr import csr_common_name, csr_key_type, csr_public_key, csr_sans, load_csr
+from .csr import VettedCsr, csr_common_name, csr_key_type, csr_public_key, csr_sans, load_csr, vet_csr
 from .errors import CryptoError, InvalidRequestError, PolicyError
 from .fingerprints import certificate_fingerprint_sha256
 from .keys import (
@@ -65,6 +65,7 @@ __all__ = [
     "PublicKey",
     "PublicationUrls",
     "RevokedEntry",
+    "VettedCsr",
     "build_crl",
     "build_end_entity_certificate",
     "build_intermediate_ca_certificate",
@@ -105,4 +106,5 @@ __all__ = [
     "serial_to_hex",
     "signature_hash_for",
     "validate_sans_for_profile",
+    "vet_csr",
 ]

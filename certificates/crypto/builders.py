@@ -12,6 +12,7 @@ is never needed. The validity is then clamped inside the issuer's
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,7 +101,13 @@ def _check_url(label: str, url: object) -> None:
 
 
 def publication_extensions(urls: PublicationUrls) -> list[x509.Extension[x509.ExtensionType]]:
-    """CRLDP, freshestCRL (if a delta CRL URL is set) and AIA for ``urls``."""
+    """CRLDP, freshestCRL (if a delta CRL URL is set) and AIA for ``urls`` (a new list each call)."""
+    return list(_publication_extensions(urls))
+
+
+@functools.lru_cache(maxsize=1024)
+def _publication_extensions(urls: PublicationUrls) -> tuple[x509.Extension[x509.ExtensionType], ...]:
+    """Built once per set of URLs: the extension objects are immutable, so issuances share them."""
     extensions: list[x509.Extension[x509.ExtensionType]] = [
         extension(x509.CRLDistributionPoints([distribution_point(urls.crl_url)]), False),
     ]
@@ -123,7 +130,7 @@ def publication_extensions(urls: PublicationUrls) -> list[x509.Extension[x509.Ex
             False,
         )
     )
-    return extensions
+    return tuple(extensions)
 
 
 def _policies(oids: Sequence[ObjectIdentifier]) -> x509.CertificatePolicies:

@@ -6,6 +6,8 @@ input, however hostile, makes these functions raise anything else.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -43,7 +45,22 @@ def _parse(raw: bytes) -> x509.CertificateSigningRequest:
         ) from None
 
 
-def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
+@dataclass(frozen=True)
+class VettedCsr:
+    """A CSR that passed every check of :func:`vet_csr`, with what the checks extracted.
+
+    Callers use these values instead of asking the CSR again, so nothing is parsed,
+    normalised or validated twice on the issuance path.
+    """
+
+    csr: x509.CertificateSigningRequest
+    public_key: PublicKey
+    key_type: KeyType
+    sans: list[x509.GeneralName]
+    common_name: str | None
+
+
+def vet_csr(data: bytes | str) -> VettedCsr:
     """Parse and vet a CSR given as PEM or DER.
 
     Checks, in order: size (``csr_too_large``, before parsing), syntax
@@ -58,12 +75,16 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
         raise InvalidRequestError("CSR is empty", code="csr_malformed")
     csr = _parse(raw)
     _check_signature(csr)
-    csr_key_type(csr)
-    extensions = _extensions(csr)
-    _check_not_ca(extensions)
-    csr_sans(csr)
-    csr_common_name(csr)
-    return csr
+    public_key = csr_public_key(csr)
+    key_type = key_type_of(public_key)
+    _check_not_ca(_extensions(csr))
+    return VettedCsr(csr=csr, public_key=public_key, key_type=key_type, sans=csr_sans(csr),
+                     common_name=csr_common_name(csr))
+
+
+def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
+    """Parse and vet a CSR (every check of :func:`vet_csr`) and return it."""
+    return vet_csr(data).csr
 
 
 def _check_signature(csr: x509.CertificateSigningRequest) -> None:

@@ -67,12 +67,40 @@ def issuer_chain(certificate: Certificate, include_root: bool) -> list[Certifica
     """The CA certificates above `certificate`, nearest first."""
     if certificate.issuer_id is None:
         return []
-    issuer = CertificateAuthority.objects.select_related("certificate").get(pk=certificate.issuer_id)
-    return [ca.certificate for ca in ca_chain(issuer) if include_root or not ca.is_root]
+    return [ca.certificate for ca in ca_chain(_issuer_of(certificate)) if include_root or not ca.is_root]
 
 
 def chain_pem(certificate: Certificate, include_root: bool = False) -> bytes:
-    return b"".join(certificate_pem(c) for c in [certificate, *issuer_chain(certificate, include_root)])
+    return certificate_pem(certificate) + _issuer_chain_pem(certificate, include_root)
+
+
+# The PEM of the CA certificates above an issuer, by the issuer certificate's fingerprint
+# and whether the root is included. What is above a CA certificate never changes (its
+# signature fixes its issuer), so the walk up the hierarchy is done once per process.
+_ISSUER_CHAIN_PEMS: dict[tuple[str, bool], bytes] = {}
+_ISSUER_CHAIN_PEMS_MAX = 1024
+
+
+def _issuer_chain_pem(certificate: Certificate, include_root: bool) -> bytes:
+    if certificate.issuer_id is None:
+        return b""
+    issuer = _issuer_of(certificate)
+    key = (issuer.certificate.fingerprint_sha256, include_root)
+    pem = _ISSUER_CHAIN_PEMS.get(key)
+    if pem is None:
+        pem = b"".join(certificate_pem(ca.certificate) for ca in ca_chain(issuer) if include_root or not ca.is_root)
+        if len(_ISSUER_CHAIN_PEMS) >= _ISSUER_CHAIN_PEMS_MAX:
+            _ISSUER_CHAIN_PEMS.clear()
+        _ISSUER_CHAIN_PEMS[key] = pem
+    return pem
+
+
+def _issuer_of(certificate: Certificate) -> CertificateAuthority:
+    """The issuing CA with its certificate row: the one in hand if the caller loaded both, else one query."""
+    issuer = certificate.issuer if Certificate.issuer.is_cached(certificate) else None
+    if issuer is not None and CertificateAuthority.certificate.is_cached(issuer):
+        return issuer
+    return CertificateAuthority.objects.select_related("certificate").get(pk=certificate.issuer_id)
 
 
 def _file_stem(certificate: Certificate) -> str:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import record_event
 from certificates.crypto.builders import build_end_entity_certificate
-from certificates.crypto.csr import csr_common_name, csr_public_key, csr_sans, load_csr
+from certificates.crypto.csr import vet_csr
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, PublicKey, generate_private_key, parse_key_type
 from certificates.crypto.names import build_subject, parse_sans
@@ -37,7 +37,7 @@ from certificates.keystore import (
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, KeySource
 from certificates.selectors import ca_chain
 from certificates.services.authorities import ensure_usable_issuer
-from certificates.services.records import create_certificate_row, load_x509
+from certificates.services.records import SignedFrom, create_certificate_row, load_x509
 from certificates.vault.storage import ArtifactStore
 from pki_project.actor import Actor
 
@@ -130,12 +130,12 @@ def _subject(common_name: str | None) -> x509.Name:
 def _subscriber_from_csr(request: IssuanceRequest) -> _Subscriber:
     if request.key_type:
         raise InvalidInput("key_type applies only to keys generated on the server, not to a CSR.", code="invalid")
-    csr = _crypto(load_csr, request.csr)
-    common_name = request.common_name or _crypto(csr_common_name, csr)
-    sans = _requested_sans(request.sans) if request.sans else _crypto(csr_sans, csr)
+    csr = _crypto(vet_csr, request.csr)
+    common_name = request.common_name or csr.common_name
+    sans = _requested_sans(request.sans) if request.sans else csr.sans
     return _Subscriber(
         subject=_subject(common_name), sans=_sans_with_common_name(sans, common_name),
-        public_key=_crypto(csr_public_key, csr), key_source=KeySource.CSR,
+        public_key=csr.public_key, key_source=KeySource.CSR,
     )
 
 
@@ -202,13 +202,14 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
                 certificate, organization=ca.organization, issuer=ca, kind=CertificateKind.END_ENTITY,
                 key_source=subscriber.key_source, created_by=actor.username, profile=profile.name,
                 predecessor=predecessor, pkcs12_path=paths.bundle, pkcs12_password_path=paths.password,
+                signed_from=SignedFrom(subscriber.subject, subscriber.sans, subscriber.public_key),
             )
         except IntegrityError:
             raise Conflict("That certificate has already been renewed: renew its successor.",
                            code="already_renewed") from None
         record_event(
             AuditAction.CERTIFICATE_RENEW if predecessor else AuditAction.CERTIFICATE_ISSUE,
-            **actor.audit_kwargs(), organization_id=row.organization_id, target_type="certificate",
+            **actor.audit_kwargs(), organization=ca.organization, target_type="certificate",
             target_id=str(row.pk), target_serial=row.serial,
             details={"ca": ca.slug, "profile": profile.name, "key_source": row.key_source,
                      "predecessor": predecessor.serial if predecessor else None},
@@ -231,7 +232,7 @@ def _renewal_subscriber(old: x509.Certificate, row: Certificate, csr: bytes | st
     if row.key_source == KeySource.SERVER:
         private_key = generate_private_key(row.key_type)
         return _Subscriber(old.subject, sans, private_key.public_key(), KeySource.SERVER, private_key)
-    public_key = _crypto(csr_public_key, _crypto(load_csr, csr)) if csr else old.public_key()
+    public_key = _crypto(vet_csr, csr).public_key if csr else old.public_key()
     return _Subscriber(old.subject, sans, public_key, KeySource.CSR)
 
 

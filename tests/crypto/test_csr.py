@@ -23,6 +23,7 @@ from certificates.crypto import (
     parse_san,
     san_type,
     signature_hash_for,
+    vet_csr,
 )
 from tests.crypto.helpers import assert_openssl_ok, cached_chain, cached_key, openssl
 
@@ -61,6 +62,19 @@ def test_load_good_csr_pem_der_and_str(key_type: KeyType) -> None:
         assert csr_key_type(loaded) is key_type
         assert csr_common_name(loaded) == "www.example.com"
         assert csr_sans(loaded) == [x509.DNSName("www.example.com")]
+
+
+@pytest.mark.parametrize("key_type", [KeyType.EC_P256, KeyType.RSA_2048, KeyType.ED25519], ids=str)
+def test_vetting_returns_what_the_csr_accessors_return(key_type: KeyType) -> None:
+    """The issuance path reads these values instead of asking the CSR a second time."""
+    sans = [parse_san("DNS:WWW.Example.com"), parse_san("DNS:www.example.com"), parse_san("IP:192.0.2.7")]
+    csr = make_csr(cached_key(key_type, "leaf"), sans=sans)
+    vetted = vet_csr(csr.public_bytes(Encoding.PEM))
+    assert vetted.csr.public_bytes(Encoding.DER) == csr.public_bytes(Encoding.DER)
+    assert vetted.key_type is key_type is csr_key_type(vetted.csr)
+    assert vetted.public_key == csr.public_key()
+    assert vetted.sans == csr_sans(vetted.csr) == [x509.DNSName("www.example.com"), sans[2]]
+    assert vetted.common_name == csr_common_name(vetted.csr) == "www.example.com"
 
 
 def test_csr_without_san_or_cn() -> None:
