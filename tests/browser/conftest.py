@@ -130,11 +130,21 @@ def shoot(page, name: str) -> None:
     page.set_viewport_size(DESKTOP)
 
 
+def follow(page, element) -> None:
+    """Click a link, or a button that submits a form, and return once the page it leads to has loaded.
+
+    A click returns when the navigation has begun, not when it has ended (nor does
+    `wait_for_load_state`, which can still see the old page): an assertion right after it
+    could read the page the form was on, a race that failed CI once.
+    """
+    with page.expect_navigation():
+        element.click()
+
+
 def log_in(page, api_key: str, next_url: str = "/") -> None:
     page.goto(f"/auth/login?next={next_url}")
     page.get_by_label("API key").fill(api_key)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    follow(page, page.get_by_role("button", name="Sign in"))
 
 
 def visit(page, url: str, expect_status: int = 200):
