@@ -49,6 +49,11 @@ def clean_details(details: Mapping[str, object]) -> dict[str, object]:
 
 
 def _clean_value(value: object, path: str) -> object:
+    kind = type(value)  # the usual exact types first: every issuance cleans its details (issue 12)
+    if kind is str:
+        return clean_text(value)
+    if kind is dict:
+        return _clean_mapping(value, path)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):

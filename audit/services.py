@@ -52,6 +52,7 @@ def record_event(
     target_serial: str = "",
     details: Mapping[str, object] | None = None,
     actor_label: str = "",
+    transaction_open: bool = False,
 ) -> AuditEvent:
     """Append one event to the chain and return it.
 
@@ -59,7 +60,9 @@ def record_event(
     and the user agent. The organization is `organization` when the caller has the
     object in hand (which saves a query for its slug), else `organization_id`, else
     the principal's. `details` must never contain a secret: keys that look like one
-    are refused.
+    are refused. `transaction_open=True` says the caller holds a transaction open that
+    it will commit (`pki_project.db.write_transaction`, where no atomic block may be
+    opened): the append then opens none of its own.
     """
     action = AuditAction(action)
     outcome = Outcome(outcome)
@@ -82,7 +85,7 @@ def record_event(
         **_request_fields(request),
         "details": clean_details(details or {}),
     }
-    return _append(fields)
+    return _append(fields, transaction_open=transaction_open)
 
 
 def _actor_fields(principal: Principal | None) -> dict[str, object]:
@@ -123,20 +126,25 @@ def normalize_ip(value: object) -> str:
         return ""
 
 
-def _append(fields: dict[str, object]) -> AuditEvent:
-    """Read the head and insert the next event while holding the chain lock.
+def _append(fields: dict[str, object], *, transaction_open: bool) -> AuditEvent:
+    """Read the head and insert the next event while holding the chain lock, in a transaction.
 
     No savepoint: inside an operation's transaction a failed append must undo the
     whole operation anyway, and a savepoint costs two more statements per event.
     """
+    if transaction_open:
+        return _append_in_transaction(fields)
     with transaction.atomic(using=DEFAULT_DB_ALIAS, savepoint=False):
-        lock_chain(DEFAULT_DB_ALIAS)
-        seq, prev_hash = _chain_head(DEFAULT_DB_ALIAS)
-        event = new_row(AuditEvent, seq=seq + 1, prev_hash=prev_hash, version=FORMAT_VERSION,
-                        created_at=timezone.now(), **fields)
-        event.hash = event.compute_hash()
-        insert_new(event, using=DEFAULT_DB_ALIAS)  # AuditEvent.save() would only recompute the same hash
-    return event
+        return _append_in_transaction(fields)
+
+
+def _append_in_transaction(fields: dict[str, object]) -> AuditEvent:
+    lock_chain(DEFAULT_DB_ALIAS)
+    seq, prev_hash = _chain_head(DEFAULT_DB_ALIAS)
+    event = new_row(AuditEvent, seq=seq + 1, prev_hash=prev_hash, version=FORMAT_VERSION,
+                    created_at=timezone.now(), **fields)
+    event.hash = event.compute_hash()
+    return insert_new(event, using=DEFAULT_DB_ALIAS)  # AuditEvent.save() would only recompute the same hash
 
 
 def _chain_head(using: str) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -40,6 +40,7 @@ from certificates.services.authorities import ensure_usable_issuer
 from certificates.services.records import SignedFrom, create_certificate_row, load_x509
 from certificates.vault.storage import ArtifactStore
 from pki_project.actor import Actor
+from pki_project.db import write_transaction
 
 DEFAULT_DAYS = 365
 DEFAULT_SERVER_KEY_TYPE = KeyType.EC_P256
@@ -180,7 +181,10 @@ def _store_pkcs12(store: ArtifactStore, ca: CertificateAuthority, certificate: x
 
 
 @contextmanager
-def _pkcs12_removed_on_failure(store: ArtifactStore, paths: _Pkcs12Paths) -> Iterator[None]:
+def _pkcs12_removed_on_failure(store: ArtifactStore | None, paths: _Pkcs12Paths) -> Iterator[None]:
+    if store is None:  # a CSR's certificate: nothing was written
+        yield
+        return
     try:
         yield
     except BaseException:
@@ -194,9 +198,10 @@ def _pkcs12_removed_on_failure(store: ArtifactStore, paths: _Pkcs12Paths) -> Ite
 def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int, *, actor: Actor,
            predecessor: Certificate | None = None) -> Certificate:
     certificate = _sign(ca, subscriber, profile, days)
-    store = artifact_store()
-    paths = _store_pkcs12(store, ca, certificate, subscriber.private_key) if subscriber.private_key else _Pkcs12Paths()
-    with _pkcs12_removed_on_failure(store, paths), transaction.atomic():
+    store = artifact_store() if subscriber.private_key else None
+    paths = _store_pkcs12(store, ca, certificate, subscriber.private_key) if store else _Pkcs12Paths()
+    # The row and its event commit together, in a transaction bracketed by the driver (issue 12).
+    with _pkcs12_removed_on_failure(store, paths), write_transaction():
         try:
             row = create_certificate_row(
                 certificate, organization=ca.organization, issuer=ca, kind=CertificateKind.END_ENTITY,
@@ -213,6 +218,7 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
             target_id=str(row.pk), target_serial=row.serial,
             details={"ca": ca.slug, "profile": profile.name, "key_source": row.key_source,
                      "predecessor": predecessor.serial if predecessor else None},
+            transaction_open=True,
         )
     return row
 

@@ -104,13 +104,3 @@ def snapshot(data_dir: Path) -> dict[str, object]:
         "files": sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*") if p.is_file()),
         "success_events": AuditEvent.objects.filter(outcome="success").count(),
     }
-
-
-@pytest.fixture
-def committed_audit_events_removed(transactional_db):
-    """For tests whose writes commit (threads, the live server): the append-only triggers refuse
-    pytest-django's flush, so the audit trail is emptied the sanctioned way afterwards."""
-    yield
-    from audit.maintenance import delete_all_events
-
-    delete_all_events()
