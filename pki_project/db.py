@@ -120,7 +120,6 @@ def fetch_one(connection: BaseDatabaseWrapper, sql: str, params: list[object]) -
             cursor.close()
 
 
-
 @contextmanager
 def write_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """A short write transaction of a hot path: BEGIN … COMMIT on the driver's connection.
@@ -148,15 +147,9 @@ def write_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     _native_execute(connection, begin)
     try:
         yield
-    except BaseException:
-        with suppress(Exception):  # keep the block's own error; a failed rollback leaves the connection to Django
-            _native_execute(connection, "ROLLBACK")
-        raise
-    try:
         _native_execute(connection, "COMMIT")
     except BaseException:
-        with suppress(Exception):
-            _native_execute(connection, "ROLLBACK")
+        _rollback_or_close(connection)
         raise
 
 
@@ -169,9 +162,18 @@ def _native_begin(connection: BaseDatabaseWrapper) -> str | None:
     if connection.vendor == "sqlite":
         mode = getattr(connection, "transaction_mode", None)
         return f"BEGIN {mode}" if mode else "BEGIN"
-    if connection.vendor == "postgresql":
-        return "BEGIN"
+    if connection.vendor == "postgresql" and "isolation_level" not in connection.settings_dict["OPTIONS"]:
+        return "BEGIN"  # the server's default, READ COMMITTED, which is also Django's
     return None
+
+
+def _rollback_or_close(connection: BaseDatabaseWrapper) -> None:
+    """Keep the block's own error: a ROLLBACK that fails too closes the connection (as atomic() does)."""
+    try:
+        _native_execute(connection, "ROLLBACK")
+    except Exception:
+        with suppress(Exception):
+            connection.close()
 
 
 def _native_execute(connection: BaseDatabaseWrapper, sql: str) -> None:
@@ -181,6 +183,7 @@ def _native_execute(connection: BaseDatabaseWrapper, sql: str) -> None:
             cursor.execute(sql)
         finally:
             cursor.close()
+
 
 _NATIVE_SQL: dict[tuple[str, str], str | None] = {}
 

@@ -120,6 +120,25 @@ def test_a_database_error_comes_out_as_djangos_and_leaves_nothing(organization) 
     assert AuditEvent.objects.filter(target_serial="dup").count() == 0
 
 
+def test_a_refused_commit_rolls_back_and_leaves_the_connection_usable(organization, native_statements) -> None:
+    """Django's foreign keys are deferred to COMMIT on both engines: the commit itself fails here."""
+    orphan = _row(organization, "07")
+    orphan.organization_id = organization.pk + 1000  # no such organization
+
+    def write_orphan() -> None:
+        with write_transaction():
+            insert_new(orphan)
+
+    with pytest.raises(IntegrityError):
+        write_orphan()
+    assert native_statements[-2:] == ["COMMIT", "ROLLBACK"]
+    assert not _driver_in_transaction()
+    assert not Certificate.objects.filter(serial="07").exists()
+    with write_transaction():
+        _write_row_and_event(organization, "08")
+    assert Certificate.objects.filter(serial="08").exists()
+
+
 def test_inside_an_atomic_block_it_is_part_of_the_outer_transaction(organization, native_statements) -> None:
     def inside_atomic() -> None:
         with transaction.atomic():
