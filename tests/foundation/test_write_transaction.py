@@ -139,6 +139,20 @@ def test_a_refused_commit_rolls_back_and_leaves_the_connection_usable(organizati
     assert Certificate.objects.filter(serial="08").exists()
 
 
+def test_an_atomic_block_inside_the_driver_transaction_fails_loudly(organization) -> None:
+    """Django does not know the driver's transaction is open: a nested atomic() must not pass silently."""
+    from django.db import Error
+
+    def nested_atomic() -> None:
+        with write_transaction(), transaction.atomic():
+            insert_new(_row(organization, "09"))
+
+    with pytest.raises(Error):
+        nested_atomic()
+    assert not _driver_in_transaction()
+    assert not Certificate.objects.filter(serial="09").exists()
+
+
 def test_inside_an_atomic_block_it_is_part_of_the_outer_transaction(organization, native_statements) -> None:
     def inside_atomic() -> None:
         with transaction.atomic():
