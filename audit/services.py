@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.actions import AuditAction, Outcome
-from audit.canonical import FORMAT_VERSION, GENESIS_HASH
+from audit.canonical import FORMAT_VERSION, GENESIS_HASH, compute_hash
 from audit.details import clean_details, clean_text
 from audit.models import AuditEvent
 from organizations.principal import Principal
@@ -141,20 +142,30 @@ def _append(fields: dict[str, object], *, transaction_open: bool) -> AuditEvent:
 def _append_in_transaction(fields: dict[str, object]) -> AuditEvent:
     lock_chain(DEFAULT_DB_ALIAS)
     seq, prev_hash = _chain_head(DEFAULT_DB_ALIAS)
-    event = new_row(AuditEvent, seq=seq + 1, prev_hash=prev_hash, version=FORMAT_VERSION,
-                    created_at=timezone.now(), **fields)
-    event.hash = event.compute_hash()
+    values = {**fields, "seq": seq + 1, "prev_hash": prev_hash, "version": FORMAT_VERSION,
+              "created_at": timezone.now()}
+    # The hash of these very values (AuditEvent.hash_record would read them back one by one).
+    values["hash"] = compute_hash({**values, "v": FORMAT_VERSION})
+    event = new_row(AuditEvent, **values)
     return insert_new(event, using=DEFAULT_DB_ALIAS)  # AuditEvent.save() would only recompute the same hash
+
+
+_CHAIN_HEAD_SQL: dict[str, str] = {}
 
 
 def _chain_head(using: str) -> tuple[int, str]:
     """(seq, hash) of the newest event, or (0, the genesis hash) for an empty chain."""
     connection = connections[using]
-    quote = connection.ops.quote_name
-    table = quote(AuditEvent._meta.db_table)  # an identifier from the model, quoted; no input
-    sql = f"SELECT {quote('seq')}, {quote('hash')} FROM {table} ORDER BY {quote('seq')} DESC LIMIT 1"  # noqa: S608
+    sql = _CHAIN_HEAD_SQL.get(connection.vendor) or _CHAIN_HEAD_SQL.setdefault(connection.vendor,
+                                                                              _chain_head_sql(connection))
     row = fetch_one(connection, sql, [])
     return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
+def _chain_head_sql(connection: BaseDatabaseWrapper) -> str:
+    quote = connection.ops.quote_name
+    table = quote(AuditEvent._meta.db_table)  # an identifier from the model, quoted; no input
+    return f"SELECT {quote('seq')}, {quote('hash')} FROM {table} ORDER BY {quote('seq')} DESC LIMIT 1"  # noqa: S608
 
 
 def lock_chain(using: str = DEFAULT_DB_ALIAS) -> None:
