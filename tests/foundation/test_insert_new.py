@@ -85,21 +85,25 @@ def test_the_statement_is_counted_like_any_other_query() -> None:
 def test_each_value_is_converted_exactly_as_save_converts_it() -> None:
     """The str short-cut for text columns must agree with Django's get_db_prep_save everywhere."""
     from audit.models import AuditEvent
-    from pki_project.db import _db_value, _plan
+    from pki_project.db import _db_value, _params, _plan
 
     event = AuditEvent(seq=7, prev_hash="0" * 64, hash="f" * 64, created_at=NOW, action="certificate.issue",
                        outcome="success", actor_username="ädmin", organization_id=3, organization_slug="x",
                        target_serial="0a", details={"ca": "issuing", "n": [1, None]}, source_ip="2001:db8::1")
     organization = Organization.objects.create(name="Convert Corp", slug="convert")
     for instance in (_certificate(organization, "0f"), event):
-        for column in _plan(type(instance), connection).columns:
+        plan = _plan(type(instance), connection)
+        params = _params(plan, instance, connection)  # the whole row at once: text read straight through
+        for column, param in zip(plan.columns, params, strict=True):
             if column.attname == "created_at" and isinstance(instance, Certificate):
                 continue  # auto_now_add: a new "now" on every pre_save
             expected = column.field.get_db_prep_save(column.field.pre_save(instance, True), connection)
             assert _comparable(_db_value(column, instance, connection)) == _comparable(expected), column.attname
+            assert _comparable(param) == _comparable(expected), column.attname
 
 
 SAMPLES = [None, "", "text", 0, 7, 2**40, NOW, NOW.replace(microsecond=0), NOW.replace(tzinfo=None),
+           NOW.replace(year=5), NOW.replace(year=9999, microsecond=999999),
            NOW.astimezone(timezone(timedelta(hours=2))), {"a": [1, None]}, ["DNS:a.example"], b"\x30\x00", True]
 
 
