@@ -311,6 +311,52 @@ def build_intermediate_ca_certificate(
 # --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CheckedIssuer:
+    """What signing below a CA certificate reads from it, read once per certificate (issue 12).
+
+    Every value comes from the certificate alone (nothing of the private key is kept), and
+    only a certificate that passed :func:`require_ca_issuer` is remembered.
+    """
+
+    subject: x509.Name
+    public_key: PublicKey
+    authority_key_identifier: x509.Extension[x509.AuthorityKeyIdentifier]
+    name_constraints: x509.NameConstraints | None
+    not_valid_before: datetime
+    not_valid_after: datetime
+
+
+@functools.lru_cache(maxsize=256)
+def _ca_certificate_facts(issuer_cert: x509.Certificate) -> CheckedIssuer:
+    require_ca_issuer(issuer_cert)  # raises for a certificate that may not sign: not cached
+    try:
+        constraints = issuer_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    return CheckedIssuer(
+        subject=issuer_cert.subject,
+        public_key=issuer_cert.public_key(),  # type: ignore[arg-type]
+        authority_key_identifier=extension(authority_key_identifier(issuer_cert), False),
+        name_constraints=constraints,
+        not_valid_before=issuer_cert.not_valid_before_utc,
+        not_valid_after=issuer_cert.not_valid_after_utc,
+    )
+
+
+def checked_issuer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> CheckedIssuer:
+    """:func:`require_key_matches` and :func:`require_ca_issuer`, in that order, then the issuer's facts."""
+    try:
+        issuer = _ca_certificate_facts(issuer_cert)
+    except PolicyError:
+        require_key_matches(issuer_cert, issuer_key)  # a key of another certificate is reported first
+        raise
+    if issuer.public_key != issuer_key.public_key():
+        raise PolicyError("the issuer key does not match the issuer certificate", code="issuer_key_mismatch")
+    return issuer
+
+
+
 def build_end_entity_certificate(
     issuer_cert: x509.Certificate,
     issuer_key: PrivateKey,
@@ -340,26 +386,26 @@ def build_end_entity_certificate(
     SAN (critical iff the subject is empty, RFC 5280 4.2.1.6), SKI, AKI,
     CRLDP (+ freshestCRL), AIA, certificatePolicies from the profile.
     """
-    require_key_matches(issuer_cert, issuer_key)
-    require_ca_issuer(issuer_cert)
+    issuer = checked_issuer(issuer_cert, issuer_key)
     key_type_of(public_key)
-    if public_key == issuer_cert.public_key():
+    if public_key == issuer.public_key:
         raise InvalidRequestError("the request reuses the issuing CA's own key", code="key_reuse")
     sans = dedupe_sans(sans)
     validate_sans_for_profile(profile, sans)
     if profile.common_name_in_san:
         check_common_name_in_sans(subject, sans)
     # RFC 5280 6.1.4 (g): the constraints of every CA on the path apply.
-    for ca_cert in (issuer_cert, *ca_chain):
+    if issuer.name_constraints is not None:
+        check_general_subtrees(issuer.name_constraints.permitted_subtrees, issuer.name_constraints.excluded_subtrees,
+                               sans)
+    for ca_cert in ca_chain:
         check_issuer_name_constraints(ca_cert, sans)
     if name_constraints is not None:
         spec = name_constraints.to_extension()
         check_general_subtrees(spec.permitted_subtrees, spec.excluded_subtrees, sans)
     if not sans and not list(subject):
         raise InvalidRequestError("a certificate needs a subject or a subject alternative name", code="subject_invalid")
-    start, end = clamp_validity(
-        start_time(now), days, profile, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
-    )
+    start, end = clamp_validity(start_time(now), days, profile, issuer.not_valid_after, issuer.not_valid_before)
     extensions = [
         extension(x509.BasicConstraints(ca=False, path_length=None), True),
         extension(profile.key_usage_for(public_key), True),
@@ -369,13 +415,13 @@ def build_end_entity_certificate(
         extensions.append(extension(x509.SubjectAlternativeName(sans), not list(subject)))
     extensions += [
         extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
-        extension(authority_key_identifier(issuer_cert), False),
+        issuer.authority_key_identifier,
         *publication_extensions(urls),
     ]
     if profile.policy_oids:
         extensions.append(extension(_policies(profile.policy_oids), False))
     return sign_certificate(
-        issuer_name=issuer_cert.subject,
+        issuer_name=issuer.subject,
         subject=subject,
         public_key=public_key,
         serial=checked_serial(serial),
