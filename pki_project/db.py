@@ -85,6 +85,9 @@ def insert_new(instance: Model, using: str = DEFAULT_DB_ALIAS) -> Model:
     return instance
 
 
+_ABSENT = object()  # a deferred attribute: `_db_value` reads it through the descriptor
+
+
 def _params(plan: _InsertPlan, instance: Model, connection: BaseDatabaseWrapper) -> list[object]:
     """The statement's parameters: a text column's str as it is, every other value through `_db_value`.
 
@@ -94,9 +97,6 @@ def _params(plan: _InsertPlan, instance: Model, connection: BaseDatabaseWrapper)
     values = instance.__dict__
     return [value if type(value) in column.passthrough else _db_value(column, instance, connection)
             for column in plan.columns for value in (values.get(column.attname, _ABSENT),)]
-
-
-_ABSENT = object()  # a deferred attribute: `_db_value` reads it through the descriptor
 
 
 def _db_value(column: _Column, instance: Model, connection: BaseDatabaseWrapper) -> object:
