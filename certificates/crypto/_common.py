@@ -42,7 +42,12 @@ def distribution_point(url: str) -> x509.DistributionPoint:
 
 def require_key_matches(cert: x509.Certificate, key: PrivateKey) -> None:
     """Raise PolicyError (``issuer_key_mismatch``) unless ``key`` belongs to ``cert``."""
-    if cert.public_key() != key.public_key():
+    require_public_key_matches(cert.public_key(), key)  # type: ignore[arg-type]
+
+
+def require_public_key_matches(public_key: PublicKey, key: PrivateKey) -> None:
+    """:func:`require_key_matches` for a certificate's public key already in hand."""
+    if public_key != key.public_key():
         raise PolicyError("the issuer key does not match the issuer certificate", code="issuer_key_mismatch")
 
 

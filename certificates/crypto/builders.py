@@ -27,6 +27,7 @@ from ._common import (
     distribution_point,
     extension,
     require_key_matches,
+    require_public_key_matches,
     sign_certificate,
     start_time,
 )
@@ -351,10 +352,8 @@ def checked_issuer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> Che
     except PolicyError:
         require_key_matches(issuer_cert, issuer_key)  # a key of another certificate is reported first
         raise
-    if issuer.public_key != issuer_key.public_key():
-        raise PolicyError("the issuer key does not match the issuer certificate", code="issuer_key_mismatch")
+    require_public_key_matches(issuer.public_key, issuer_key)
     return issuer
-
 
 
 def build_end_entity_certificate(
