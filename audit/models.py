@@ -89,7 +89,10 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
 
     prev_hash = models.CharField(max_length=HASH_LENGTH)
-    hash = models.CharField(max_length=HASH_LENGTH, unique=True)
+    # Not unique: the unique `seq` already forbids a fork, and two events with equal hashes would
+    # need equal canonical contents, `seq` included. The index it took was a random-key index
+    # that every append updated and nothing reads (issue 12).
+    hash = models.CharField(max_length=HASH_LENGTH)
 
     objects = AuditEventManager()
 

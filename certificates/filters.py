@@ -1,6 +1,6 @@
 """Filters of `GET /api/v1/certificates/` and `GET /api/v1/cas/` (django-filter).
 
-`search` uses the indexed columns where it can: the serial (`cert_serial` index) and
+`search` uses the indexed columns where it can: the serial (the unique (serial, issuer) index) and
 the SHA-256 fingerprint (unique index) by exact value or prefix, the common name by
 prefix on the `Lower(common_name)` expression index (`cert_cn_lower`). SANs live in a
 JSON list; a portable "contains" over them means a scan of the JSON text, so it is only

@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from certificates.filters import prefix_range
 from certificates.models import Certificate, CertificateAuthority, CertificateKind
 from certificates.services.crls import revoked_entries
 
@@ -75,3 +76,30 @@ def test_the_ocsp_responder_lookup_uses_an_index(intermediate_ca: CertificateAut
     plan = _queryset_plan(queryset)
     assert "USING INDEX cert_ocsp_responders" in plan, plan  # the partial index: responders only
     assert "TEMP B-TREE" not in plan, plan
+
+
+def _serial_index_name() -> str:
+    """SQLite names a table's UNIQUE constraint index sqlite_autoindex_<table>_<n>: find the (serial, issuer) one."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pragma_index_list('certificates_certificate') WHERE origin = 'u'")
+        for (name,) in cursor.fetchall():
+            cursor.execute("SELECT name FROM pragma_index_info(%s) ORDER BY seqno", [name])
+            if [column for (column,) in cursor.fetchall()] == ["serial", "issuer_id"]:
+                return name
+    raise AssertionError("no unique (serial, issuer_id) index")
+
+
+def test_a_certificate_is_found_by_serial_alone_through_the_unique_index(
+        intermediate_ca: CertificateAuthority) -> None:
+    plan = _queryset_plan(Certificate.objects.filter(serial="0a1b2c"))
+    assert f"USING INDEX {_serial_index_name()} (serial=?)" in plan, plan
+
+
+def test_a_serial_prefix_search_is_a_range_of_the_unique_index(intermediate_ca: CertificateAuthority) -> None:
+    plan = _queryset_plan(Certificate.objects.filter(prefix_range("serial", "0a1b")))
+    assert f"USING INDEX {_serial_index_name()} (serial>? AND serial<?)" in plan, plan
+
+
+def test_a_serial_under_its_issuer_is_one_probe_of_the_unique_index(intermediate_ca: CertificateAuthority) -> None:
+    plan = _queryset_plan(Certificate.objects.filter(issuer=intermediate_ca, serial="0a1b2c"))
+    assert f"USING INDEX {_serial_index_name()} (serial=? AND issuer_id=?)" in plan, plan
