@@ -56,6 +56,17 @@ def test_primary_keys_follow_the_database_sequence() -> None:
     assert set(Certificate.objects.values_list("pk", flat=True)) == {first.pk, second.pk}
 
 
+def test_the_primary_key_is_the_new_rows_own_through_either_cursor() -> None:
+    """On SQLite it is the cursor's lastrowid (no RETURNING); on PostgreSQL the RETURNING value."""
+    organization = Organization.objects.create(name="Key Corp", slug="key")
+    native = insert_new(_certificate(organization, "1a"))  # nothing watches: the driver's cursor
+
+    with connection.execute_wrapper(lambda execute, sql, params, many, context: execute(sql, params, many, context)):
+        wrapped = insert_new(_certificate(organization, "1b"))  # a wrapper watches: Django's cursor
+    assert Certificate.objects.get(pk=native.pk).serial == "1a"
+    assert Certificate.objects.get(pk=wrapped.pk).serial == "1b"
+
+
 def test_a_violated_constraint_raises_and_a_rolled_back_insert_leaves_nothing() -> None:
     organization = Organization.objects.create(name="Constraint Corp", slug="constraint")
     insert_new(_certificate(organization, "0c"))
