@@ -426,7 +426,7 @@ def _bare_sqlite_floor(issuer, issuer_key, csrs):
                        "common_name, subject, sans, key_type, key_source, not_before, not_after, fingerprint_sha256, "
                        "der, key_path, pkcs12_path, pkcs12_password_path, revocation_reason, created_by, created_at) "
                        "VALUES (1, 1, 'end_entity', 'server', ?, ?, ?, ?, 'ec-p256', 'csr', '2026-01-01 00:00:00', "
-                       "'2027-01-01 00:00:00', ?, ?, '', '', '', '', 'cli:bench', '2026-01-01 00:00:00') RETURNING id")
+                       "'2027-01-01 00:00:00', ?, ?, '', '', '', '', 'cli:bench', '2026-01-01 00:00:00')")
     audit_sql = ("INSERT INTO audit_auditevent (seq, version, created_at, action, outcome, actor_label, "
                  "organization_id, organization_slug, actor_username, actor_role, target_type, target_id, "
                  "target_serial, source_ip, user_agent, details, prev_hash, hash) VALUES (?, 1, '2026-01-01 00:00:00', "
@@ -437,8 +437,8 @@ def _bare_sqlite_floor(issuer, issuer_key, csrs):
         der = _raw_issue(next(csrs), issuer, issuer_key)
         fingerprint = hashlib.sha256(der).hexdigest()
         database.execute("BEGIN IMMEDIATE")
-        [row_id] = database.execute(certificate_sql, (fingerprint[:32], "host.example.com", "CN=host.example.com",
-                                                      '["DNS:host.example.com"]', fingerprint, der)).fetchone()
+        row_id = database.execute(certificate_sql, (fingerprint[:32], "host.example.com", "CN=host.example.com",
+                                                    '["DNS:host.example.com"]', fingerprint, der)).lastrowid
         seq, previous = database.execute("SELECT seq, hash FROM audit_auditevent ORDER BY seq DESC LIMIT 1").fetchone()
         database.execute(audit_sql, (seq + 1, str(row_id), fingerprint[:32], previous, fingerprint))
         database.execute("COMMIT")
