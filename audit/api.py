@@ -27,7 +27,13 @@ from rest_framework.response import Response
 from audit.actions import AuditAction, Outcome
 from audit.models import AuditEvent, AuditEventQuerySet
 from audit.selectors import events_visible_to
-from audit.verification import CHECKPOINT_FORMAT, Checkpoint, CheckpointError, database_report
+from audit.verification import (
+    CHECKPOINT_FORMATS,
+    UNSIGNED_CHECKPOINT_FORMAT,
+    Checkpoint,
+    CheckpointError,
+    database_report,
+)
 from pki_project.api import HasPrincipal, IsGlobalAdmin
 
 MAX_SEQ = 2**63 - 1
@@ -108,7 +114,13 @@ class CheckpointSerializer(serializers.Serializer):
     head_hash = serializers.RegexField(r"^[0-9a-f]{64}$", max_length=64, help_text="SHA-256, lower-case hex.")
     count = serializers.IntegerField(min_value=0, max_value=MAX_SEQ)
     created_at = serializers.CharField(max_length=64)
-    format = serializers.ChoiceField(choices=[CHECKPOINT_FORMAT], required=False, default=CHECKPOINT_FORMAT)
+    format = serializers.ChoiceField(choices=list(CHECKPOINT_FORMATS), required=False,
+                                     default=UNSIGNED_CHECKPOINT_FORMAT,
+                                     help_text="2: signed (what this release writes); 1: unsigned, from earlier ones.")
+    public_key = serializers.CharField(max_length=64, required=False, allow_blank=True,
+                                       help_text="Format 2: the Ed25519 public key that signed it (base64).")
+    signature = serializers.CharField(max_length=128, required=False, allow_blank=True,
+                                      help_text="Format 2: the Ed25519 signature (base64).")
 
 
 class AuditVerifySerializer(serializers.Serializer):
@@ -120,8 +132,8 @@ class AuditVerifySerializer(serializers.Serializer):
 
 
 class BrokenLinkSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["missing", "edited", "relinked", "moved", "checkpoint_mismatch",
-                                            "truncated"])
+    kind = serializers.ChoiceField(choices=["missing", "edited", "relinked", "moved", "forged", "checkpoint_mismatch",
+                                            "truncated", "checkpoint_signature"])
     seq = serializers.IntegerField()
     event_id = serializers.IntegerField(allow_null=True)
     message = serializers.CharField()

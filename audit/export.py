@@ -1,8 +1,9 @@
 """Exporting the trail as JSON Lines that an outside party can verify offline.
 
 Each line is one event: every hashed field (with `created_at` already in its
-canonical spelling and `v` the format version), plus `id` and `hash`. Remove `id`
-and `hash`, serialize the rest canonically, and SHA-256 gives `hash` back.
+canonical spelling and `v` the format version), plus `id`, `hash` and `mac`. Remove
+`id`, `hash` and `mac`, serialize the rest canonically, and SHA-256 gives `hash` back;
+`mac` can only be checked with the installation's secrets (`verify_audit_log --export`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def export_line(record: dict[str, object]) -> str:
     line = canonical_payload(record)
     line["id"] = record["id"]
     line["hash"] = record["hash"]
+    line["mac"] = record["mac"]
     return json.dumps(line, sort_keys=True, separators=(",", ":"))
 
 

@@ -19,9 +19,10 @@ from django.core.management.color import no_style
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils.dateparse import parse_datetime
 
+from audit.keys import AuditKeys
 from audit.models import AuditEvent
 from audit.triggers import TABLE, install_triggers, remove_triggers
-from audit.verification import VerificationResult, verify_chain
+from audit.verification import VerificationResult, database_records, verify_chain, verify_records
 
 BULK_BATCH_SIZE = 1000
 
@@ -57,6 +58,34 @@ def delete_all_events(using: str = DEFAULT_DB_ALIAS) -> int:
         return cursor.rowcount
 
 
+def chain_keyed_with(keys: AuditKeys, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether the newest event is MACed under `keys` (an empty chain is keyed with any)."""
+    head = AuditEvent.objects.using(using).order_by("-seq").values("hash", "mac").first()
+    return head is None or keys.mac_matches(head["hash"], head["mac"])
+
+
+def rekey_chain(old: AuditKeys, new: AuditKeys, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Inside the caller's transaction: check every MAC under `old`, then MAC every event under `new`.
+
+    For the encryption-key rotation, which changes the audit keys (they derive from it). The
+    hashes, and so the chain, are unchanged; a chain that does not verify under `old` is
+    refused (ChainRestoreError) rather than blessed under the new key. Returns the event count.
+    """
+    result = verify_records(database_records(), keys=old)
+    if not result.ok:
+        raise ChainRestoreError(f"refusing to re-key a broken audit chain: {result.broken.message}")
+    with triggers_suspended(using), connections[using].cursor() as cursor:
+        batch: list[list[object]] = []
+        for record in database_records():
+            batch.append([new.mac(str(record["hash"])), record["id"]])
+            if len(batch) >= BULK_BATCH_SIZE:
+                cursor.executemany(f"UPDATE {TABLE} SET mac = %s WHERE id = %s", batch)  # noqa: S608 (a constant)
+                batch = []
+        if batch:
+            cursor.executemany(f"UPDATE {TABLE} SET mac = %s WHERE id = %s", batch)  # noqa: S608 (a constant)
+    return result.count
+
+
 def replace_all_events(records: Iterable[Mapping[str, object]], using: str = DEFAULT_DB_ALIAS) -> VerificationResult:
     """Replace every event with `records` (export/backup dicts), unchanged, or change nothing.
 
@@ -67,7 +96,7 @@ def replace_all_events(records: Iterable[Mapping[str, object]], using: str = DEF
             cursor.execute(f"DELETE FROM {TABLE}")  # noqa: S608 (a constant table name)
         _bulk_insert(_events_from_records(records), using)
         _reset_id_sequence(using)
-        result = verify_chain()
+        result = verify_chain(use_anchor=False)
         if not result.ok:
             raise ChainRestoreError(f"refusing to restore a broken audit chain: {result.broken.message}")
     return result

@@ -6,8 +6,9 @@ or silently change, what the trail says happened.
 
 Rows are written only by `audit.services.record_event`. The model, its queryset
 and a database trigger (migration 0002) all refuse updates and deletes; the hash
-chain (`audit.verification`) detects whatever someone with database-owner rights
-does anyway.
+chain and each event's MAC under a key outside the database (`audit.keys`,
+checked by `audit.verification`) detect whatever someone with database-owner
+rights does anyway.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.db.models.functions import Length
 from django.db.models.lookups import Exact
 
 from audit.canonical import FORMAT_VERSION, HASH_LENGTH, HASHED_FIELDS, compute_hash
+from audit.keys import MAC_LENGTH
 
 
 class AppendOnlyError(Exception):
@@ -93,6 +95,9 @@ class AuditEvent(models.Model):
     # need equal canonical contents, `seq` included. The index it took was a random-key index
     # that every append updated and nothing reads (issue 12).
     hash = models.CharField(max_length=HASH_LENGTH)
+    # HMAC of `hash` under a key that never enters the database (`audit.keys`): a re-hashed chain
+    # cannot be MACed again without the environment's secrets. Not part of the canonical payload.
+    mac = models.CharField(max_length=MAC_LENGTH)
 
     objects = AuditEventManager()
 
@@ -106,6 +111,7 @@ class AuditEvent(models.Model):
             models.CheckConstraint(condition=Exact(Length("hash"), HASH_LENGTH), name="audit_event_hash_length"),
             models.CheckConstraint(condition=Exact(Length("prev_hash"), HASH_LENGTH),
                                    name="audit_event_prev_hash_length"),
+            models.CheckConstraint(condition=Exact(Length("mac"), MAC_LENGTH), name="audit_event_mac_length"),
         ]
         indexes = [models.Index(fields=["organization_id", "-seq"], name="audit_event_org_seq")]
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from audit.actions import AuditAction, Outcome
 from audit.canonical import FORMAT_VERSION, GENESIS_HASH, compute_hash
 from audit.details import clean_details, clean_text
+from audit.keys import AuditKeys, audit_keys
 from audit.models import AuditEvent
 from organizations.principal import Principal
 from pki_project.db import fetch_one, insert_new, new_row
@@ -54,6 +55,7 @@ def record_event(
     details: Mapping[str, object] | None = None,
     actor_label: str = "",
     transaction_open: bool = False,
+    keys: AuditKeys | None = None,
 ) -> AuditEvent:
     """Append one event to the chain and return it.
 
@@ -63,7 +65,8 @@ def record_event(
     the principal's. `details` must never contain a secret: keys that look like one
     are refused. `transaction_open=True` says the caller holds a transaction open that
     it will commit (`pki_project.db.write_transaction`, where no atomic block may be
-    opened): the append then opens none of its own.
+    opened): the append then opens none of its own. `keys` MAC the event under other audit keys
+    than the running configuration's (only the encryption-key rotation, which moves the chain).
     """
     action = AuditAction(action)
     outcome = Outcome(outcome)
@@ -86,7 +89,7 @@ def record_event(
         **_request_fields(request),
         "details": clean_details(details or {}),
     }
-    return _append(fields, transaction_open=transaction_open)
+    return _append(fields, transaction_open=transaction_open, keys=keys)
 
 
 def _actor_fields(principal: Principal | None) -> dict[str, object]:
@@ -127,25 +130,26 @@ def normalize_ip(value: object) -> str:
         return ""
 
 
-def _append(fields: dict[str, object], *, transaction_open: bool) -> AuditEvent:
+def _append(fields: dict[str, object], *, transaction_open: bool, keys: AuditKeys | None) -> AuditEvent:
     """Read the head and insert the next event while holding the chain lock, in a transaction.
 
     No savepoint: inside an operation's transaction a failed append must undo the
     whole operation anyway, and a savepoint costs two more statements per event.
     """
     if transaction_open:
-        return _append_in_transaction(fields)
+        return _append_in_transaction(fields, keys)
     with transaction.atomic(using=DEFAULT_DB_ALIAS, savepoint=False):
-        return _append_in_transaction(fields)
+        return _append_in_transaction(fields, keys)
 
 
-def _append_in_transaction(fields: dict[str, object]) -> AuditEvent:
+def _append_in_transaction(fields: dict[str, object], keys: AuditKeys | None = None) -> AuditEvent:
     lock_chain(DEFAULT_DB_ALIAS)
     seq, prev_hash = _chain_head(DEFAULT_DB_ALIAS)
     values = {**fields, "seq": seq + 1, "prev_hash": prev_hash, "version": FORMAT_VERSION,
               "created_at": timezone.now()}
     # The hash of these very values (AuditEvent.hash_record would read them back one by one).
     values["hash"] = compute_hash({**values, "v": FORMAT_VERSION})
+    values["mac"] = (keys or audit_keys()).mac(values["hash"])
     event = new_row(AuditEvent, **values)
     return insert_new(event, using=DEFAULT_DB_ALIAS)  # AuditEvent.save() would only recompute the same hash
 

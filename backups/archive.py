@@ -244,8 +244,11 @@ class ArchiveWriter:
                 writer.write(chunk)
         return self.members[name]
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: dict[str, Any], seal: Callable[[dict[str, Any]], str] | None = None) -> None:
+        """Write the manifest last, with every member's digest; `seal` returns its MAC (`backups.integrity`)."""
         manifest = {**manifest, "members": {name: vars(d) for name, d in sorted(self.members.items())}}
+        if seal is not None:
+            manifest["mac"] = seal(manifest)
         data = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
         info = zipfile.ZipInfo(MANIFEST, date_time=dt.datetime.now(dt.UTC).timetuple()[:6])
         info.compress_type = zipfile.ZIP_DEFLATED

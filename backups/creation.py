@@ -20,6 +20,7 @@ from backups.archive import (
     write_table,
 )
 from backups.errors import BackupError
+from backups.integrity import manifest_mac
 from backups.snapshot import applied_migrations, read_snapshot
 from backups.swap import journal_path
 from certificates.keystore import artifact_cipher, artifact_store
@@ -83,7 +84,7 @@ def write_backup(output: IO[bytes], progress: Progress | None = None) -> BackupR
             "encryption_key_id": key_id.hex(),
             "tables": tables,
             "artifacts": report.artifacts,
-        })
+        }, seal=manifest_mac)
         report.members = len(writer.members) + 1
     finally:
         writer.close()

@@ -171,6 +171,7 @@ def _validate(archive_path: Path, staged: validation.StagedBackup, step: Callabl
         validation.extract(archive, staged, lambda done, total: progress("extract", done, total))
     step("extract")
     validation.read_manifest(staged)
+    validation.check_manifest_mac(staged)
     validation.check_hashes(staged)
     step("hashes")
     validation.check_sqlite_snapshot(staged)

@@ -11,7 +11,8 @@ The archive is hostile until proven otherwise. In order:
    ratio (per large entry and overall) under `PKI_BACKUP_MAX_COMPRESSION_RATIO`;
 2. every member is extracted into a private staging directory by streaming, with a
    running byte counter that trusts no header, and hashed on the way;
-3. the manifest names exactly the members present, and every SHA-256 and size match;
+3. the manifest carries this installation's MAC (`backups.integrity`), names exactly the
+   members present, and every SHA-256 and size match;
 4. a SQLite snapshot, when the archive carries one, passes `PRAGMA integrity_check`
    and agrees with the manifest's row counts and migrations;
 5. the migration state equals the running one;
@@ -48,6 +49,7 @@ from backups.archive import (
     decode_row,
 )
 from backups.errors import BackupError
+from backups.integrity import manifest_is_authentic
 from backups.snapshot import applied_migrations
 from certificates.keystore import artifact_cipher
 from certificates.vault import ArtifactStore, WrongEncryptionKey, parse_header
@@ -268,6 +270,15 @@ def read_manifest(staged: StagedBackup) -> dict[str, Any]:
             raise refuse(f"The backup's manifest.json lacks a valid {key!r}.", "bad_manifest")
     staged.manifest = manifest
     return manifest
+
+
+def check_manifest_mac(staged: StagedBackup) -> None:
+    """Made by this installation and unchanged: the manifest's MAC under its key (`backups.integrity`)."""
+    if staged.manifest["encryption_key_id"] != artifact_cipher().key_id.hex():
+        raise refuse(WRONG_KEY_MESSAGE, "wrong_encryption_key")
+    if not manifest_is_authentic(staged.manifest):
+        raise refuse("The backup's manifest is not authenticated by this installation's key: the archive was "
+                     "edited after it was made.", "manifest_not_authentic")
 
 
 def check_hashes(staged: StagedBackup) -> None:

@@ -10,6 +10,7 @@ from django.db import connection
 
 from audit.actions import AuditAction
 from audit.canonical import compute_hash
+from audit.keys import audit_keys
 from audit.maintenance import triggers_suspended
 from audit.models import AuditEvent
 from audit.services import record_event
@@ -47,6 +48,28 @@ def record_of(seq: int) -> dict[str, object]:
 def rehash(record: dict[str, object]) -> str:
     """What an attacker who knows the recipe computes for a forged or edited event."""
     return compute_hash(record)
+
+
+def rewrite_from(seq: int, changes: dict[str, object], *, with_key: bool) -> None:
+    """Edit event `seq` and re-hash every event after it, consistently, in raw SQL.
+
+    Without the key this is a database owner's rewrite (the MACs stay as they were); `with_key`
+    is an attacker who also stole the environment's secrets and MACs every rewritten event again.
+    """
+    keys = audit_keys()
+    prev_hash = record_of(seq - 1)["hash"] if seq > 1 else "0" * 64
+    head = max(record["seq"] for record in database_records())
+    for current in range(seq, head + 1):
+        record = record_of(current) | {"prev_hash": prev_hash}
+        if current == seq:
+            record.update(changes)
+        record["hash"] = rehash(record)
+        mac = keys.mac(record["hash"]) if with_key else record["mac"]
+        assignments = ", ".join(f"{name} = %s" for name in changes)
+        values = [record[name] for name in changes] if current == seq else []
+        tamper((f"UPDATE audit_auditevent SET {assignments + ', ' if values else ''}prev_hash = %s, hash = %s, "  # noqa: S608
+                "mac = %s WHERE seq = %s", [*values, record["prev_hash"], record["hash"], mac, current]))
+        prev_hash = record["hash"]
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from audit.keys import audit_keys_for
 from audit.maintenance import delete_all_events
 from audit.models import AuditEvent
 from audit.verification import verify_chain
-from tests.helpers import PROJECT_DIR, clean_environment, run_manage
+from tests.helpers import PROJECT_DIR, VALID_SECRETS, clean_environment, run_manage
 
 WRITERS = 4
 EVENTS_PER_WRITER = 25
@@ -85,7 +86,8 @@ def test_parallel_writer_processes_leave_one_intact_chain_on_postgresql(tmp_path
     run_writers(WRITERS, EVENTS_PER_WRITER, env, tmp_path / "barrier")
 
     assert AuditEvent.objects.count() == WRITERS * EVENTS_PER_WRITER
-    result = verify_chain()
+    writers_keys = audit_keys_for(VALID_SECRETS["PKI_ENCRYPTION_KEY"], VALID_SECRETS["PKI_ENCRYPTION_SALT"])
+    result = verify_chain(keys=writers_keys)  # the writers ran with the subprocess secrets
     assert result.ok, result.broken
     assert result.head_seq == WRITERS * EVENTS_PER_WRITER
     labels = set(AuditEvent.objects.values_list("actor_label", flat=True))

@@ -13,6 +13,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
@@ -248,6 +249,9 @@ def encryption_key_rotate(world: World) -> Expected:
     world.monkeypatch.setenv("PKI_NEW_ENCRYPTION_SALT", "rotated-salt-0f1e2d3c4b5a6978")
     world.mark()
     call_command("rotate_encryption_key", "--json", stdout=StringIO(), stderr=StringIO())
+    # What the operator does next: the new key becomes the key (and with it the audit keys).
+    world.monkeypatch.setattr(settings, "PKI_ENCRYPTION_KEY", "rotated-encryption-key-abcdefghijklmnopqrstuvwxyz")
+    world.monkeypatch.setattr(settings, "PKI_ENCRYPTION_SALT", "rotated-salt-0f1e2d3c4b5a6978")
     return Expected(actor_username="", actor_label="cli:rotate_encryption_key", target_type="data_dir",
                     organization_id=None)
 

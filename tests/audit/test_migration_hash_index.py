@@ -5,6 +5,8 @@ the migration installs them again, forwards and backwards. Run with `manage.py m
 scratch database file, as an operator upgrading (or rolling back) an installation would.
 """
 
+# ruff: noqa: S608  (SQL built from constants)
+
 from __future__ import annotations
 
 import sqlite3
@@ -31,11 +33,13 @@ def _state(database: Path) -> tuple[set[str], bool]:
 
 def _update_refused(database: Path) -> bool:
     with sqlite3.connect(database) as connection:
+        keyed = "mac" in {row[1] for row in connection.execute("PRAGMA table_info('audit_auditevent')")}
+        mac = (", mac", ", ?", ("2" * 64,)) if keyed else ("", "", ())  # the column audit 0005 adds
         connection.execute(
             "INSERT INTO audit_auditevent (seq, version, created_at, action, outcome, actor_username, actor_role, "
             "actor_label, organization_slug, target_type, target_id, target_serial, source_ip, user_agent, details, "
-            "prev_hash, hash) VALUES (1, 1, '2026-01-01 00:00:00', 'x', 'success', '', '', '', '', '', '', '', '', "
-            "'', '{}', ?, ?)", ("0" * 64, "1" * 64))
+            f"prev_hash, hash{mac[0]}) VALUES (1, 1, '2026-01-01 00:00:00', 'x', 'success', '', '', '', '', '', '', "
+            f"'', '', '', '{{}}', ?, ?{mac[1]})", ("0" * 64, "1" * 64, *mac[2]))
         try:
             connection.execute("UPDATE audit_auditevent SET action = 'y'")
         except sqlite3.DatabaseError as error:

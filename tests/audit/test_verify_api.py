@@ -11,8 +11,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from audit.anchor import anchor_path
+from audit.keys import audit_keys
 from audit.models import AuditEvent
-from tests.audit.helpers import build_chain, record_of, rehash, tamper
+from tests.audit.helpers import build_chain, rewrite_from, tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -63,21 +65,30 @@ def test_the_first_broken_link_is_named(global_admin):
 def test_a_checkpoint_proves_the_history_up_to_it(global_admin):
     build_chain()
     checkpoint = verify(global_admin).json()["new_checkpoint"]
+    assert checkpoint["format"] == "pki-audit-checkpoint/2"
+    assert checkpoint["public_key"] == audit_keys().public_key
+    assert checkpoint["signature"]
     build_chain(2)  # the chain grows after the checkpoint
     report = verify(global_admin, {"checkpoint": checkpoint}).json()
     assert report["ok"] is True
     assert report["checkpoint"] == checkpoint
-    # a consistent rewrite (edit seq 2 and re-hash everything after it): only the checkpoint notices
-    prev_hash = record_of(1)["hash"]
-    head = AuditEvent.objects.order_by("-seq").first().seq
-    for seq in range(2, head + 1):
-        record = record_of(seq) | {"prev_hash": prev_hash}
-        if seq == 2:
-            record["outcome"] = "failure"
-        record["hash"] = rehash(record)
-        tamper((f"UPDATE {TABLE} SET outcome = %s, prev_hash = %s, hash = %s WHERE seq = %s",
-                [record["outcome"], record["prev_hash"], record["hash"], seq]))
-        prev_hash = record["hash"]
+
+
+def test_a_rewrite_without_the_key_is_forged_at_its_first_event(global_admin):
+    build_chain()
+    rewrite_from(2, {"outcome": "failure"}, with_key=False)
+    report = verify(global_admin).json()
+    assert (report["ok"], report["broken"]["kind"], report["broken"]["seq"]) == (False, "forged", 2)
+
+
+def test_a_rewrite_with_the_key_is_caught_by_the_anchor_and_a_checkpoint(global_admin):
+    """Someone with the database AND the environment's secrets: what is outside the database notices."""
+    build_chain()
+    checkpoint = verify(global_admin).json()["new_checkpoint"]  # also the installation's anchor
+    rewrite_from(2, {"outcome": "failure"}, with_key=True)
+    report = verify(global_admin).json()
+    assert (report["ok"], report["broken"]["kind"]) == (False, "checkpoint_mismatch")  # the anchor
+    anchor_path().unlink()  # ... and with disk access too: only the off-site checkpoint is left
     assert verify(global_admin).json()["ok"] is True
     report = verify(global_admin, {"checkpoint": checkpoint}).json()
     assert report["ok"] is False
@@ -85,10 +96,20 @@ def test_a_checkpoint_proves_the_history_up_to_it(global_admin):
     assert report["broken"]["seq"] == checkpoint["head_seq"]
 
 
+def test_an_edited_checkpoint_fails_its_signature(global_admin):
+    build_chain()
+    checkpoint = verify(global_admin).json()["new_checkpoint"]
+    forged = checkpoint | {"head_seq": checkpoint["head_seq"] - 1, "count": checkpoint["count"] - 1,
+                           "head_hash": AuditEvent.objects.get(seq=checkpoint["head_seq"] - 1).hash}
+    report = verify(global_admin, {"checkpoint": forged}).json()
+    assert (report["ok"], report["broken"]["kind"]) == (False, "checkpoint_signature")
+
+
 def test_a_deleted_tail_is_caught_by_a_checkpoint(global_admin):
     build_chain()
     checkpoint = verify(global_admin).json()["new_checkpoint"]
     tamper((f"DELETE FROM {TABLE} WHERE seq >= %s", [checkpoint["head_seq"] - 1]))
+    anchor_path().unlink()  # the anchor would catch it too: see test_verify_audit_log
     report = verify(global_admin, {"checkpoint": checkpoint}).json()
     assert report["broken"]["kind"] == "truncated"
 

@@ -4,18 +4,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.management import call_command
 
+from audit.anchor import anchor_path
+from audit.keys import audit_keys_for
 from audit.models import AuditEvent
 from audit.services import record_event
-from audit.verification import verify_chain
-from tests.audit.helpers import build_chain, record_of, rehash, run_verify, tamper
+from audit.verification import Checkpoint, verify_chain
+from tests.audit.helpers import build_chain, record_of, rehash, rewrite_from, run_verify, tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -32,9 +36,20 @@ def edit_details() -> None:
 
 
 def edit_and_rehash() -> None:
-    """A cleverer attacker re-computes the edited event's own hash: the next link breaks."""
+    """A cleverer attacker re-computes the edited event's own hash: its MAC no longer matches."""
     record = record_of(3) | {"outcome": "failure"}
     tamper((f"UPDATE {TABLE} SET outcome = %s, hash = %s WHERE seq = 3", ["failure", rehash(record)]))
+
+
+def rehash_everything_after_an_edit() -> None:
+    """A database owner who knows the recipe rewrites seq 2 and re-hashes the rest consistently."""
+    rewrite_from(2, {"outcome": "failure"}, with_key=False)
+
+
+def delete_one_and_rehash() -> None:
+    """Drop the triggers, delete an event (a failed login, say), renumber and re-hash what follows."""
+    tamper((f"DELETE FROM {TABLE} WHERE seq = 3", []), (f"UPDATE {TABLE} SET seq = seq - 1 WHERE seq > 3", []))
+    rewrite_from(3, {}, with_key=False)
 
 
 def delete_one() -> None:
@@ -58,10 +73,10 @@ def insert_one_in_the_middle() -> None:
         (f"UPDATE {TABLE} SET seq = seq - %s WHERE seq >= %s", [SHIFT - 1, SHIFT]),
         (f"INSERT INTO {TABLE} (seq, version, created_at, action, outcome, actor_user_id, actor_username, "
          "actor_api_key_id, actor_role, actor_label, organization_id, organization_slug, target_type, target_id, "
-         "target_serial, source_ip, user_agent, details, prev_hash, hash) "
+         "target_serial, source_ip, user_agent, details, prev_hash, hash, mac) "
          "SELECT 3, version, created_at, action, outcome, actor_user_id, actor_username, actor_api_key_id, "
          "actor_role, actor_label, organization_id, organization_slug, target_type, %s, target_serial, source_ip, "
-         f"user_agent, details, %s, %s FROM {TABLE} WHERE seq = 2",
+         f"user_agent, details, %s, %s, mac FROM {TABLE} WHERE seq = 2",
          ["forged", forged["prev_hash"], forged["hash"]]),
     )
 
@@ -71,8 +86,8 @@ def append_a_forged_event() -> None:
     last = record_of(6)
     tamper((f"INSERT INTO {TABLE} (seq, version, created_at, action, outcome, actor_label, actor_username, "
             "actor_role, organization_slug, target_type, target_id, target_serial, source_ip, user_agent, details, "
-            "prev_hash, hash) VALUES (7, 1, %s, 'auth.login', 'success', '', '', '', '', '', '', '', '', '', '{}', "
-            "%s, %s)", [last["created_at"], last["hash"], "e" * 64]))
+            "prev_hash, hash, mac) VALUES (7, 1, %s, 'auth.login', 'success', '', '', '', '', '', '', '', '', '', "
+            "'{}', %s, %s, %s)", [last["created_at"], last["hash"], "e" * 64, "e" * 64]))
 
 
 @pytest.mark.parametrize(
@@ -80,10 +95,12 @@ def append_a_forged_event() -> None:
     [
         (edit_a_field, 3, "edited"),
         (edit_details, 3, "edited"),
-        (edit_and_rehash, 4, "relinked"),
+        (edit_and_rehash, 3, "forged"),
+        (rehash_everything_after_an_edit, 2, "forged"),
         (delete_one, 3, "missing"),
+        (delete_one_and_rehash, 3, "forged"),
         (swap_two, 3, "moved"),
-        (insert_one_in_the_middle, 4, "moved"),
+        (insert_one_in_the_middle, 3, "forged"),
         (append_a_forged_event, 7, "edited"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value)),
@@ -144,33 +161,32 @@ class TestCheckpoints:
         assert run.exit_code == 0, run.stderr
         assert "matches the checkpoint at seq 6" in run.stdout
 
-    def test_deleting_the_tail_is_caught_only_by_a_checkpoint(self, tmp_path: Path) -> None:
+    def test_deleting_the_tail_is_caught_by_the_anchor_and_a_checkpoint(self, tmp_path: Path) -> None:
         build_chain()
         checkpoint = tmp_path / "checkpoint.json"
-        run_verify("--checkpoint-out", str(checkpoint))
+        run_verify("--checkpoint-out", str(checkpoint))  # also moves the installation's anchor to seq 6
         tamper((f"DELETE FROM {TABLE} WHERE seq >= 5", []))
+
+        run = run_verify()
+
+        assert run.exit_code == 1, "the anchor beside the data directory still says seq 6"
+        assert "BROKEN at seq 5 " in run.stderr
+        assert "truncated" in run.stderr
+        anchor_path().unlink()  # an attacker with disk access too
         assert run_verify().exit_code == 0, "a shortened chain is still internally consistent"
-
         run = run_verify("--checkpoint", str(checkpoint))
-
         assert run.exit_code == 1
         assert "BROKEN at seq 5 " in run.stderr
         assert "truncated" in run.stderr
 
-    def test_a_consistent_rewrite_is_caught_by_a_checkpoint(self, tmp_path: Path) -> None:
-        """An attacker edits seq 2 and re-hashes everything after it: only the checkpoint notices."""
+    def test_a_rewrite_with_the_key_is_caught_by_an_off_site_checkpoint(self, tmp_path: Path) -> None:
+        """An attacker with the database, the secrets and the disk: only what is kept elsewhere notices."""
         build_chain()
         checkpoint = tmp_path / "checkpoint.json"
         run_verify("--checkpoint-out", str(checkpoint))
-        prev_hash = record_of(1)["hash"]
-        for seq in range(2, 7):
-            record = record_of(seq) | {"prev_hash": prev_hash}
-            if seq == 2:
-                record["outcome"] = "failure"
-            record["hash"] = rehash(record)
-            tamper((f"UPDATE {TABLE} SET outcome = %s, prev_hash = %s, hash = %s WHERE seq = %s",
-                    [record["outcome"], record["prev_hash"], record["hash"], seq]))
-            prev_hash = record["hash"]
+        rewrite_from(2, {"outcome": "failure"}, with_key=True)
+        assert "checkpoint_mismatch" in run_verify().stderr  # the anchor
+        anchor_path().unlink()
         assert run_verify().exit_code == 0
 
         run = run_verify("--checkpoint", str(checkpoint))
@@ -178,6 +194,55 @@ class TestCheckpoints:
         assert run.exit_code == 1
         assert "BROKEN at seq 6 " in run.stderr
         assert "checkpoint_mismatch" in run.stderr
+
+    def test_checkpoints_are_signed_and_an_edited_one_is_refused(self, tmp_path: Path) -> None:
+        build_chain()
+        path = tmp_path / "checkpoint.json"
+        run_verify("--checkpoint-out", str(path))
+        data = json.loads(path.read_text())
+        assert data["format"] == "pki-audit-checkpoint/2"
+        message = json.dumps({k: v for k, v in data.items() if k != "signature"}, sort_keys=True,
+                             separators=(",", ":")).encode()
+        # Anyone with the public key (verify_audit_log --public-key) checks it with cryptography alone.
+        public = load_pem_public_key(run_verify("--public-key").stdout.encode())
+        public.verify(base64.b64decode(data["signature"]), message)
+        path.write_text(json.dumps(data | {"count": 5, "head_seq": 5, "head_hash": record_of(5)["hash"]}))
+
+        run = run_verify("--checkpoint", str(path))
+
+        assert run.exit_code == 1
+        assert "checkpoint_signature" in run.stderr
+
+    def test_a_checkpoint_of_another_installation_is_refused(self, tmp_path: Path, settings) -> None:
+        build_chain()
+        path = tmp_path / "checkpoint.json"
+        stranger = audit_keys_for("another installation's encryption key 0123456789", "another salt 0123456")
+        head = record_of(6)
+        path.write_text(Checkpoint.signed(stranger, head_seq=6, head_hash=head["hash"], count=6).to_json())
+
+        run = run_verify("--checkpoint", str(path))
+
+        assert run.exit_code == 1
+        assert "never had" in run.stderr
+
+    def test_an_unsigned_checkpoint_of_an_earlier_release_still_verifies(self, tmp_path: Path) -> None:
+        build_chain()
+        path = tmp_path / "checkpoint.json"
+        head = record_of(6)
+        path.write_text(json.dumps({"format": "pki-audit-checkpoint/1", "head_seq": 6, "head_hash": head["hash"],
+                                    "count": 6, "created_at": "2026-11-01T00:00:00.000000Z"}))
+        run = run_verify("--checkpoint", str(path))
+        assert run.exit_code == 0, run.stderr
+        assert "unsigned" in run.stderr
+
+    def test_a_forged_anchor_is_reported(self) -> None:
+        build_chain()
+        run_verify()
+        anchor_path().write_text('{"format": "pki-audit-checkpoint/1", "head_seq": 1, "head_hash": "'
+                                 + "0" * 64 + '", "count": 1, "created_at": "x"}')
+        run = run_verify()
+        assert run.exit_code == 1
+        assert "not signed" in run.stderr
 
     def test_no_checkpoint_is_written_for_a_broken_chain(self, tmp_path: Path) -> None:
         build_chain()

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.db import connection
 
 from backups.archive import MANIFEST, backup_tables, encode_row
+from backups.integrity import manifest_mac
 from backups.services import create_backup
 from pki_project.actor import Actor
 
@@ -70,8 +71,14 @@ def read_members(path: Path) -> dict[str, bytes]:
 
 
 def write_members(path: Path, members: dict[str, bytes] | list[tuple[str, bytes]], *,
-                  rehash: bool = True, tweak: Callable[[zipfile.ZipInfo], None] | None = None) -> Path:
-    """Write members (manifest last); with `rehash` the manifest's hashes are recomputed to match."""
+                  rehash: bool = True, sign: bool = True,
+                  tweak: Callable[[zipfile.ZipInfo], None] | None = None) -> Path:
+    """Write members (manifest last); with `rehash` the manifest's hashes are recomputed to match.
+
+    `sign` then MACs the rewritten manifest with this installation's key: an attacker who holds
+    the secrets, which is what it takes to reach the checks after the manifest's. `sign=False` is
+    everyone else (a global admin editing a downloaded backup).
+    """
     items = list(members.items()) if isinstance(members, dict) else list(members)
     if rehash:
         manifest = json.loads(dict(items)[MANIFEST])
@@ -79,6 +86,8 @@ def write_members(path: Path, members: dict[str, bytes] | list[tuple[str, bytes]
             name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
             for name, data in items if name != MANIFEST
         }
+        if sign:
+            manifest["mac"] = manifest_mac(manifest)
         items = [(n, d) for n, d in items if n != MANIFEST] + [(MANIFEST, json.dumps(manifest).encode())]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -94,7 +103,10 @@ def write_members(path: Path, members: dict[str, bytes] | list[tuple[str, bytes]
     return path
 
 
-def with_manifest(members: dict[str, bytes], change: Callable[[dict], None]) -> dict[str, bytes]:
+def with_manifest(members: dict[str, bytes], change: Callable[[dict], None], *, sign: bool = True) -> dict[str, bytes]:
+    """The members with the manifest changed (and, with `sign`, MACed again as a key holder would)."""
     manifest = json.loads(members[MANIFEST])
     change(manifest)
+    if sign:
+        manifest["mac"] = manifest_mac(manifest)
     return {**members, MANIFEST: json.dumps(manifest).encode()}

@@ -348,3 +348,43 @@ def test_rows_that_refer_to_missing_artifacts(backup_file: Path, data_dir: Path,
         del members[name]
     members = with_manifest(members, lambda m: m.update(artifacts=0))
     refused(write_members(tmp_path / "h.zip", members), data_dir, "missing_artifacts", "lacks")
+
+
+# --- an insider with a downloaded backup but without the installation's secrets ----------------------------------
+
+
+def test_an_edited_and_rehashed_backup_is_refused_without_the_key(backup_file: Path, data_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """A global admin revives a revoked key in a downloaded backup and recomputes every SHA-256."""
+    members = read_members(backup_file)
+    name = "db/organizations.organization.jsonl"
+    members[name] = members[name].replace(b"Organization", b"Evil Organ")
+    archive = write_members(tmp_path / "h.zip", members, rehash=True, sign=False)
+    refused(archive, data_dir, "manifest_not_authentic", "not authenticated by this installation's key")
+
+
+def test_a_manifest_without_its_mac_is_refused(backup_file: Path, data_dir: Path, tmp_path: Path) -> None:
+    members = with_manifest(read_members(backup_file), lambda manifest: manifest.pop("mac"), sign=False)
+    refused(write_members(tmp_path / "h.zip", members, rehash=False), data_dir, "manifest_not_authentic", "edited")
+
+
+def test_a_rehashed_audit_trail_is_refused_even_with_a_valid_manifest(backup_file: Path, data_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """With the manifest MACed again (the secrets stolen), the events re-hashed without the chain's key still
+    fail their MAC: the backup's trail does not verify."""
+    from datetime import datetime
+
+    from audit.canonical import compute_hash
+
+    members = read_members(backup_file)
+    name = "db/audit.auditevent.jsonl"
+    events = [json.loads(line) for line in members[name].splitlines()]
+    events[0]["outcome"] = "failure"
+    prev_hash = "0" * 64
+    for event in events:
+        event["prev_hash"] = prev_hash
+        record = {**event, "v": event["version"], "created_at": datetime.fromisoformat(event["created_at"]),
+                  "details": json.loads(event["details"])}  # as the archive encodes them (backups.archive)
+        event["hash"] = prev_hash = compute_hash(record)
+    members[name] = b"".join(json.dumps(event).encode() + b"\n" for event in events)
+    refused(write_members(tmp_path / "h.zip", members), data_dir, "broken_audit", "MAC")

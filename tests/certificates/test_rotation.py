@@ -9,7 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from audit.actions import AuditAction
+from audit.keys import audit_keys, audit_keys_for
 from audit.models import AuditEvent
+from audit.verification import database_records, verify_chain, verify_records
 from certificates.keystore import artifact_store, forget_all_signing_keys
 from certificates.services.authorities import unlock_root
 from certificates.services.issuance import IssuanceRequest, issue_certificate
@@ -44,6 +46,7 @@ def test_rotation_interrupted_after_k_files_then_rerun_loses_nothing(crash_after
     monkeypatch.setenv("PKI_NEW_ENCRYPTION_SALT", NEW_SALT)
     relpaths = sorted(artifact_store().iter_artifacts())
     assert len(relpaths) == 6
+    off_site = verify_chain().make_checkpoint(audit_keys())  # a checkpoint signed under the old key
     with pytest.raises(CommandError, match="Simulated crash"):
         rotate("--fail-after", str(crash_after))
     assert client.get("/ready").status_code == 503, "no traffic while a rotation is half done"
@@ -66,6 +69,11 @@ def test_rotation_interrupted_after_k_files_then_rerun_loses_nothing(crash_after
                       actor=operator)
     assert client.get("/ready").status_code == 200
     assert AuditEvent.objects.filter(action=AuditAction.ENCRYPTION_KEY_ROTATE).count() == 1
+    # The audit chain moved to the new audit keys, and the old checkpoint still proves its history.
+    chain = verify_chain(checkpoint=off_site)
+    assert chain.ok, chain.broken
+    assert chain.macs_checked
+    assert verify_records(database_records(), keys=audit_keys_for(NEW_KEY, NEW_SALT)).ok
 
 
 @pytest.mark.django_db

@@ -11,7 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.models import Max
 
+from audit.anchor import advance_anchor
 from audit.export import read_export
+from audit.keys import audit_keys
 from audit.models import AuditEvent
 from audit.triggers import triggers_installed
 from audit.verification import (
@@ -37,8 +39,9 @@ class Progress:
 
 class Command(BaseCommand):
     help = (
-        "Verify the audit trail's hash chain from the first event to the last. Exit status 0 and the count "
-        "when intact; 1 and the first broken link (seq, event id, what is wrong) otherwise."
+        "Verify the audit trail from the first event to the last: the hash chain, every event's MAC, the "
+        "installation's anchor and an optional signed checkpoint. Exit status 0 and the count when intact (the "
+        "anchor then moves up to the head); 1 and the first broken link (seq, event id, what is wrong) otherwise."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -48,11 +51,18 @@ class Command(BaseCommand):
                             help="when intact, write a checkpoint of the current head to FILE")
         parser.add_argument("--export", type=Path, metavar="FILE",
                             help="verify a JSON Lines export (from export_audit_log) instead of the database")
+        parser.add_argument("--public-key", action="store_true",
+                            help="print the public key that signs this installation's checkpoints (PEM) and exit")
         parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["public_key"]:
+            self.stdout.write(audit_keys().public_key_pem, ending="")
+            return
         checkpoint = self._read_checkpoint(options["checkpoint"])
         result = self._verify(options["export"], checkpoint, quiet=options["json"])
+        if result.ok and options["export"] is None:
+            advance_anchor(result.make_checkpoint(audit_keys()))
         if result.ok and options["checkpoint_out"]:
             self._write_checkpoint(options["checkpoint_out"], result)
         triggers = None if options["export"] else triggers_installed(connection)
@@ -74,7 +84,8 @@ class Command(BaseCommand):
             if export is None:
                 return verify_chain(checkpoint=checkpoint, progress=progress)
             with export.open(encoding="utf-8") as lines:
-                return verify_records(read_export(lines), checkpoint=checkpoint, progress=progress)
+                return verify_records(read_export(lines), keys=audit_keys(), progress=progress,
+                                      checkpoints=[checkpoint] if checkpoint else [])
         except OSError as error:
             raise CommandError(f"cannot read {export}: {error.strerror}") from None
         except ValueError as error:
@@ -92,7 +103,7 @@ class Command(BaseCommand):
 
     def _write_checkpoint(self, path: Path, result: VerificationResult) -> None:
         try:
-            path.write_text(result.make_checkpoint().to_json(), encoding="utf-8")
+            path.write_text(result.make_checkpoint(audit_keys()).to_json(), encoding="utf-8")
         except OSError as error:
             raise CommandError(f"cannot write checkpoint {path}: {error.strerror}") from None
 
@@ -102,6 +113,8 @@ class Command(BaseCommand):
             return
         if triggers is False:
             self.stderr.write("Warning: the append-only triggers on the audit table are missing or disabled.")
+        for note in result.notes:
+            self.stderr.write(f"Note: {note}.")
         if result.ok:
             against = f"; matches the checkpoint at seq {result.checkpoint.head_seq}" if result.checkpoint else ""
             self.stdout.write(f"Audit log intact: {result.count} events, head seq {result.head_seq} "
