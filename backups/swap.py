@@ -2,11 +2,13 @@
 
 Order (each step keeps the previous state until the last one succeeds):
 
-1. in ONE transaction: suspend the audit table's append-only triggers (the audit
-   app's sanctioned `audit.maintenance.triggers_suspended`, which restores them
-   before the transaction ends), delete every row of every backed-up table, insert
-   the staged rows in batches, reset PostgreSQL's sequences, check every foreign key
-   (`check_constraints`), verify the restored audit chain, and append the
+1. in ONE transaction: read what must be carried forward from the live rows
+   (`backups.carry_forward`), suspend the audit table's append-only triggers (the
+   audit app's sanctioned `audit.maintenance.triggers_suspended`, which restores them
+   before the transaction ends), delete every row of every backed-up table (but the
+   audit table when the live trail is kept), insert the staged rows in batches, reset
+   PostgreSQL's sequences, carry the live revocations and CRLs forward, check every
+   foreign key (`check_constraints`), verify the resulting audit chain, and append the
    `backup.restore` event to it (so the chain still verifies and the event carries
    this restore's id);
 2. still before the commit: write a journal beside the data directory, then swap the
@@ -47,7 +49,9 @@ from audit.actions import AuditAction
 from audit.maintenance import triggers_suspended
 from audit.models import AuditEvent
 from audit.verification import verify_chain
+from backups import carry_forward
 from backups.archive import TableSpec, decode_row
+from backups.carry_forward import CarriedForward
 from backups.errors import BackupError
 from backups.validation import StagedBackup
 from certificates.vault.storage import fsync_directory
@@ -71,29 +75,45 @@ def staging_root(data_dir: Path, restore_id: str) -> Path:
 # --------------------------------------------------------------------------- database
 
 
+@dataclass(frozen=True)
+class RowPlan:
+    """How the rows are replaced: whether the audit table stays live, and what the backup holds."""
+
+    keep_live_audit: bool  # the backup's trail is a prefix of the live one: the live trail stays as it is
+    check_anchor: bool  # the anchor still describes the resulting trail (not after a replaced trail)
+    backup_fingerprints: set[str]
+    backup_crl_numbers: dict[str, int]
+
+
 def replace_rows(staged: StagedBackup, checkpoint: Callable[[str], None],
-                 progress: Callable[[str, int, int | None], None]) -> dict[str, int]:
-    """Inside the caller's transaction: every table emptied and refilled from the staged rows."""
+                 progress: Callable[[str, int, int | None], None], plan: RowPlan) -> tuple[dict[str, int],
+                                                                                      CarriedForward]:
+    """Inside the caller's transaction: every table emptied and refilled from the staged rows, then what must
+    not go back carried forward from the live rows (`backups.carry_forward`)."""
     connection = connections[DEFAULT_DB_ALIAS]
     counts: dict[str, int] = {}
     published = _published_crl_numbers()
+    live = carry_forward.capture(plan.backup_fingerprints, plan.backup_crl_numbers)
+    tables = [spec for spec in staged.tables if not (plan.keep_live_audit and spec.model is AuditEvent)]
     with triggers_suspended(DEFAULT_DB_ALIAS), connection.cursor() as cursor:
-        for spec in reversed(staged.tables):
+        for spec in reversed(tables):
             cursor.execute(f"DELETE FROM {connection.ops.quote_name(spec.db_table)}")  # noqa: S608
         _delete_sessions(cursor)
         checkpoint("delete_rows")
-        for index, spec in enumerate(staged.tables, start=1):
+        for index, spec in enumerate(tables, start=1):
             counts[spec.label] = _insert_table(cursor, staged, spec)
-            progress("tables", index, len(staged.tables))
+            progress("tables", index, len(tables))
         checkpoint("insert_rows")
-    _reset_sequences([spec.model for spec in staged.tables])
+    _reset_sequences([spec.model for spec in tables])
     _keep_crl_numbers_growing(published)
+    carried = carry_forward.apply(live)
     connection.check_constraints(table_names=[spec.db_table for spec in staged.tables])
     checkpoint("check_constraints")
-    result = verify_chain()
+    result = verify_chain(use_anchor=plan.check_anchor)
     if not result.ok:
-        raise BackupError(f"The backup's audit trail does not verify: {result.broken.message}", code="broken_audit")
-    return counts
+        raise BackupError(f"The audit trail does not verify after the restore: {result.broken.message}",
+                          code="broken_audit")
+    return counts, carried
 
 
 def _delete_sessions(cursor) -> None:

@@ -14,13 +14,18 @@ one: an organization's admin gets 403.
   CSRF middleware first, with Django's default handlers (memory up to
   `FILE_UPLOAD_MAX_MEMORY_SIZE`, disk beyond); the size bound then applies afterwards.
 
-Answers: JSON for API clients (`{"restored": {...}}`, or `{"error": {"code",
-"message"}}` with 400/413), a redirect to the toolbox with a message for the form.
+The restore takes two requests (see `restore_database`): the upload answers a preview (JSON
+`{"preview", "pending", "confirmation_phrase"}`, or a page with the preview and a confirmation
+form), the confirmation restores (`{"restored": {...}}`, or a redirect to the toolbox with a
+message). Refusals: `{"error": {"code", "message"}}` with 400/413, a message on the toolbox;
+a confirmation that no longer matches the live data answers 409 with the new preview.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
+import json
 import logging
 import os
 import tempfile
@@ -32,8 +37,10 @@ from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandl
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from backups import pending
 from backups.errors import BackupError
-from backups.services import backup_filename, create_backup, restore_backup
+from backups.preview import AUDIT_DIVERGED, RestorePreview
+from backups.services import backup_filename, create_backup, preview_restore, restore_backup
 from backups.validation import limit
 from pki_project.actor import Actor
 from pki_project.errors import json_error, page_error, wants_json
@@ -90,33 +97,140 @@ class BoundedUploadHandler(TemporaryFileUploadHandler):
 
 @require_POST
 def restore_database(request: HttpRequest) -> HttpResponse:
+    """Two steps: an upload answers a preview (nothing changes); a confirmation of that preview restores.
+
+    Step 1, multipart field `backup`: the archive is validated completely and compared with the
+    live data; the answer is the preview and a `pending` token. Step 2, fields `pending`,
+    `confirmation` (the phrase the preview asked for) and, for a diverged audit trail,
+    `replace_audit_trail` (a form, or a JSON body): the restore runs, refused if the live data
+    changed since the preview.
+    """
     refusal = _refuse_unless_global_admin(request)
     if refusal is not None:
         return refusal
+    try:
+        fields, upload = _read_body(request)
+    except BackupError as error:
+        return _error(request, error, RESULT_PAGE)
+    if "pending" in fields:
+        return _confirm(request, fields)
+    if upload is None:
+        return _error(request, BackupError(f"Send the backup archive as the multipart field '{UPLOAD_FIELD}'.",
+                                           code="no_file"), RESULT_PAGE)
+    return _preview_upload(request, upload)
+
+
+CONFIRMATION_FIELDS = ("pending", "confirmation", "replace_audit_trail", "cancel")
+
+
+def _read_body(request: HttpRequest):
+    """(the confirmation fields present, the uploaded archive or None); a multipart body streams to disk, bounded."""
+    if request.META.get("CONTENT_TYPE", "").startswith("application/json"):
+        try:
+            data = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            raise BackupError("The body must be a JSON object with 'pending' and 'confirmation'.", code="invalid")
+        return _confirmation_fields(data), None
     too_large = BackupError(f"The backup is too large (at most {limit('PKI_BACKUP_MAX_UPLOAD_BYTES')} bytes are "
                             "accepted).", code="too_large")
     too_large.status = 413
     if _declared_length(request) > limit("PKI_BACKUP_MAX_UPLOAD_BYTES"):
-        return _error(request, too_large, RESULT_PAGE)
+        raise too_large
     handler = BoundedUploadHandler(request)
     if not hasattr(request, "_files"):  # not parsed yet (Bearer and script clients): stream to disk, bounded
         request.upload_handlers = [handler]
     upload = request.FILES.get(UPLOAD_FIELD)
     if handler.exceeded:
-        return _error(request, too_large, RESULT_PAGE)
-    if upload is None:
-        return _error(request, BackupError(f"Send the backup archive as the multipart field '{UPLOAD_FIELD}'.",
-                                           code="no_file"), RESULT_PAGE)
+        raise too_large
+    return _confirmation_fields(request.POST), upload
+
+
+def _confirmation_fields(data) -> dict[str, str]:
+    return {name: str(data.get(name) or "") for name in CONFIRMATION_FIELDS if name in data}
+
+
+def _preview_upload(request: HttpRequest, upload) -> HttpResponse:
     with _on_disk(upload) as path:
         try:
-            report = restore_backup(path, Actor.from_request(request))
+            preview = preview_restore(path)
         except BackupError as error:
             return _error(request, error, RESULT_PAGE)
+        waiting = pending.stash(path, user_id=request.principal.user_id, digest=preview.digest,
+                                confirmation_phrase=preview.confirmation_phrase, audit_trail=preview.audit_trail)
+    return _preview_response(request, preview, waiting)
+
+
+def _preview_response(request: HttpRequest, preview: RestorePreview, waiting: pending.PendingRestore, *,
+                      error: str = "", code: str = "", status: int = 200) -> HttpResponse:
+    if wants_json(request):
+        body = {"preview": preview.as_dict(), "pending": waiting.token,
+                "confirmation_phrase": preview.confirmation_phrase}
+        if error:
+            body["error"] = {"code": code, "message": error}
+        return JsonResponse(body, status=status)
+    from certificates.views import render_page
+
+    return render_page(request, "pki/restore_preview.html", {
+        "preview": preview, "pending": waiting.token, "diverged": preview.audit_trail == AUDIT_DIVERGED,
+        "error": error}, status=status)
+
+
+def _confirm(request: HttpRequest, fields: dict[str, str]) -> HttpResponse:
+    try:
+        waiting = pending.take(fields["pending"], user_id=request.principal.user_id)
+    except BackupError as error:
+        return _error(request, error, RESULT_PAGE)
+    fields.setdefault("confirmation", "")
+    if fields.get("cancel"):
+        pending.discard(waiting)
+        if wants_json(request):
+            return JsonResponse({"cancelled": True})
+        messages.info(request, "Restore cancelled; nothing was changed.")
+        return HttpResponseRedirect(RESULT_PAGE)
+    if not hmac.compare_digest(fields["confirmation"].strip(), waiting.confirmation_phrase):
+        return _refused_confirmation(request, waiting)
+    replace = fields.get("replace_audit_trail", "").lower() in ("1", "true", "on", "yes")
+    try:
+        report = restore_backup(waiting.archive, Actor.from_request(request), expected_digest=waiting.digest,
+                                replace_audit_trail=replace)
+    except BackupError as error:
+        if error.code in ("preview_changed", "audit_trail_diverged"):
+            return _preview_again(request, waiting, error)
+        pending.discard(waiting)
+        return _error(request, error, RESULT_PAGE)
+    pending.discard(waiting)
     if wants_json(request):
         return JsonResponse({"restored": report.as_dict()})
     messages.success(request, f"Backup restored: {report.rows} rows and {report.artifacts} artifacts from the "
-                              f"backup of {report.source_created_at or 'an unknown date'}.")
+                              f"backup of {report.source_created_at or 'an unknown date'}; "
+                              f"{report.preview.revocations_total} revocations carried forward, audit trail "
+                              f"{report.audit_trail}.")
+    for warning in report.warnings:
+        messages.warning(request, warning)
     return HttpResponseRedirect(RESULT_PAGE)
+
+
+def _refused_confirmation(request: HttpRequest, waiting: pending.PendingRestore) -> HttpResponse:
+    message = f"Type exactly “{waiting.confirmation_phrase}” to confirm. Nothing was changed."
+    return _preview_again(request, waiting, BackupError(message, code="confirmation_mismatch"), status=400)
+
+
+def _preview_again(request: HttpRequest, waiting: pending.PendingRestore, error: BackupError, *,
+                   status: int = 409) -> HttpResponse:
+    """Show the preview again (recomputed: the live data may have moved on), with why it was not restored."""
+    try:
+        preview = preview_restore(waiting.archive)
+    except BackupError as again:
+        pending.discard(waiting)
+        return _error(request, again, RESULT_PAGE)
+    archive = waiting.archive.with_name(waiting.archive.name + ".again")
+    waiting.archive.replace(archive)
+    pending.discard(waiting)
+    renewed = pending.stash(archive, user_id=request.principal.user_id, digest=preview.digest,
+                            confirmation_phrase=preview.confirmation_phrase, audit_trail=preview.audit_trail)
+    return _preview_response(request, preview, renewed, error=error.message, code=error.code, status=status)
 
 
 def _declared_length(request: HttpRequest) -> int:

@@ -38,7 +38,8 @@ DOWNLOADS = [
 ]
 
 
-def _render(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
+def render_page(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
+    """A staff page with what every page shows (who is signed in, which controls the role gets)."""
     principal = staff.principal_of(request)
     context = {
         "principal": principal,
@@ -63,7 +64,7 @@ def _certificate_or_404(request: HttpRequest, pk: int) -> Certificate:
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return _render(request, "pki/dashboard.html", dashboard_context(staff.principal_of(request)))
+    return render_page(request, "pki/dashboard.html", dashboard_context(staff.principal_of(request)))
 
 
 @require_GET
@@ -72,14 +73,14 @@ def organizations(request: HttpRequest) -> HttpResponse:
         ca_count=Count("cas", distinct=True),
         valid_count=Count("certificates", filter=Q(certificates__revoked_at__isnull=True), distinct=True),
     )
-    return _render(request, "pki/organizations.html", {"organizations": rows})
+    return render_page(request, "pki/organizations.html", {"organizations": rows})
 
 
 @require_http_methods(["GET", "POST"])
 def create_organization_page(request: HttpRequest) -> HttpResponse:
     principal = staff.principal_of(request)
     if not staff.can_create_organizations(principal):
-        return _render(request, "pki/create_organization.html", {"refused": True}, status=403)
+        return render_page(request, "pki/create_organization.html", {"refused": True}, status=403)
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -91,7 +92,7 @@ def create_organization_page(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Organization “{organization.name}” ({organization.slug}) was created.")
             return HttpResponseRedirect(reverse("pki-organizations"))
     status = 400 if request.method == "POST" else 200
-    return _render(request, "pki/create_organization.html", {"form": form}, status=status)
+    return render_page(request, "pki/create_organization.html", {"form": form}, status=status)
 
 
 # --- Issuance ------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ def issue(request: HttpRequest) -> HttpResponse:
                                       f"(serial {certificate.serial}).{extra}")
             return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
     status = 400 if request.method == "POST" else 200
-    return _render(request, "pki/issue.html", {"form": form, "issuers": issuers}, status=status)
+    return render_page(request, "pki/issue.html", {"form": form, "issuers": issuers}, status=status)
 
 
 # --- A certificate's page and its actions ----------------------------------------------------
@@ -143,7 +144,7 @@ def _certificate_page(request: HttpRequest, certificate: Certificate, *, revoke_
         "revealed_password": revealed_password,
         "is_ca_certificate": certificate.kind in ("root_ca", "intermediate_ca"),
     }
-    return _render(request, "pki/certificate.html", context, status=status)
+    return render_page(request, "pki/certificate.html", context, status=status)
 
 
 @require_GET
@@ -239,7 +240,7 @@ def _toolbox(request: HttpRequest, *, decoder_form: DecoderForm | None = None, c
         "known": known,
         "can_backup": principal is not None and principal.is_global_admin,  # backups hold every organization
     }
-    return _render(request, "pki/toolbox.html", context, status=status)
+    return render_page(request, "pki/toolbox.html", context, status=status)
 
 
 def _crl_cas(request: HttpRequest):

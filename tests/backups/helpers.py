@@ -19,13 +19,17 @@ from pki_project.actor import Actor
 
 
 def database_fingerprint() -> dict[str, object]:
-    """Every row of every table (sessions too) in primary-key order, plus the triggers: the whole DB state."""
+    """Every row of every table (sessions too) in primary-key order, plus the triggers: the whole DB state
+    (but the audit events of refused restores, which are meant to be there)."""
     from django.contrib.sessions.models import Session
     from django.db import models
 
     state: dict[str, object] = {}
     for spec in backup_tables():
-        rows = models.QuerySet(model=spec.model).order_by("pk").values_list(*spec.columns)
+        rows = models.QuerySet(model=spec.model).order_by("pk")
+        if spec.label == "audit.auditevent":  # a refused restore is recorded: `restore_refusals` counts those
+            rows = rows.exclude(action="backup.restore", outcome="failure")
+        rows = rows.values_list(*spec.columns)
         state[spec.label] = [encode_row(spec.fields, row).decode() for row in rows]
     state["sessions"] = sorted(Session.objects.values_list("session_key", flat=True))
     with connection.cursor() as cursor:
@@ -35,6 +39,14 @@ def database_fingerprint() -> dict[str, object]:
             cursor.execute("SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname")
         state["schema"] = [list(row) for row in cursor.fetchall()]
     return state
+
+
+def restore_refusals() -> list[str]:
+    """The codes of the refused restores recorded in the audit trail, oldest first."""
+    from audit.models import AuditEvent
+
+    events = AuditEvent.objects.filter(action="backup.restore", outcome="failure").order_by("seq")
+    return [event.details.get("code", "") for event in events]
 
 
 def directory_fingerprint(directory: Path) -> dict[str, str]:
@@ -54,7 +66,8 @@ def live_state(data_dir: Path) -> tuple[dict[str, object], dict[str, str], list[
     """Database, data directory, and the restore-related entries beside the data directory."""
     siblings = sorted(
         entry.name for entry in data_dir.parent.iterdir()
-        if entry.name.startswith(f".{data_dir.name}.") and not entry.name.endswith(".restore.lock")
+        if entry.name.startswith(f".{data_dir.name}.")
+        and not entry.name.endswith((".restore.lock", ".audit-anchor.json", ".pending-restores"))  # meant to stay
     )
     return database_fingerprint(), directory_fingerprint(data_dir), siblings
 

@@ -19,7 +19,7 @@ from certificates.keystore import artifact_cipher
 from certificates.vault import ArtifactCipher
 from certificates.vault.at_rest import derive_master_key
 from pki_project.actor import Actor
-from tests.backups.helpers import live_state, read_members, with_manifest, write_members
+from tests.backups.helpers import live_state, read_members, restore_refusals, with_manifest, write_members
 
 Members = dict[str, bytes]
 
@@ -30,12 +30,13 @@ def first_artifact(members: Members) -> str:
 
 def refused(archive: Path, data_dir: Path, code: str | tuple[str, ...], words: str) -> BackupError:
     """Restore must raise BackupError(code) mentioning `words`, and change nothing at all."""
-    before = live_state(data_dir)
+    before, refusals = live_state(data_dir), restore_refusals()
     with pytest.raises(BackupError) as caught:
         restore_backup(archive, Actor.operator("tests"))
     assert caught.value.code in ((code,) if isinstance(code, str) else code), caught.value.message
     assert words.lower() in caught.value.message.lower(), caught.value.message
     assert live_state(data_dir) == before
+    assert restore_refusals() == [*refusals, caught.value.code], "the refusal is on the record"
     return caught.value
 
 

@@ -23,7 +23,7 @@ RESTORE_URL = "/admin/restore/database"
 
 def pki_state(data_dir: Path):
     database, files, siblings = live_state(data_dir)
-    restores = AuditEvent.objects.filter(action=AuditAction.BACKUP_RESTORE).count()
+    restores = AuditEvent.objects.filter(action=AuditAction.BACKUP_RESTORE, outcome="success").count()
     return {k: v for k, v in database.items() if k not in BOOKKEEPING}, files, siblings, restores
 
 
@@ -38,7 +38,24 @@ def download(client) -> bytes:
 
 
 def upload(client, data: bytes, **extra):
+    """Step one: the archive goes up and a preview comes back (nothing changes)."""
     return client.post(RESTORE_URL, {"backup": io.BytesIO(data)}, **extra)
+
+
+def confirm(client, preview: dict, **fields):
+    """Step two, as a script would: the pending token and the phrase the preview asked for."""
+    body = {"pending": preview["pending"], "confirmation": preview["confirmation_phrase"], **fields}
+    return client.post(RESTORE_URL, body, content_type="application/json")
+
+
+def form_fields(page) -> dict[str, str]:
+    """The hidden token and the phrase of the preview page's confirmation form, as a person reads them."""
+    import re
+
+    html = page.content.decode()
+    token = re.search(r'name="pending" value="([0-9a-f]{32})"', html).group(1)
+    phrase = re.search(r"Type <code>([^<]+)</code> to restore", html).group(1)
+    return {"pending": token, "confirmation": phrase}
 
 
 @pytest.fixture
@@ -56,13 +73,24 @@ def test_admin_downloads_a_backup_and_it_is_audited(admin) -> None:
     assert event.actor_username == admin.user.username
 
 
-def test_admin_restores_over_http(admin, tmp_path: Path, data_dir: Path) -> None:
+def test_admin_restores_over_http_after_a_preview(admin, tmp_path: Path, data_dir: Path) -> None:
     data = download(admin)
     Organization.objects.create(name="After", slug="after")
+    before = pki_state(data_dir)
     response = upload(admin, data)
+    assert response.status_code == 200, response.content
+    preview = response.json()
+    assert preview["preview"]["organizations_dropped"] == 1
+    assert preview["preview"]["audit_trail"] == "kept"
+    assert preview["confirmation_phrase"].startswith("restore 20")
+    assert any("revocations will be carried forward" in line for line in preview["preview"]["summary"])
+    assert pki_state(data_dir) == before, "the preview changes nothing"
+
+    response = confirm(admin, preview)
     assert response.status_code == 200, response.content
     restored = response.json()["restored"]
     assert restored["artifacts"] == 4
+    assert restored["audit_trail"] == "kept"
     assert not Organization.objects.filter(slug="after").exists()
     event = AuditEvent.objects.order_by("-seq").first()
     assert event.action == AuditAction.BACKUP_RESTORE
@@ -71,6 +99,49 @@ def test_admin_restores_over_http(admin, tmp_path: Path, data_dir: Path) -> None
     listed = admin.get("/api/v1/cas/")
     assert listed.status_code == 200
     assert "Example Issuing CA" in listed.content.decode()
+    assert confirm(admin, preview).json()["error"]["code"] == "no_pending_restore", "a confirmation is used once"
+
+
+def test_a_wrong_phrase_or_another_admins_confirmation_changes_nothing(admin, make_principal_client,
+                                                                       data_dir: Path) -> None:
+    other_admin = make_principal_client("admin")
+    preview = upload(admin, download(admin)).json()
+    before = pki_state(data_dir)
+    wrong = confirm(admin, preview, confirmation="yes")
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["code"] == "confirmation_mismatch"
+    stolen = confirm(other_admin, wrong.json())
+    assert stolen.status_code == 400
+    assert stolen.json()["error"]["code"] == "no_pending_restore"
+    assert pki_state(data_dir) == before
+    assert confirm(admin, wrong.json()).status_code == 200  # the renewed token, with the right phrase
+
+
+def test_a_preview_that_no_longer_holds_is_shown_again(admin, populated_pki, operator, data_dir: Path) -> None:
+    from certificates.services.issuance import IssuanceRequest, issue_certificate
+    from certificates.services.revocation import revoke_certificate
+
+    certificate = issue_certificate(populated_pki, IssuanceRequest(profile="server", common_name="x.example.com",
+                                                                   key_type="ec-p256"), actor=operator)
+    preview = upload(admin, download(admin)).json()
+    revoke_certificate(certificate, reason="keyCompromise", actor=operator)  # after the preview was shown
+    before = pki_state(data_dir)
+    response = confirm(admin, preview)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "preview_changed"
+    assert response.json()["preview"]["revocations_carried"] == 1
+    assert pki_state(data_dir) == before
+    assert confirm(admin, response.json()).status_code == 200
+    certificate.refresh_from_db()
+    assert certificate.revoked_at is not None, "the restore carried the revocation forward"
+
+
+def test_a_cancelled_restore_changes_nothing(admin, data_dir: Path) -> None:
+    preview = upload(admin, download(admin)).json()
+    before = pki_state(data_dir)
+    assert confirm(admin, preview, cancel="1").json() == {"cancelled": True}
+    assert pki_state(data_dir) == before
+    assert confirm(admin, preview).json()["error"]["code"] == "no_pending_restore"
 
 
 def test_hostile_upload_is_refused_with_json_and_changes_nothing(admin, tmp_path: Path, data_dir: Path) -> None:
@@ -100,10 +171,16 @@ def test_missing_field(admin) -> None:
     assert response.json()["error"]["code"] == "no_file"
 
 
-def test_form_restore_redirects_with_a_message(make_principal_client, populated_pki, tmp_path: Path) -> None:
+def test_form_restore_previews_then_redirects_with_a_message(make_principal_client, populated_pki,
+                                                             tmp_path: Path) -> None:
     admin = make_principal_client("admin", via="cookie")
     data = download(admin)
-    response = upload(admin, data, HTTP_ACCEPT="text/html")
+    page = upload(admin, data, HTTP_ACCEPT="text/html")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "what would change" in html
+    assert "revocations will be carried forward" in html
+    response = admin.post(RESTORE_URL, form_fields(page), HTTP_ACCEPT="text/html")
     assert response.status_code == 302
     assert response["Location"] == "/toolbox"
     refused = upload(admin, b"not a zip", HTTP_ACCEPT="text/html")
@@ -170,7 +247,8 @@ def test_toolbox_round_trip_shows_the_result(make_principal_client, populated_pk
     assert 'name="backup"' in html
     assert 'href="/admin/backup/database"' in html
     data = download(admin)
-    done = upload(admin, data, HTTP_ACCEPT="text/html", follow=True)
+    preview = upload(admin, data, HTTP_ACCEPT="text/html")
+    done = admin.post(RESTORE_URL, form_fields(preview), HTTP_ACCEPT="text/html", follow=True)
     assert done.status_code == 200
     assert "Backup restored:" in done.content.decode()
     refused = upload(admin, b"PK\x03\x04 truncated", HTTP_ACCEPT="text/html", follow=True)

@@ -15,7 +15,7 @@ from audit.verification import verify_chain
 from backups.archive import MANIFEST, SQLITE_SNAPSHOT
 from backups.services import restore_backup
 from certificates.keystore import artifact_store, intermediate_signing_key
-from certificates.models import Certificate, CertificateAuthority
+from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList
 from certificates.services.authorities import create_root_ca
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
@@ -57,8 +57,13 @@ def without_crl_numbers(fingerprint: dict) -> list[dict]:
     return [{key: value for key, value in row.items() if key != "crl_number"} for row in rows]
 
 
-def test_restore_brings_back_exactly_the_backed_up_state(lived_in_pki: CertificateAuthority, operator: Actor,
-                                                         tmp_path: Path, data_dir: Path) -> None:
+def without_revocation(rows: list[str]) -> list[dict]:
+    columns = ("revoked_at", "revocation_reason", "invalidity_date")
+    return [{key: value for key, value in json.loads(row).items() if key not in columns} for row in rows]
+
+
+def test_restore_brings_back_the_backed_up_state_but_nothing_revoked_since(
+        lived_in_pki: CertificateAuthority, operator: Actor, tmp_path: Path, data_dir: Path) -> None:
     before_db, before_files = database_fingerprint(), directory_fingerprint(data_dir)
     archive = make_backup(tmp_path / "backup.zip")
     crl_number_at_backup = CertificateAuthority.objects.get(pk=lived_in_pki.pk).crl_number
@@ -66,27 +71,43 @@ def test_restore_brings_back_exactly_the_backed_up_state(lived_in_pki: Certifica
     crl_number_after_changes = CertificateAuthority.objects.get(pk=lived_in_pki.pk).crl_number
     assert crl_number_after_changes > crl_number_at_backup
     assert directory_fingerprint(data_dir) != before_files
+    trail_before_restore = database_fingerprint()["audit.auditevent"]
 
     report = restore_backup(archive, Actor.operator("restore-test"))
 
     after_db = database_fingerprint()
     assert directory_fingerprint(data_dir) == before_files
+    carried = ("audit.auditevent", "sessions", "certificates.certificateauthority", "certificates.certificate",
+               "certificates.certificaterevocationlist")
     for label, rows in before_db.items():
-        if label not in ("audit.auditevent", "sessions", "certificates.certificateauthority"):
+        if label not in carried:
             assert after_db[label] == rows, label
-    # CAs: exactly as backed up, except that a CRL number never goes back (RFC 5280 5.2.3).
+    # Certificates: as backed up, but the one revoked after the backup stays revoked.
+    assert without_revocation(after_db["certificates.certificate"]) == without_revocation(
+        before_db["certificates.certificate"])
+    kept = Certificate.objects.get(common_name="kept.example.com")
+    assert (kept.revocation_reason, kept.revoked_at is not None) == ("superseded", True)
+    assert report.carried.certificate_revocations == 1
+    # CRLs: the backed-up ones, and the one published after the backup (a CRL number never goes back).
+    assert after_db["certificates.certificaterevocationlist"][:len(before_db[
+        "certificates.certificaterevocationlist"])] == before_db["certificates.certificaterevocationlist"]
+    newest = CertificateRevocationList.objects.filter(ca=lived_in_pki).order_by("-number").first()
+    assert newest.number == crl_number_after_changes
+    assert kept.serial in {format(entry.serial_number, "040x") for entry in x509.load_der_x509_crl(bytes(newest.der))}
     restored_cas = {ca.pk: ca for ca in CertificateAuthority.objects.all()}
     assert restored_cas[lived_in_pki.pk].crl_number == crl_number_after_changes
     assert without_crl_numbers(after_db) == without_crl_numbers(before_db)
-    assert crl_number_at_backup < crl_number_after_changes
-    # The audit trail is the backed-up one plus exactly one event: this restore, appended to it.
-    assert after_db["audit.auditevent"][:-1] == before_db["audit.auditevent"]
+    # The audit trail is never rolled back: the live one, then exactly one event, this restore.
+    assert report.audit_trail == "kept"
+    assert after_db["audit.auditevent"][:-1] == trail_before_restore
     restore_event = AuditEvent.objects.order_by("-seq").first()
     assert restore_event.action == AuditAction.BACKUP_RESTORE
     assert restore_event.details["restore_id"] == report.restore_id
+    assert restore_event.details["audit_trail"] == "kept"
+    assert restore_event.details["carried_forward"]["certificate_revocations"] == 1
     assert restore_event.actor_label == "cli:restore-test"
     assert verify_chain().ok
-    assert report.rows == sum(len(rows) for label, rows in before_db.items() if label not in ("sessions", "schema"))
+    assert report.preview.cas_dropped == ["Later Root"]
     assert report.warnings == []
     for path in [data_dir, *data_dir.rglob("*")]:  # as private as the vault makes them
         assert path.stat().st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path
@@ -102,7 +123,7 @@ def test_restored_pki_still_works(lived_in_pki: CertificateAuthority, operator: 
     # Keys unlock: the root with its password, the intermediate from the vault (no stale cached key).
     unlock_root_key(artifact_store(), root.key_directory, ROOT_PASSWORD)
     assert intermediate_signing_key(ca) is not None
-    # CRLs regenerate, listing exactly the certificate revoked before the backup.
+    # CRLs regenerate, listing every certificate revoked before the backup and since.
     published_before = CertificateAuthority.objects.get(pk=ca.pk).crl_number
     crl_row = generate_crl(ca, actor=operator)
     assert crl_row.number == published_before + 1  # never a number already published before the restore
@@ -110,7 +131,8 @@ def test_restored_pki_still_works(lived_in_pki: CertificateAuthority, operator: 
     revoked_serials = {format(entry.serial_number, "x") for entry in crl}
     expected = {c.serial.lstrip("0") for c in Certificate.objects.filter(issuer=ca, revoked_at__isnull=False)}
     assert {s.lstrip("0") for s in revoked_serials} == expected
-    assert Certificate.objects.get(common_name="kept.example.com").revoked_at is None
+    assert len(expected) == 2
+    assert Certificate.objects.get(common_name="kept.example.com").revoked_at is not None
     assert not Certificate.objects.filter(common_name="after-backup.example.com").exists()
     assert not Organization.objects.filter(slug="later").exists()
     # New work goes on after the restore, and the chain keeps verifying.

@@ -61,10 +61,20 @@ def test_global_admin_downloads_a_backup_and_restores_it(watched_page, installat
     visit(page, "/toolbox")
     page.get_by_label("Backup file to restore (.zip)").set_input_files(str(archive))
     follow(page, page.get_by_role("button", name="Restore this backup"))
+    # First what would change, then a typed confirmation: the revocation since the backup is carried forward.
+    expect(page.locator("#restore-preview")).to_contain_text("1 revocations will be carried forward")
+    shoot(page, "restore-preview")
+    phrase = page.locator("label[for=id_confirmation] code").inner_text()
+    page.locator("#id_confirmation").fill("restore")
+    page.watch.expected_status_urls.add(f"{installation.url}/admin/restore/database")  # the 400 that follows
+    follow(page, page.get_by_role("button", name="Restore", exact=True))
+    expect(page.locator("#restore-error")).to_contain_text("Type exactly")
+    page.locator("#id_confirmation").fill(phrase)
+    follow(page, page.get_by_role("button", name="Restore", exact=True))
     expect(page.locator(".messages")).to_contain_text("Backup restored")
     shoot(page, "toolbox-restored")
     visit(page, certificate_page)
-    assert _status(page) == "valid"  # the state the backup holds
+    assert _status(page) == "revoked"  # a restore never un-revokes
 
 
 def test_backup_and_restore_are_refused_to_others(watched_page, installation):
