@@ -173,19 +173,26 @@ class _Steps:
             raise InjectedFailure(step)
 
 
-def preview_restore(archive_path: Path | str, progress: Progress | None = None) -> RestorePreview:
-    """Validate `archive_path` completely and say what restoring it would do; nothing changes."""
+def preview_restore(archive_path: Path | str, actor: Actor, progress: Progress | None = None) -> RestorePreview:
+    """Validate `archive_path` completely and say what restoring it would do; nothing changes.
+
+    An archive refused here is a refused restore, and recorded as one.
+    """
     progress = progress or _no_progress
     data_dir = _data_dir().resolve()
-    with restore_lock(data_dir, exclusive=False):
-        staged = validation.StagedBackup(root=staging_root(data_dir, f"preview-{uuid.uuid4().hex}"), manifest={})
-        try:
-            staged.root.mkdir(mode=0o700)
-            _validate(Path(archive_path), staged, _Steps(progress, None, None), progress)
-            backup = _backup_facts(staged)
-            return build_preview(backup, live_facts(), partial(backup_hash_at, staged))
-        finally:
-            shutil.rmtree(staged.root, ignore_errors=True)
+    try:
+        with restore_lock(data_dir, exclusive=False):
+            staged = validation.StagedBackup(root=staging_root(data_dir, f"preview-{uuid.uuid4().hex}"), manifest={})
+            try:
+                staged.root.mkdir(mode=0o700)
+                _validate(Path(archive_path), staged, _Steps(progress, None, None), progress)
+                backup = _backup_facts(staged)
+                return build_preview(backup, live_facts(), partial(backup_hash_at, staged))
+            finally:
+                shutil.rmtree(staged.root, ignore_errors=True)
+    except BackupError as error:
+        _record_refusal(actor, error.code, error.message)
+        raise
 
 
 def restore_backup(archive_path: Path | str, actor: Actor, progress: Progress | None = None, *,

@@ -154,7 +154,7 @@ def _confirmation_fields(data) -> dict[str, str]:
 def _preview_upload(request: HttpRequest, upload) -> HttpResponse:
     with _on_disk(upload) as path:
         try:
-            preview = preview_restore(path)
+            preview = preview_restore(path, Actor.from_request(request))
         except BackupError as error:
             return _error(request, error, RESULT_PAGE)
         waiting = pending.stash(path, user_id=request.principal.user_id, digest=preview.digest,
@@ -221,7 +221,7 @@ def _preview_again(request: HttpRequest, waiting: pending.PendingRestore, error:
                    status: int = 409) -> HttpResponse:
     """Show the preview again (recomputed: the live data may have moved on), with why it was not restored."""
     try:
-        preview = preview_restore(waiting.archive)
+        preview = preview_restore(waiting.archive, Actor.from_request(request))
     except BackupError as again:
         pending.discard(waiting)
         return _error(request, again, RESULT_PAGE)

@@ -153,7 +153,7 @@ def test_the_preview_counts_what_would_change_and_changes_nothing(backup_then, p
     revoke_certificate(also, reason="superseded", actor=operator)
     before = live_state(data_dir)
 
-    preview = preview_restore(backup_then)
+    preview = preview_restore(backup_then, Actor.operator("tests"))
 
     assert live_state(data_dir) == before
     assert (preview.certificates_dropped, preview.certificates_dropped_valid) == (1, 1)
@@ -234,7 +234,7 @@ def test_a_tampered_live_trail_counts_as_diverged(backup_then, populated_pki, op
 
 
 def test_a_confirmation_of_an_older_preview_is_refused(backup_then, populated_pki, operator, data_dir):
-    preview = preview_restore(backup_then)
+    preview = preview_restore(backup_then, Actor.operator("tests"))
     leaf = issue(populated_pki, "late.example.com", operator)
     revoke_certificate(leaf, reason="superseded", actor=operator)
     before = live_state(data_dir)
@@ -289,7 +289,7 @@ class TestCommand:
         monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
         with pytest.raises(CommandError, match="cancelled"):
             call_command("restore_database", str(backup_then), stdout=StringIO(), stderr=StringIO())
-        phrase = preview_restore(backup_then).confirmation_phrase
+        phrase = preview_restore(backup_then, Actor.operator("tests")).confirmation_phrase
         answers = iter([phrase])
         monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
         err = StringIO()

@@ -48,16 +48,17 @@ class Command(BaseCommand):
         if not archive.is_file():
             raise CommandError(f"No such file: {archive}.")
         progress = TerminalProgress(getattr(self.stderr, "_out", None))
+        actor = Actor.operator("restore_database")
         expected_digest = None
         try:
             if options["preview"] or not options["yes"]:
-                preview = preview_restore(archive, progress)
+                preview = preview_restore(archive, actor, progress)
                 progress.finish()
                 if options["preview"]:
                     emit(self, options, {"preview": preview.as_dict()}, "\n".join(preview.lines()))
                     return
                 expected_digest = self._confirm(preview, options)
-            report = restore_backup(archive, Actor.operator("restore_database"), progress,
+            report = restore_backup(archive, actor, progress,
                                     expected_digest=expected_digest,
                                     replace_audit_trail=options["replace_audit_trail"])
         except BackupError as error:
