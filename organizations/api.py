@@ -5,7 +5,8 @@ another organization's detail answers 404. Creating is for global admins only.
 
 `POST /api/v1/api-keys/` is self-service (a key for the caller) unless the body names a
 `user` and `role`: then it is the `create_api_key` command for admins
-(`organizations.services.provision_api_key` decides who may grant what).
+(`organizations.services.provision_api_key` decides who may grant what: nobody changes their
+own membership this way).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class OrganizationList(StableOrdering, OrganizationScopedQuerysetMixin, generics
             if error.code == "duplicate":
                 raise Conflict(str(error)) from None
             raise serializers.ValidationError({"slug" if "slug" in error.code else "name": [str(error)]}) from None
+        except IdentityError as error:  # the service's own rule: global admins only
+            raise _api_error(error) from None
         return Response(self.get_serializer(organization).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,8 +1,8 @@
 """`POST /api/v1/api-keys/` with `user` and `role`: the `create_api_key` command for admins.
 
 A global admin may give anyone any role; an organization's admin only inside their organization and never
-a global admin; managers and users get 403. Every refusal creates nothing: no user, no membership, no key,
-no `api_key.create` event.
+a global admin; managers and users get 403; nobody changes their own membership. Every refusal creates
+nothing: no user, no membership, no key, no event.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from organizations.models import ApiKey, Membership
 from organizations.services import authenticate_api_key
@@ -17,6 +18,9 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/api-keys/"
+# The events of changes to who may do what (refusals may be recorded too, under other actions).
+ACCESS_ACTIONS = [action.value for action in AuditAction
+                  if action.value.split(".")[0] in {"user", "membership", "organization", "api_key"}]
 
 
 def post(client, body):
@@ -27,7 +31,7 @@ def state() -> dict[str, int]:
     """Everything a refused request must leave alone."""
     return {"users": get_user_model().objects.count(), "memberships": Membership.objects.count(),
             "keys": ApiKey.objects.count(),
-            "key_events": AuditEvent.objects.filter(action="api_key.create").count()}
+            "events": AuditEvent.objects.filter(action__in=ACCESS_ACTIONS).count()}
 
 
 def test_global_admin_creates_a_user_with_a_role_and_a_working_key(make_principal_client, organization):
@@ -129,6 +133,31 @@ def test_organization_admin_may_not_mint_keys_for_existing_users_elsewhere(make_
         assert other_organization.slug not in response.content.decode()  # the membership is not revealed
     assert state() == before
     assert not ApiKey.objects.filter(user=global_admin).exists()
+
+
+def test_an_existing_member_with_another_role_is_a_conflict_for_their_own_admin(make_principal_client,
+                                                                               organization):
+    admin = make_principal_client("admin", organization)
+    UserFactory(username="erin", role="user", organization=organization)
+    before = state()
+    response = post(admin, {"user": "erin", "role": "manager"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+    assert state() == before
+
+
+def test_nobody_changes_their_own_membership_through_the_api(make_principal_client, organization):
+    global_admin = make_principal_client("admin")
+    before = state()
+    response = post(global_admin, {"user": global_admin.user.username, "role": "manager",
+                                   "organization": organization.slug})
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert "own" in response.json()["error"]["message"]
+    assert Membership.objects.get(user=global_admin.user).is_global_admin
+    assert state() == before
+    same = post(global_admin, {"user": global_admin.user.username, "role": "admin"})  # the same role: just a key
+    assert same.status_code == 201, same.content
 
 
 def test_existing_membership_is_never_changed(make_principal_client, organization):
