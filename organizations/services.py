@@ -20,7 +20,8 @@ The rules about access live here, so the admin, the API, the pages and the comma
 meet the same ones (issue 18): users, memberships and organizations are changed by a
 global admin (or the operator at the console); nobody changes their own membership or
 deactivates or deletes their own account; an organization's admin only gives a first
-membership in their own organization when provisioning a key.
+membership in their own organization when provisioning a key, and names a new user
+`NAME@<their slug>` so that nothing they are told depends on other organizations' users.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def create_organization(
         raise OrganizationError(f"An organization with the slug '{slug}' already exists.", code="duplicate")
     if Organization.objects.filter(name__iexact=name).exists():
         raise OrganizationError(f"An organization named '{name}' already exists.", code="duplicate")
+    _require_slug_names_no_member_elsewhere(slug)
     try:
         with transaction.atomic():
             organization = Organization.objects.create(name=name, slug=slug)
@@ -117,8 +119,17 @@ def create_organization(
         raise OrganizationError("That organization already exists.", code="duplicate") from error
 
 
+def _require_slug_names_no_member_elsewhere(slug: str) -> None:
+    """A new organization owns the usernames `NAME@<slug>`: none may already be a member somewhere else."""
+    from django.contrib.auth import get_user_model
+
+    if get_user_model().objects.filter(username__iendswith=f"@{slug}", membership__isnull=False).exists():
+        raise OrganizationError(f"Users named like name@{slug} already belong to other organizations; "
+                                "choose another slug.", code="invalid_slug")
+
+
 def rename_organization(organization: Organization, name: str, *, actor: Actor) -> Organization:
-    """Give an organization a new display name (its slug never changes: scripts rely on it)."""
+    """Give an organization a new display name (its slug never changes: scripts and usernames rely on it)."""
     _require_may_manage(actor)
     name = clean_organization_name(name)
     try:
@@ -334,6 +345,27 @@ def _is_first_membership_in_own_organization(principal: Principal | None, curren
             and organization is not None and organization.pk == principal.organization_id)
 
 
+def realm_of(username: str) -> str | None:
+    """What follows the last "@" of a username, lower-cased: the slug of the organization that owns the name."""
+    local, at, realm = (username or "").rpartition("@")
+    return realm.lower() if at and local and realm else None
+
+
+def require_username_fits_organization(username: str, organization: Organization | None) -> None:
+    """A username `NAME@<slug>` of an existing organization is a member of that organization or of none.
+
+    This keeps the names an organization's admin may create (`NAME@<their slug>`) from ever
+    belonging to another organization, so provisioning tells them nothing about others.
+    """
+    realm = realm_of(username)
+    if realm is None:
+        return
+    owner = Organization.objects.filter(slug=realm).first()
+    if owner is not None and (organization is None or organization.pk != owner.pk):
+        raise IdentityError(f"A username ending in @{owner.slug} belongs to the organization '{owner.slug}' only.",
+                            code="username_realm")
+
+
 def check_membership_change(user, role: Role | str, organization: Organization | None, *, actor: Actor) -> Role:
     """Raise unless `actor` may give `user` this role and organization; return the role.
 
@@ -352,6 +384,7 @@ def _check_membership_change(user, role: Role | str, organization: Organization 
     if not (may_manage_access(actor.principal)
             or _is_first_membership_in_own_organization(actor.principal, current, organization)):
         raise NotPermitted("Only a global admin changes memberships.")
+    require_username_fits_organization(user.get_username(), organization)
     return role
 
 
@@ -668,9 +701,10 @@ def provision_api_key(
 
     `principal` None is the operator at the console (`create_api_key` command), who may do
     anything. Otherwise only an admin may: a global admin for anyone, an organization's
-    admin only inside their organization and never a global admin. The organization
-    defaults to the caller's own (none for a global admin or the operator: a global
-    admin). User, membership and key are created in one transaction, each with its
+    admin only inside their organization and never a global admin, for a member of their
+    organization or a new name `NAME@<slug>` (`_require_name_of_callers_organization`). The
+    organization defaults to the caller's own (none for a global admin or the operator: a
+    global admin). User, membership and key are created in one transaction, each with its
     event: a refused key leaves no user.
     """
     role = parse_role(str(role))
@@ -719,9 +753,30 @@ def _require_may_grant(principal: Principal | None, organization: Organization |
         raise NotPermitted("An organization's admin may grant roles in their own organization only.")
 
 
+def _require_name_of_callers_organization(username: str, organization: Organization | None,
+                                          principal: Principal | None) -> None:
+    """An organization's admin names a member of their organization, or a new user `NAME@<their slug>`.
+
+    Any other name is refused with the same answer whether or not it exists in another
+    organization, and without looking it up outside theirs (so not even the time taken
+    differs): an organization's admin learns nothing about other organizations' users.
+    Names `NAME@<slug>` never belong to another organization (`require_username_fits_organization`).
+    """
+    if principal is None or principal.is_global_admin or organization is None:
+        return
+    name = (username or "").strip()
+    if realm_of(name) == organization.slug:
+        return
+    if Membership.objects.filter(user__username=name, organization=organization).exists():
+        return
+    raise NotPermitted(f"You give keys to members of '{organization.slug}' only; "
+                       f"a new user you create is named like name@{organization.slug}.")
+
+
 def _member_for(username: str, role: Role, organization: Organization | None, actor: Actor):
     """`ensure_member`, whose refusal names the existing membership only to callers who may see it."""
     principal = actor.principal
+    _require_name_of_callers_organization(username, organization, principal)
     try:
         return ensure_member(username, role, organization, actor=actor)
     except IdentityError as error:

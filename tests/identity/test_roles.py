@@ -475,7 +475,10 @@ def test_revocation_records_before_and_after(organization):
 
 
 def test_add_user_needs_a_valid_new_name(organization):
+    OrganizationFactory(slug="acme-x")
     before = snapshot()
     with pytest.raises(IdentityError, match="letters, digits"):
         add_user(User(username="two words"), "user", organization, actor=OPERATOR)
+    with pytest.raises(IdentityError, match="belongs to the organization 'acme-x'"):
+        add_user(User(username="bob@acme-x"), "user", organization, actor=OPERATOR)
     assert snapshot() == before
