@@ -27,6 +27,17 @@ class AuditAction(StrEnum):
     BACKUP_RESTORE = "backup.restore"
     ENCRYPTION_KEY_ROTATE = "encryption_key.rotate"
     RBAC_DENY = "rbac.deny"
+    # Issue 18, roles: every change of who may do what (users, memberships, organizations).
+    USER_CREATE = "user.create"
+    USER_CHANGE = "user.change"
+    USER_ACTIVATE = "user.activate"
+    USER_DEACTIVATE = "user.deactivate"
+    USER_DELETE = "user.delete"
+    MEMBERSHIP_CREATE = "membership.create"
+    MEMBERSHIP_CHANGE = "membership.change"
+    MEMBERSHIP_DELETE = "membership.delete"
+    ORGANIZATION_RENAME = "organization.rename"
+    ORGANIZATION_DELETE = "organization.delete"
 
 
 class Outcome(StrEnum):

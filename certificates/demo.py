@@ -39,7 +39,7 @@ def ensure_demo_admin(say: Callable[[str], None]) -> str | None:
     Its first API key is printed once, when created; a re-run only says that a key
     exists. Returns the new key, or None when one already existed.
     """
-    user, created = ensure_member(DEMO_ADMIN_USERNAME, "admin", None)
+    user, created = ensure_member(DEMO_ADMIN_USERNAME, "admin", None, actor=Actor.operator("bootstrap_demo"))
     if not created and ApiKey.objects.filter(user=user, revoked_at__isnull=True).exists():
         say(f"Admin '{DEMO_ADMIN_USERNAME}' already has an API key (shown only when it was created). "
             f"Make another with: manage.py create_api_key --user {DEMO_ADMIN_USERNAME} --role admin")

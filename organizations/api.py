@@ -5,7 +5,9 @@ another organization's detail answers 404. Creating is for global admins only.
 
 `POST /api/v1/api-keys/` is self-service (a key for the caller) unless the body names a
 `user` and `role`: then it is the `create_api_key` command for admins
-(`organizations.services.provision_api_key` decides who may grant what).
+(`organizations.services.provision_api_key` decides who may grant what: nobody changes their
+own membership this way, and an organization's admin names a member of their organization or
+a new `NAME@<slug>`, so the answer never depends on other organizations' users).
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ class OrganizationList(StableOrdering, OrganizationScopedQuerysetMixin, generics
             if error.code == "duplicate":
                 raise Conflict(str(error)) from None
             raise serializers.ValidationError({"slug" if "slug" in error.code else "name": [str(error)]}) from None
+        except IdentityError as error:  # the service's own rule: global admins only
+            raise _api_error(error) from None
         return Response(self.get_serializer(organization).data, status=status.HTTP_201_CREATED)
 
 
@@ -120,7 +124,8 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     expires_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
     user = StrictCharField(
         max_length=150, required=False,
-        help_text="Admins only: the username to create the key for; created with `role` when missing.",
+        help_text="Admins only: the username to create the key for; created with `role` when missing. "
+                  "An organization's admin names a member of their organization or a new `NAME@<slug>`.",
     )
     role = serializers.ChoiceField(choices=[role.value for role in Role], required=False,
                                    help_text="With `user`: the user's role (an existing user's must match).")
@@ -151,8 +156,9 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
-_IDENTITY_ERROR_FIELDS = {"invalid_username": "user", "invalid_role": "role", "organization_required": "organization",
-                          "invalid_label": "label", "invalid_expiry": "expires_days"}
+_IDENTITY_ERROR_FIELDS = {"invalid_username": "user", "username_realm": "user", "invalid_role": "role",
+                          "organization_required": "organization", "invalid_label": "label",
+                          "invalid_expiry": "expires_days"}
 
 
 def _api_error(error: IdentityError) -> Exception:

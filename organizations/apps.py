@@ -14,6 +14,21 @@ class OrganizationsConfig(AppConfig):
 
         admin_site.use_pki_login()
         post_migrate.connect(_refresh_role_groups, dispatch_uid="organizations.refresh_role_groups")
+        _guard_access_fields()
+
+
+def _guard_access_fields() -> None:
+    """is_staff/is_superuser are derived on every save; groups and permissions change only in sync_user_access."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import m2m_changed, pre_save
+
+    from organizations.services import derive_access_flags, refuse_direct_access_changes
+
+    user_model = get_user_model()
+    pre_save.connect(derive_access_flags, sender=user_model, dispatch_uid="organizations.derive_access_flags")
+    for relation in (user_model.groups, user_model.user_permissions):
+        m2m_changed.connect(refuse_direct_access_changes, sender=relation.through,
+                            dispatch_uid=f"organizations.guard_{relation.field.name}")
 
 
 def _refresh_role_groups(sender, **kwargs) -> None:

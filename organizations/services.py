@@ -1,9 +1,11 @@
 """Writes for organizations, memberships, API keys and sessions. Interfaces (API, admin, commands,
 pages, middleware) call these and stay thin.
 
-* organizations: `create_organization`
-* roles: `set_membership`, `ensure_member`, `sync_user_access` (is_staff/is_superuser/groups
-  follow the role), `refresh_role_groups`
+* organizations: `create_organization`, `rename_organization`, `delete_organization`
+* users: `add_user`, `change_user` (profile and active flag), `delete_user`
+* roles: `set_membership`, `delete_membership`, `ensure_member`, `sync_user_access`
+  (is_staff/is_superuser/groups follow the role, and nothing else may set them), `refresh_role_groups`
+* who may change whose access: `may_manage_access`, `may_change_access_of`, `check_membership_change`
 * API keys: `create_api_key` (the key is returned once), `provision_api_key` (a key for someone,
   creating the user with the role if missing: the command and an admin's API call), `revoke_api_key`,
   `authenticate_api_key`
@@ -11,18 +13,30 @@ pages, middleware) call these and stay thin.
 
 Every authentication failure raises `AuthenticationFailed`, whose message is always
 "Invalid credentials."; the reason is kept apart for the log. Successful writes record
-their audit event inside the same transaction (`organizations.audit_hooks`).
+their audit event inside the same transaction (`organizations.audit_hooks`), with the
+values before and after the change in its details.
+
+The rules about access live here, so the admin, the API, the pages and the commands
+meet the same ones (issue 18): users, memberships and organizations are changed by a
+global admin (or the operator at the console); nobody changes their own membership or
+deactivates or deletes their own account; an organization's admin only gives a first
+membership in their own organization when provisioning a key, and names a new user
+`NAME@<their slug>` so that nothing they are told depends on other organizations' users.
 """
 
 from __future__ import annotations
 
 import secrets
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -32,6 +46,7 @@ from organizations.models import ApiKey, Membership, Organization, SessionToken
 from organizations.principal import Principal
 from organizations.roles import Role
 from organizations.tokens import InvalidToken, decode_session_token, encode_session_token
+from pki_project.actor import Actor
 from pki_project.db import PreparedSelect
 
 MAX_NAME_LENGTH = 200
@@ -46,8 +61,13 @@ class OrganizationError(ValueError):
         self.code = code
 
 
+def has_hidden_characters(text: str) -> bool:
+    """Control, format (bidi overrides among them), surrogate, private-use or unassigned characters."""
+    return any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in (text or ""))
+
+
 def clean_organization_name(name: str) -> str:
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in (name or "")):
+    if has_hidden_characters(name):
         raise OrganizationError("An organization name may not contain control or unassigned characters.")
     cleaned = " ".join((name or "").split())
     if not cleaned:
@@ -71,13 +91,16 @@ def clean_organization_slug(slug: str | None, name: str) -> str:
 def create_organization(
     name: str, slug: str | None = None, *, request=None, principal: Principal | None = None, actor_label: str = ""
 ) -> Organization:
-    """Create an organization; a duplicate name or slug is refused with a clear message."""
+    """Create an organization (global admins and the operator); a duplicate name or slug is refused."""
+    if not may_manage_access(principal):
+        raise NotPermitted("Only a global admin creates organizations.")
     name = clean_organization_name(name)
     slug = clean_organization_slug(slug, name)
     if Organization.objects.filter(slug=slug).exists():
         raise OrganizationError(f"An organization with the slug '{slug}' already exists.", code="duplicate")
     if Organization.objects.filter(name__iexact=name).exists():
         raise OrganizationError(f"An organization named '{name}' already exists.", code="duplicate")
+    _require_slug_names_no_member_elsewhere(slug)
     try:
         with transaction.atomic():
             organization = Organization.objects.create(name=name, slug=slug)
@@ -94,6 +117,54 @@ def create_organization(
             return organization
     except IntegrityError as error:  # a concurrent request won the race
         raise OrganizationError("That organization already exists.", code="duplicate") from error
+
+
+def _require_slug_names_no_member_elsewhere(slug: str) -> None:
+    """A new organization owns the usernames `NAME@<slug>`: none may already be a member somewhere else."""
+    from django.contrib.auth import get_user_model
+
+    if get_user_model().objects.filter(username__iendswith=f"@{slug}", membership__isnull=False).exists():
+        raise OrganizationError(f"Users named like name@{slug} already belong to other organizations; "
+                                "choose another slug.", code="invalid_slug")
+
+
+def rename_organization(organization: Organization, name: str, *, actor: Actor) -> Organization:
+    """Give an organization a new display name (its slug never changes: scripts and usernames rely on it)."""
+    _require_may_manage(actor)
+    name = clean_organization_name(name)
+    try:
+        with transaction.atomic():
+            current = Organization.objects.select_for_update().get(pk=organization.pk)
+            if current.name == name:
+                return current
+            if Organization.objects.filter(name__iexact=name).exclude(pk=current.pk).exists():
+                raise OrganizationError(f"An organization named '{name}' already exists.", code="duplicate")
+            before, current.name = current.name, name
+            current.save(update_fields=["name"])
+            audit_hooks.record("ORGANIZATION_RENAME", **actor.audit_kwargs(), organization=current,
+                               target_type="organization", target_id=str(current.pk),
+                               details={"slug": current.slug, "before": {"name": before}, "after": {"name": name}})
+            return current
+    except IntegrityError as error:  # the same name, given at the same moment to another organization
+        raise OrganizationError("That organization name is taken.", code="duplicate") from error
+
+
+def delete_organization(organization: Organization, *, actor: Actor) -> None:
+    """Delete an organization that holds nothing: members, CAs and certificates protect it."""
+    _require_may_manage(actor)
+    try:
+        with transaction.atomic():
+            current = Organization.objects.select_for_update().filter(pk=organization.pk).first()
+            if current is None:
+                return
+            audit_hooks.record("ORGANIZATION_DELETE", **actor.audit_kwargs(), organization=current,
+                               target_type="organization", target_id=str(current.pk),
+                               details={"slug": current.slug, "before": {"name": current.name, "slug": current.slug},
+                                        "after": None})
+            current.delete()
+    except ProtectedError:
+        raise OrganizationError(f"The organization '{organization.slug}' still has members, CAs or certificates; "
+                                "it cannot be deleted.", code="in_use") from None
 
 
 # --- Users, roles and what the Django admin lets them do ---------------------------------
@@ -174,48 +245,206 @@ def refresh_role_groups() -> dict[Role, object]:
     return groups
 
 
+_SYNCING_ACCESS: ContextVar[bool] = ContextVar("pki_syncing_access", default=False)
+
+
+@contextmanager
+def _syncing_access() -> Iterator[None]:
+    token = _SYNCING_ACCESS.set(True)
+    try:
+        yield
+    finally:
+        _SYNCING_ACCESS.reset(token)
+
+
+def access_flags(membership: Membership | None) -> tuple[bool, bool]:
+    """`(is_staff, is_superuser)` for a membership: a global admin is a superuser, every member staff."""
+    if membership is None:
+        return False, False
+    return True, membership.is_global_admin
+
+
 def sync_user_access(user) -> None:
     """Make Django's own flags and permissions follow the user's membership.
 
     A global admin is a superuser; every other member is staff (may open the admin)
     in the group of their role; a user without membership gets no admin access.
-    The admin's querysets are further scoped to the member's organization.
+    The admin's querysets are further scoped to the member's organization. This is the
+    only code that may change a user's groups (`refuse_direct_access_changes`), and the
+    flags are derived again on every save (`derive_access_flags`).
     """
     from django.contrib.auth.models import Group
 
     membership = Membership.objects.filter(user=user).first()
     role_groups = Group.objects.filter(name__in=ROLE_GROUP_NAMES.values())
-    user.groups.remove(*role_groups)
-    if membership is None:
-        user.is_staff = user.is_superuser = False
-    elif membership.is_global_admin:
-        user.is_staff = user.is_superuser = True
-    else:
-        user.is_staff, user.is_superuser = True, False
-        role = Role(membership.role)
-        group = Group.objects.filter(name=ROLE_GROUP_NAMES[role]).first() or refresh_role_groups()[role]
-        user.groups.add(group)
+    with _syncing_access():
+        user.groups.remove(*role_groups)
+        if membership is not None and not membership.is_global_admin:
+            role = Role(membership.role)
+            group = Group.objects.filter(name=ROLE_GROUP_NAMES[role]).first() or refresh_role_groups()[role]
+            user.groups.add(group)
+    user.is_staff, user.is_superuser = access_flags(membership)
     user.save(update_fields=["is_staff", "is_superuser"])
 
 
-def set_membership(user, role: Role | str, organization: Organization | None) -> Membership:
-    """Give `user` a role (in `organization`, or globally for an admin without one)."""
+def derive_access_flags(sender, instance, raw: bool = False, **kwargs) -> None:
+    """`pre_save` of the user model: is_staff and is_superuser come from the membership, whoever saves.
+
+    A form, an admin POST, a shell or `createsuperuser` setting them otherwise is overruled
+    (issue 18: roles come only from memberships). Raw saves (fixtures) are left alone.
+    """
+    if raw:
+        return
+    membership = Membership.objects.filter(user_id=instance.pk).first() if instance.pk else None
+    instance.is_staff, instance.is_superuser = access_flags(membership)
+
+
+def refuse_direct_access_changes(sender, instance, action: str, **kwargs) -> None:
+    """`m2m_changed` of the user's groups and permissions: only `sync_user_access` changes groups, nothing
+    grants a user a permission of their own."""
+    if action.startswith("pre_") and not _SYNCING_ACCESS.get():
+        raise IdentityError("Groups and permissions follow the membership's role; change the membership instead.",
+                            code="access_follows_role")
+
+
+# --- Who may change whose access (issue 18) ------------------------------------------------------
+
+SELF_CHANGE_REFUSED = "Nobody changes their own role, organization or account; another global admin must."
+USER_PROFILE_FIELDS = ("first_name", "last_name", "email")
+PROFILE_FIELD_LENGTHS = {"first_name": 150, "last_name": 150, "email": 254}
+
+
+def may_manage_access(principal: Principal | None) -> bool:
+    """Users, memberships and organizations are changed by a global admin, or the operator (`principal` None)."""
+    return principal is None or principal.is_global_admin
+
+
+def may_change_access_of(principal: Principal | None, user_id: int | None) -> bool:
+    """`may_manage_access`, and not on one's own account: a global admin's role is changed by another one."""
+    return may_manage_access(principal) and not _is_self(principal, user_id)
+
+
+def _is_self(principal: Principal | None, user_id: int | None) -> bool:
+    return principal is not None and user_id is not None and principal.user_id == user_id
+
+
+def _require_may_manage(actor: Actor) -> None:
+    if not may_manage_access(actor.principal):
+        raise NotPermitted("Only a global admin changes users, memberships and organizations.")
+
+
+def _require_not_self(actor: Actor, user_id: int | None) -> None:
+    if _is_self(actor.principal, user_id):
+        raise NotPermitted(SELF_CHANGE_REFUSED)
+
+
+def _is_first_membership_in_own_organization(principal: Principal | None, current: Membership | None,
+                                             organization: Organization | None) -> bool:
+    """An organization's admin provisioning a key gives a user without a role a role in their organization."""
+    return (principal is not None and principal.role is Role.ADMIN and current is None
+            and organization is not None and organization.pk == principal.organization_id)
+
+
+def realm_of(username: str) -> str | None:
+    """What follows the last "@" of a username, lower-cased: the slug of the organization that owns the name."""
+    local, at, realm = (username or "").rpartition("@")
+    return realm.lower() if at and local and realm else None
+
+
+def require_username_fits_organization(username: str, organization: Organization | None) -> None:
+    """A username `NAME@<slug>` of an existing organization is a member of that organization or of none.
+
+    This keeps the names an organization's admin may create (`NAME@<their slug>`) from ever
+    belonging to another organization, so provisioning tells them nothing about others.
+    """
+    realm = realm_of(username)
+    if realm is None:
+        return
+    owner = Organization.objects.filter(slug=realm).first()
+    if owner is not None and (organization is None or organization.pk != owner.pk):
+        raise IdentityError(f"A username ending in @{owner.slug} belongs to the organization '{owner.slug}' only.",
+                            code="username_realm")
+
+
+def check_membership_change(user, role: Role | str, organization: Organization | None, *, actor: Actor) -> Role:
+    """Raise unless `actor` may give `user` this role and organization; return the role.
+
+    The admin's forms call it before saving; `set_membership` calls it again inside its transaction.
+    """
+    current = Membership.objects.filter(user_id=user.pk).first() if user.pk else None
+    return _check_membership_change(user, role, organization, actor, current)
+
+
+def _check_membership_change(user, role: Role | str, organization: Organization | None, actor: Actor,
+                             current: Membership | None) -> Role:
     role = parse_role(str(role))
     if organization is None and role is not Role.ADMIN:
         raise IdentityError(f"A {role.value} needs an organization.", code="organization_required")
+    _require_not_self(actor, user.pk)
+    if not (may_manage_access(actor.principal)
+            or _is_first_membership_in_own_organization(actor.principal, current, organization)):
+        raise NotPermitted("Only a global admin changes memberships.")
+    require_username_fits_organization(user.get_username(), organization)
+    return role
+
+
+def membership_facts(membership: Membership | None) -> dict[str, object] | None:
+    """What an audit event says about a membership: its role and organization slug (None: global)."""
+    if membership is None:
+        return None
+    return {"role": membership.role,
+            "organization": membership.organization.slug if membership.organization_id else None}
+
+
+def set_membership(user, role: Role | str, organization: Organization | None, *, actor: Actor) -> Membership:
+    """Give `user` a role (in `organization`, or globally for an admin without one); audited, a no-op when equal.
+
+    `membership.create` or `membership.change` (before and after) is recorded in the same
+    transaction, under the organization after the change (the one before, for a global admin).
+    """
     with transaction.atomic():
-        membership, _ = Membership.objects.update_or_create(
-            user=user, defaults={"role": role.value, "organization": organization}
-        )
+        current = Membership.objects.select_for_update().filter(user_id=user.pk).first()
+        role = _check_membership_change(user, role, organization, actor, current)
+        before, before_organization_id = membership_facts(current), current.organization_id if current else None
+        if current is None:
+            membership = Membership.objects.create(user=user, role=role.value, organization=organization)
+        else:
+            membership = current
+            membership.role, membership.organization = role.value, organization
+            if membership_facts(membership) != before:
+                membership.save(update_fields=["role", "organization"])
         sync_user_access(user)
+        after = membership_facts(membership)
+        if after != before:
+            audit_hooks.record("MEMBERSHIP_CREATE" if current is None else "MEMBERSHIP_CHANGE",
+                               **actor.audit_kwargs(),
+                               organization_id=membership.organization_id or before_organization_id,
+                               target_type="membership", target_id=str(membership.pk),
+                               details={"user": user.get_username(), "before": before, "after": after})
     return membership
 
 
-def ensure_member(username: str, role: Role | str, organization: Organization | None):
+def delete_membership(membership: Membership, *, actor: Actor) -> None:
+    """Take a user's role away (they can no longer sign in); never one's own."""
+    _require_may_manage(actor)
+    _require_not_self(actor, membership.user_id)
+    with transaction.atomic():
+        current = Membership.objects.select_for_update().select_related("user").filter(pk=membership.pk).first()
+        if current is None:
+            return
+        audit_hooks.record("MEMBERSHIP_DELETE", **actor.audit_kwargs(), organization_id=current.organization_id,
+                           target_type="membership", target_id=str(current.pk),
+                           details={"user": current.user.get_username(), "before": membership_facts(current),
+                                    "after": None})
+        current.delete()
+        sync_user_access(current.user)
+
+
+def ensure_member(username: str, role: Role | str, organization: Organization | None, *, actor: Actor):
     """Return `(user, created)`: the user with this exact role and organization, created if missing.
 
     An existing user with a different role or organization is refused rather than
-    silently changed.
+    silently changed (and one's own membership is never changed this way).
     """
     from django.contrib.auth import get_user_model
 
@@ -227,16 +456,12 @@ def ensure_member(username: str, role: Role | str, organization: Organization | 
     with transaction.atomic():
         user = user_model.objects.filter(username=username).first()
         if user is None:
-            _validate_new_username(user_model, username)
-            user = user_model(username=username)
-            user.set_unusable_password()  # people sign in with API keys only
-            user.save()
-            set_membership(user, role, organization)
-            return user, True
+            return add_user(user_model(username=username), role, organization, actor=actor), True
         membership = Membership.objects.filter(user=user).first()
         if membership is None:
-            set_membership(user, role, organization)
+            set_membership(user, role, organization, actor=actor)
         elif membership.role != role.value or membership.organization_id != (organization.pk if organization else None):
+            _require_not_self(actor, user.pk)
             where = membership.organization.slug if membership.organization_id else "every organization"
             raise IdentityError(
                 f"User '{username}' already exists as {membership.role} of {where}; "
@@ -244,6 +469,9 @@ def ensure_member(username: str, role: Role | str, organization: Organization | 
                 code="membership_conflict",
             )
         return user, False
+
+
+# --- Users: created with their membership, changed and deleted through these only ----------------
 
 
 def _validate_new_username(user_model, username: str) -> None:
@@ -255,6 +483,143 @@ def _validate_new_username(user_model, username: str) -> None:
     except ValidationError:
         raise IdentityError("A username may contain only letters, digits and @ . + - _.",
                             code="invalid_username") from None
+
+
+def clean_user_profile(changes: dict[str, object]) -> dict[str, str]:
+    """Names with single spaces and no hidden characters, a valid e-mail address (or none), within Django's lengths."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    cleaned: dict[str, str] = {}
+    for name, value in changes.items():
+        text = " ".join(str(value or "").split())
+        if has_hidden_characters(str(value or "")):
+            raise IdentityError(f"The {name.replace('_', ' ')} may not contain control or unassigned characters.",
+                                code="invalid_profile")
+        if len(text) > PROFILE_FIELD_LENGTHS[name]:
+            raise IdentityError(f"The {name.replace('_', ' ')} has at most {PROFILE_FIELD_LENGTHS[name]} characters.",
+                                code="invalid_profile")
+        if name == "email" and text:
+            try:
+                validate_email(text)
+            except ValidationError:
+                raise IdentityError("Enter a valid e-mail address.", code="invalid_profile") from None
+        cleaned[name] = text
+    return cleaned
+
+
+def user_facts(user, names: tuple[str, ...] = (*USER_PROFILE_FIELDS, "is_active")) -> dict[str, object]:
+    """What an audit event says about a user: profile fields and the active flag (never a password hash)."""
+    return {name: getattr(user, name) for name in names}
+
+
+def _membership_organization_id(user_id: int) -> int | None:
+    return Membership.objects.filter(user_id=user_id).values_list("organization_id", flat=True).first()
+
+
+def add_user(user, role: Role | str, organization: Organization | None, *, actor: Actor):
+    """Save the new `user` (an unsaved instance with its username and profile) with its first membership.
+
+    One transaction records `user.create` and `membership.create`. People sign in with
+    API keys only, so the password is unusable; the flags and groups come from the role.
+    """
+    from django.contrib.auth import get_user_model
+
+    username = (user.get_username() or "").strip()
+    _validate_new_username(get_user_model(), username)
+    check_membership_change(user, role, organization, actor=actor)
+    profile = clean_user_profile({name: getattr(user, name) for name in USER_PROFILE_FIELDS})
+    with transaction.atomic():
+        user.username = username
+        for name, value in profile.items():
+            setattr(user, name, value)
+        user.set_unusable_password()  # people sign in with API keys only
+        user.save()
+        audit_hooks.record("USER_CREATE", **actor.audit_kwargs(), organization=organization,
+                           target_type="user", target_id=str(user.pk),
+                           details={"username": username, "before": None, "after": user_facts(user)})
+        set_membership(user, role, organization, actor=actor)
+    return user
+
+
+def change_user(user, *, actor: Actor, **changes: object) -> list[str]:
+    """Change a user's profile (`first_name`, `last_name`, `email`) and `is_active`; return what changed.
+
+    Nothing else may change: roles come from memberships, usernames stay what the audit
+    trail knows them by, and there is no password. `user.change` records the profile's
+    before and after; `user.activate` / `user.deactivate` the flag (a deactivated user's
+    sessions end on their next request). Nobody deactivates themself.
+    """
+    from django.contrib.auth import get_user_model
+
+    unknown = sorted(set(changes) - {*USER_PROFILE_FIELDS, "is_active"})
+    if unknown:
+        raise IdentityError(f"Not changeable here: {', '.join(unknown)}. Roles come from memberships.",
+                            code="not_changeable")
+    _require_may_manage(actor)
+    wanted: dict[str, object] = clean_user_profile({k: v for k, v in changes.items() if k in USER_PROFILE_FIELDS})
+    if "is_active" in changes:
+        wanted["is_active"] = bool(changes["is_active"])
+    with transaction.atomic():
+        current = get_user_model().objects.select_for_update().get(pk=user.pk)
+        changed = [name for name, value in wanted.items() if getattr(current, name) != value]
+        if "is_active" in changed:
+            _require_not_self(actor, current.pk)
+        if not changed:
+            return []
+        before = user_facts(current, tuple(changed))
+        for name in changed:
+            setattr(current, name, wanted[name])
+        current.save(update_fields=changed)
+        _record_user_changes(current, before, actor)
+    return changed
+
+
+def _record_user_changes(user, before: dict[str, object], actor: Actor) -> None:
+    organization_id = _membership_organization_id(user.pk)
+    common = {**actor.audit_kwargs(), "organization_id": organization_id, "target_type": "user",
+              "target_id": str(user.pk)}
+    profile = [name for name in before if name != "is_active"]
+    if profile:
+        audit_hooks.record("USER_CHANGE", **common, details={
+            "username": user.get_username(), "before": {name: before[name] for name in profile},
+            "after": user_facts(user, tuple(profile))})
+    if "is_active" in before:
+        audit_hooks.record("USER_ACTIVATE" if user.is_active else "USER_DEACTIVATE", **common, details={
+            "username": user.get_username(), "before": {"is_active": before["is_active"]},
+            "after": {"is_active": user.is_active}})
+
+
+def delete_user(user, *, actor: Actor) -> None:
+    """Delete a user who never held an API key (with their membership); never oneself.
+
+    A user who had keys is deactivated instead: their key records stay, as the audit
+    trail refers to them. `membership.delete` (when there was one) and `user.delete`
+    are recorded in the same transaction.
+    """
+    from django.contrib.auth import get_user_model
+
+    _require_may_manage(actor)
+    _require_not_self(actor, user.pk)
+    with transaction.atomic():
+        current = get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        if current is None:
+            return
+        if ApiKey.objects.filter(user_id=current.pk).exists():
+            raise IdentityError(f"User '{current.get_username()}' has API keys; deactivate the user instead "
+                                "(key records stay for the audit trail).", code="user_has_keys")
+        membership = Membership.objects.filter(user_id=current.pk).select_related("organization").first()
+        if membership is not None:
+            audit_hooks.record("MEMBERSHIP_DELETE", **actor.audit_kwargs(), organization_id=membership.organization_id,
+                               target_type="membership", target_id=str(membership.pk),
+                               details={"user": current.get_username(), "before": membership_facts(membership),
+                                        "after": None})
+        audit_hooks.record("USER_DELETE", **actor.audit_kwargs(),
+                           organization_id=membership.organization_id if membership else None,
+                           target_type="user", target_id=str(current.pk),
+                           details={"username": current.get_username(), "before": user_facts(current),
+                                    "after": None})
+        current.delete()
 
 
 def principal_for(membership: Membership, *, api_key_id: int | None = None, token_id: str | None = None) -> Principal:
@@ -336,17 +701,20 @@ def provision_api_key(
 
     `principal` None is the operator at the console (`create_api_key` command), who may do
     anything. Otherwise only an admin may: a global admin for anyone, an organization's
-    admin only inside their organization and never a global admin. The organization
-    defaults to the caller's own (none for a global admin or the operator: a global
-    admin). User and key are created in one transaction: a refused key leaves no user.
+    admin only inside their organization and never a global admin, for a member of their
+    organization or a new name `NAME@<slug>` (`_require_name_of_callers_organization`). The
+    organization defaults to the caller's own (none for a global admin or the operator: a
+    global admin). User, membership and key are created in one transaction, each with its
+    event: a refused key leaves no user.
     """
     role = parse_role(str(role))
     _require_admin(principal)
     organization = _organization_for(organization_slug, principal)
     _require_may_grant(principal, organization)
+    actor = Actor(principal=principal, request=request, label=actor_label)
     try:
         with transaction.atomic():
-            user, user_created = _member_for(username, role, organization, principal)
+            user, user_created = _member_for(username, role, organization, actor)
             created = create_api_key(user, label=label, expires_at=expires_at, request=request, principal=principal,
                                      details={"role": role.value, "user_created": user_created},
                                      actor_label=actor_label)
@@ -385,10 +753,32 @@ def _require_may_grant(principal: Principal | None, organization: Organization |
         raise NotPermitted("An organization's admin may grant roles in their own organization only.")
 
 
-def _member_for(username: str, role: Role, organization: Organization | None, principal: Principal | None):
+def _require_name_of_callers_organization(username: str, organization: Organization | None,
+                                          principal: Principal | None) -> None:
+    """An organization's admin names a member of their organization, or a new user `NAME@<their slug>`.
+
+    Any other name is refused with the same answer whether or not it exists in another
+    organization, and without looking it up outside theirs (so not even the time taken
+    differs): an organization's admin learns nothing about other organizations' users.
+    Names `NAME@<slug>` never belong to another organization (`require_username_fits_organization`).
+    """
+    if principal is None or principal.is_global_admin or organization is None:
+        return
+    name = (username or "").strip()
+    if realm_of(name) == organization.slug:
+        return
+    if Membership.objects.filter(user__username=name, organization=organization).exists():
+        return
+    raise NotPermitted(f"You give keys to members of '{organization.slug}' only; "
+                       f"a new user you create is named like name@{organization.slug}.")
+
+
+def _member_for(username: str, role: Role, organization: Organization | None, actor: Actor):
     """`ensure_member`, whose refusal names the existing membership only to callers who may see it."""
+    principal = actor.principal
+    _require_name_of_callers_organization(username, organization, principal)
     try:
-        return ensure_member(username, role, organization)
+        return ensure_member(username, role, organization, actor=actor)
     except IdentityError as error:
         if error.code != "membership_conflict" or principal is None or principal.is_global_admin:
             raise
@@ -417,7 +807,8 @@ def revoke_api_key(api_key: ApiKey, *, request=None, principal: Principal | None
             organization_id=membership.organization_id if membership else None,
             target_type="api_key",
             target_id=str(api_key.pk),
-            details={"prefix": api_key.prefix},
+            details={"prefix": api_key.prefix, "user": api_key.user.get_username(),
+                     "label": api_key.label, "before": {"revoked_at": None}, "after": {"revoked_at": now}},
         )
     return True
 

@@ -166,8 +166,9 @@ def register(bench: ModuleType) -> None:
         from django.test import Client
 
         from organizations.services import create_api_key, ensure_member
+        from pki_project.actor import Actor
 
-        user, _ = ensure_member("bench-admin", "admin", None)
+        user, _ = ensure_member("bench-admin", "admin", None, actor=Actor.operator("bench"))
         client = Client(headers={"Authorization": f"Bearer {create_api_key(user, label='bench').key}"},
                         SERVER_NAME="localhost")  # an ALLOWED_HOSTS name
         url = f"/api/v1/certificates/?{args['query']}"
@@ -180,8 +181,9 @@ def register(bench: ModuleType) -> None:
     @bench.measurement("api_key_setup")
     def api_key_setup(args: dict[str, Any]) -> dict[str, Any]:
         from organizations.services import create_api_key, ensure_member
+        from pki_project.actor import Actor
 
-        user, _ = ensure_member("bench-http", "admin", None)
+        user, _ = ensure_member("bench-http", "admin", None, actor=Actor.operator("bench"))
         return {"key": create_api_key(user, label="bench").key}
 
     @bench.measurement("issue_http_client")

@@ -18,6 +18,7 @@ from factory.django import DjangoModelFactory
 
 from organizations.models import ApiKey, Organization
 from organizations.services import create_api_key, set_membership
+from pki_project.actor import Actor
 
 _UNSET = object()
 
@@ -52,7 +53,7 @@ class UserFactory(DjangoModelFactory):
         if membership:
             if organization is _UNSET:
                 organization = None if role == "admin" else OrganizationFactory()
-            set_membership(user, role, organization)
+            set_membership(user, role, organization, actor=Actor.operator("tests"))
         return user
 
 

@@ -78,10 +78,11 @@ ROUTES = {
     "POST audit-events/verify/": Route(
         "POST", lambda w, c: "/api/v1/audit-events/verify/", lambda w, c: {},
         {"user": 403, "manager": 403, "admin": 403, "other_manager": 403, "other_admin": 403}),
-    # a key for another user of our organization: admins of it, and global admins
+    # a key for a new user of our organization (named NAME@<slug>): admins of it, and global admins
     "POST api-keys/ for another user": Route(
         "POST", lambda w, c: "/api/v1/api-keys/",
-        lambda w, c: {"user": f"matrix-{c}", "role": "user", "organization": w["organization"].slug},
+        lambda w, c: {"user": f"matrix-{c}@{w['organization'].slug}", "role": "user",
+                      "organization": w["organization"].slug},
         {"user": 403, "manager": 403, "other_manager": 403, "other_admin": 404}, 201),
 }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
@@ -27,10 +28,10 @@ from certificates.services.authorities import create_intermediate_ca, create_roo
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
 from certificates.services.revocation import revoke_certificate
-from organizations.models import ApiKey, Organization
+from organizations.models import ApiKey, Membership, Organization
 from organizations.principal import Principal
 from organizations.roles import Role
-from organizations.services import create_api_key, create_organization
+from organizations.services import change_user, create_api_key, create_organization
 from pki_project.actor import Actor
 from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
 
@@ -140,6 +141,137 @@ def rbac_deny(world: World) -> Expected:
     return Expected(outcome="failure", actor_username=client.user.username, actor_role="user",
                     target_type="route", target_id="GET /api/v1/audit-events/",
                     organization_id=client.organization.pk)
+
+
+# --- Who may do what (issue 18): through the admin, as a global admin would --------------------------
+
+
+def _admin_post(client: Client, url: str, data: dict[str, object]) -> None:
+    response = client.post(url, data)
+    assert response.status_code == 302, (url, response.status_code, response.content[:2000])
+
+
+def _global_admin(world: World) -> Client:
+    return world.make_client("admin")
+
+
+def _about_user(client: Client, user, organization_id: int | None, **details: object) -> Expected:
+    return Expected(actor_username=client.user.username, actor_role="admin", target_type="user",
+                    target_id=str(user.pk), organization_id=organization_id,
+                    details={"username": user.get_username(), **details})
+
+
+def user_create(world: World) -> Expected:
+    client, organization = _global_admin(world), OrganizationFactory()
+    world.mark()
+    _admin_post(client, "/admin/auth/user/add/", {"username": "cov-new", "first_name": "Cov", "last_name": "Erage",
+                                                  "email": "cov@example.com", "role": "manager",
+                                                  "organization": organization.pk})
+    user = get_user_model().objects.get(username="cov-new")
+    return _about_user(client, user, organization.pk, before=None,
+                       after={"first_name": "Cov", "last_name": "Erage", "email": "cov@example.com",
+                              "is_active": True})
+
+
+def _change_form(user, **changes: object) -> dict[str, object]:
+    data: dict[str, object] = {"first_name": user.first_name, "last_name": user.last_name, "email": user.email}
+    if user.is_active:
+        data["is_active"] = "on"
+    data.update(changes)
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def user_change(world: World) -> Expected:
+    client, user = _global_admin(world), UserFactory(role="user")
+    world.mark()
+    _admin_post(client, f"/admin/auth/user/{user.pk}/change/", _change_form(user, email="new@example.com"))
+    return _about_user(client, user, user.membership.organization_id, before={"email": ""},
+                       after={"email": "new@example.com"})
+
+
+def user_activate(world: World) -> Expected:
+    client, user = _global_admin(world), UserFactory(role="user")
+    change_user(user, actor=Actor.operator("tests"), is_active=False)
+    user.refresh_from_db()
+    world.mark()
+    _admin_post(client, f"/admin/auth/user/{user.pk}/change/", _change_form(user, is_active="on"))
+    return _about_user(client, user, user.membership.organization_id, before={"is_active": False},
+                       after={"is_active": True})
+
+
+def user_deactivate(world: World) -> Expected:
+    client, user = _global_admin(world), UserFactory(role="user")
+    world.mark()
+    _admin_post(client, "/admin/auth/user/", {"action": "deactivate_users", "_selected_action": [user.pk]})
+    return _about_user(client, user, user.membership.organization_id, before={"is_active": True},
+                       after={"is_active": False})
+
+
+def user_delete(world: World) -> Expected:
+    client, user = _global_admin(world), UserFactory(role="user")
+    organization_id = user.membership.organization_id
+    world.mark()
+    _admin_post(client, f"/admin/auth/user/{user.pk}/delete/", {"post": "yes"})
+    assert not get_user_model().objects.filter(pk=user.pk).exists()
+    return _about_user(client, user, organization_id, after=None)
+
+
+def _about_membership(client: Client, membership: Membership, organization_id: int | None,
+                      **details: object) -> Expected:
+    return Expected(actor_username=client.user.username, actor_role="admin", target_type="membership",
+                    target_id=str(membership.pk), organization_id=organization_id,
+                    details={"user": membership.user.get_username(), **details})
+
+
+def membership_create(world: World) -> Expected:
+    client, organization, user = _global_admin(world), OrganizationFactory(), UserFactory(membership=False)
+    world.mark()
+    _admin_post(client, "/admin/organizations/membership/add/",
+                {"user": user.pk, "role": "manager", "organization": organization.pk})
+    return _about_membership(client, Membership.objects.get(user=user), organization.pk, before=None,
+                             after={"role": "manager", "organization": organization.slug})
+
+
+def membership_change(world: World) -> Expected:
+    client, organization = _global_admin(world), OrganizationFactory()
+    membership = UserFactory(role="user", organization=organization).membership
+    world.mark()
+    _admin_post(client, f"/admin/organizations/membership/{membership.pk}/change/",
+                {"role": "manager", "organization": organization.pk})
+    return _about_membership(client, membership, organization.pk,
+                             before={"role": "user", "organization": organization.slug},
+                             after={"role": "manager", "organization": organization.slug})
+
+
+def membership_delete(world: World) -> Expected:
+    client, organization = _global_admin(world), OrganizationFactory()
+    membership = UserFactory(role="user", organization=organization).membership
+    world.mark()
+    _admin_post(client, f"/admin/organizations/membership/{membership.pk}/delete/", {"post": "yes"})
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    return _about_membership(client, membership, organization.pk,
+                             before={"role": "user", "organization": organization.slug}, after=None)
+
+
+def organization_rename(world: World) -> Expected:
+    client, organization = _global_admin(world), OrganizationFactory()
+    old_name = organization.name
+    world.mark()
+    _admin_post(client, f"/admin/organizations/organization/{organization.pk}/change/", {"name": "Renamed Corp"})
+    return Expected(actor_username=client.user.username, actor_role="admin", target_type="organization",
+                    target_id=str(organization.pk), organization_id=organization.pk,
+                    details={"slug": organization.slug, "before": {"name": old_name},
+                             "after": {"name": "Renamed Corp"}})
+
+
+def organization_delete(world: World) -> Expected:
+    client, organization = _global_admin(world), OrganizationFactory()
+    world.mark()
+    _admin_post(client, f"/admin/organizations/organization/{organization.pk}/delete/", {"post": "yes"})
+    assert not Organization.objects.filter(pk=organization.pk).exists()
+    return Expected(actor_username=client.user.username, actor_role="admin", target_type="organization",
+                    target_id=str(organization.pk), organization_id=organization.pk,
+                    details={"slug": organization.slug, "after": None})
 
 
 def _manager_actor() -> tuple[Actor, Organization]:
@@ -296,6 +428,16 @@ COVERAGE = [
     pytest.param(AuditAction.ENCRYPTION_KEY_ROTATE, encryption_key_rotate, id="encryption-key-rotate"),
     pytest.param(AuditAction.BACKUP_CREATE, backup_create, id="backup-create"),
     pytest.param(AuditAction.BACKUP_RESTORE, backup_restore, id="backup-restore"),
+    pytest.param(AuditAction.USER_CREATE, user_create, id="user-create"),
+    pytest.param(AuditAction.USER_CHANGE, user_change, id="user-change"),
+    pytest.param(AuditAction.USER_ACTIVATE, user_activate, id="user-activate"),
+    pytest.param(AuditAction.USER_DEACTIVATE, user_deactivate, id="user-deactivate"),
+    pytest.param(AuditAction.USER_DELETE, user_delete, id="user-delete"),
+    pytest.param(AuditAction.MEMBERSHIP_CREATE, membership_create, id="membership-create"),
+    pytest.param(AuditAction.MEMBERSHIP_CHANGE, membership_change, id="membership-change"),
+    pytest.param(AuditAction.MEMBERSHIP_DELETE, membership_delete, id="membership-delete"),
+    pytest.param(AuditAction.ORGANIZATION_RENAME, organization_rename, id="organization-rename"),
+    pytest.param(AuditAction.ORGANIZATION_DELETE, organization_delete, id="organization-delete"),
 ]
 
 
@@ -316,6 +458,8 @@ def test_operation_leaves_exactly_one_event(make_principal_client, monkeypatch, 
         wanted = getattr(expected, name)
         if wanted is not None:
             assert getattr(event, name) == wanted, name
+    for key, value in expected.details.items():
+        assert event.details[key] == value, key
     if expected.target_type and expected.target_id is None and expected.target_type not in {"data_dir", "backup"}:
         assert event.target_id, "the event names its target"
     assert event.actor_username or event.actor_label, "every event names its actor"

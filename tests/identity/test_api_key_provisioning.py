@@ -1,8 +1,9 @@
 """`POST /api/v1/api-keys/` with `user` and `role`: the `create_api_key` command for admins.
 
 A global admin may give anyone any role; an organization's admin only inside their organization and never
-a global admin; managers and users get 403. Every refusal creates nothing: no user, no membership, no key,
-no `api_key.create` event.
+a global admin, to its members or to new users named `NAME@<slug>`, so that what they are told never
+depends on other organizations' users; managers and users get 403; nobody changes their own membership.
+Every refusal creates nothing: no user, no membership, no key, no event.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from organizations.models import ApiKey, Membership
 from organizations.services import authenticate_api_key
@@ -17,6 +19,9 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/api-keys/"
+# The events of changes to who may do what (refusals may be recorded too, under other actions).
+ACCESS_ACTIONS = [action.value for action in AuditAction
+                  if action.value.split(".")[0] in {"user", "membership", "organization", "api_key"}]
 
 
 def post(client, body):
@@ -27,7 +32,7 @@ def state() -> dict[str, int]:
     """Everything a refused request must leave alone."""
     return {"users": get_user_model().objects.count(), "memberships": Membership.objects.count(),
             "keys": ApiKey.objects.count(),
-            "key_events": AuditEvent.objects.filter(action="api_key.create").count()}
+            "events": AuditEvent.objects.filter(action__in=ACCESS_ACTIONS).count()}
 
 
 def test_global_admin_creates_a_user_with_a_role_and_a_working_key(make_principal_client, organization):
@@ -72,14 +77,106 @@ def test_global_admin_creates_a_global_admin(make_principal_client):
 
 def test_organization_admin_creates_in_their_own_organization(make_principal_client, organization):
     admin = make_principal_client("admin", organization)
-    response = post(admin, {"user": "dora", "role": "user"})  # the organization defaults to the admin's
+    dora, ed = f"dora@{organization.slug}", f"ed@{organization.slug}"
+    response = post(admin, {"user": dora, "role": "user"})  # the organization defaults to the admin's
     assert response.status_code == 201, response.content
     assert response.json()["organization"] == organization.slug
-    named = post(admin, {"user": "ed", "role": "admin", "organization": organization.slug})
+    named = post(admin, {"user": ed, "role": "admin", "organization": organization.slug})
     assert named.status_code == 201
-    assert Membership.objects.get(user__username="ed").organization == organization  # an admin of it, not global
+    assert Membership.objects.get(user__username=ed).organization == organization  # an admin of it, not global
     created_ids = {response.json()["id"], named.json()["id"]}
     assert created_ids <= {row["id"] for row in admin.get(URL).json()["results"]}  # and sees those keys
+    member = UserFactory(username="plain-name", role="manager", organization=organization)
+    again = post(admin, {"user": "plain-name", "role": "manager"})  # an existing member: any name
+    assert again.status_code == 201, again.content
+    assert again.json()["user_created"] is False
+    assert ApiKey.objects.filter(user=member).count() == 1
+
+
+def test_organization_admin_names_new_users_in_their_organization(make_principal_client, organization):
+    """A new user made by an organization's admin is `NAME@<slug>`: other names are not theirs to create."""
+    admin = make_principal_client("admin", organization)
+    before = state()
+    response = post(admin, {"user": "dora", "role": "user"})
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert f"name@{organization.slug}" in response.json()["error"]["message"]
+    assert state() == before
+
+
+def test_organization_admin_learns_nothing_about_other_organizations_users(make_principal_client, organization,
+                                                                         other_organization):
+    """Issue 18: a name that exists elsewhere answers exactly as a name that exists nowhere, and mints nothing."""
+    admin = make_principal_client("admin", organization)
+    global_admin = UserFactory(username="the-root", role="admin")
+    outsider = UserFactory(username="outsider", role="manager", organization=other_organization)
+    realm_outsider = UserFactory(username=f"spy@{other_organization.slug}", role="user",
+                                 organization=other_organization)
+    loner = UserFactory(username="loner", membership=False)
+    before = state()
+    unknown = post(admin, {"user": "nobody-at-all", "role": "manager"})
+    assert unknown.status_code == 403, unknown.content
+    for name in ("the-root", "outsider", realm_outsider.username, "loner", f"ghost@{other_organization.slug}"):
+        for role in ("admin", "manager", "user"):
+            response = post(admin, {"user": name, "role": role})
+            assert (response.status_code, response.content) == (unknown.status_code, unknown.content), name
+    assert other_organization.slug not in unknown.content.decode()
+    assert state() == before
+    assert not ApiKey.objects.filter(user__in=[global_admin, outsider, realm_outsider, loner]).exists()
+
+
+def test_an_existing_member_with_another_role_is_a_conflict_for_their_own_admin(make_principal_client,
+                                                                               organization):
+    admin = make_principal_client("admin", organization)
+    UserFactory(username="erin", role="user", organization=organization)
+    before = state()
+    response = post(admin, {"user": "erin", "role": "manager"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+    assert state() == before
+
+
+def test_nobody_changes_their_own_membership_through_the_api(make_principal_client, organization):
+    global_admin = make_principal_client("admin")
+    before = state()
+    response = post(global_admin, {"user": global_admin.user.username, "role": "manager",
+                                   "organization": organization.slug})
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert "own" in response.json()["error"]["message"]
+    assert Membership.objects.get(user=global_admin.user).is_global_admin
+    assert state() == before
+    same = post(global_admin, {"user": global_admin.user.username, "role": "admin"})  # the same role: just a key
+    assert same.status_code == 201, same.content
+
+
+def test_a_name_of_an_organization_never_belongs_to_another(make_principal_client, organization,
+                                                           other_organization):
+    """`NAME@<slug>` is a member of that organization or of none, whoever creates it."""
+    global_admin = make_principal_client("admin")
+    before = state()
+    for body in ({"user": f"mole@{organization.slug}", "role": "user", "organization": other_organization.slug},
+                 {"user": f"Mole@{organization.slug.upper()}", "role": "user",
+                  "organization": other_organization.slug},
+                 {"user": f"mole@{organization.slug}", "role": "admin"}):
+        response = post(global_admin, body)
+        assert response.status_code == 400, (body, response.content)
+        assert "user" in response.json()["error"]["fields"]
+    assert state() == before
+    fits = post(global_admin, {"user": f"mole@{organization.slug}", "role": "user",
+                               "organization": organization.slug})
+    assert fits.status_code == 201
+
+
+def test_an_organization_slug_whose_names_are_taken_is_refused(make_principal_client, organization):
+    from organizations.models import Organization
+
+    UserFactory(username="early@newcomer", role="user", organization=organization)
+    response = make_principal_client("admin").post("/api/v1/organizations/", {"name": "Newcomer", "slug": "newcomer"},
+                                                   content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "slug" in response.json()["error"]["fields"]
+    assert not Organization.objects.filter(slug="newcomer").exists()
 
 
 def test_self_service_is_unchanged_and_reports_the_callers_role(make_principal_client, organization):
@@ -114,21 +211,6 @@ def test_organization_admin_may_not_grant_outside_their_organization(make_princi
     assert other.json() == missing.json()
     assert other_organization.slug not in other.content.decode()
     assert state() == before
-
-
-def test_organization_admin_may_not_mint_keys_for_existing_users_elsewhere(make_principal_client, organization,
-                                                                           other_organization):
-    admin = make_principal_client("admin", organization)
-    global_admin = UserFactory(username="the-root", role="admin")
-    UserFactory(username="outsider", role="manager", organization=other_organization)
-    before = state()
-    for body in ({"user": "the-root", "role": "admin"}, {"user": "outsider", "role": "manager"}):
-        response = post(admin, body)
-        assert response.status_code == 409, response.content
-        assert response.json()["error"]["code"] == "conflict"
-        assert other_organization.slug not in response.content.decode()  # the membership is not revealed
-    assert state() == before
-    assert not ApiKey.objects.filter(user=global_admin).exists()
 
 
 def test_existing_membership_is_never_changed(make_principal_client, organization):

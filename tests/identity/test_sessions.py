@@ -251,12 +251,13 @@ def test_expired_key_ends_its_session(session, api_key):
 def test_role_change_applies_to_the_next_request(session, api_key, organization):
     """The database role wins over the token's claim."""
     from organizations.services import set_membership
+    from pki_project.actor import Actor
 
     client, _token = session
     assert client.post("/api/v1/organizations/", {"name": "X"}, content_type="application/json",
                        headers={"X-Requested-With": "XMLHttpRequest", "Origin": "http://testserver"}
                        ).status_code == 403
-    set_membership(api_key.user, "admin", None)
+    set_membership(api_key.user, "admin", None, actor=Actor.operator("tests"))
     response = client.post("/api/v1/organizations/", {"name": "X"}, content_type="application/json",
                            headers={"X-Requested-With": "XMLHttpRequest", "Origin": "http://testserver"})
     assert response.status_code == 201

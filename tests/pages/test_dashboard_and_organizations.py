@@ -119,3 +119,15 @@ def test_only_a_global_admin_creates_organizations(clients):
     for role in ("user", "manager"):
         assert clients[role].post("/create-organization", {"name": "Sneaky"}).status_code == 403
     assert Organization.objects.count() == before
+
+
+def test_a_slug_whose_usernames_belong_elsewhere_is_refused_readably(clients, organization):
+    """Issue 18: `NAME@<slug>` names belong to that organization, so a slug they already use elsewhere is refused."""
+    from tests.factories import UserFactory
+
+    UserFactory(username="early@later-corp", role="user", organization=organization)
+    before = (Organization.objects.count(), AuditEvent.objects.filter(action="organization.create").count())
+    response = clients["global_admin"].post("/create-organization", {"name": "Later Corp", "slug": "later-corp"})
+    assert response.status_code == 400
+    assert "already belong to other organizations" in response.content.decode()
+    assert (Organization.objects.count(), AuditEvent.objects.filter(action="organization.create").count()) == before
