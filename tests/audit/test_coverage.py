@@ -398,14 +398,14 @@ def backup_create(world: World) -> Expected:
 
 
 def backup_restore(world: World) -> Expected:
-    """The restored chain is the backup's (its head precedes the backup.create event), plus one restore event."""
+    """The trail is never rolled back: the live one (backup.create included) stays, plus one restore event."""
     actor, organization = _manager_actor()
     _issuing_ca(actor, organization)
     world.mark()
     archive = world.tmp_path / "backup.zip"
     call_command("backup_database", "--output", str(archive), stdout=StringIO(), stderr=StringIO())
     call_command("restore_database", str(archive), "--yes", stdout=StringIO(), stderr=StringIO())
-    assert not AuditEvent.objects.filter(action=AuditAction.BACKUP_CREATE).exists(), "the backup predates it"
+    assert AuditEvent.objects.filter(action=AuditAction.BACKUP_CREATE).exists(), "the events since the backup stay"
     return Expected(actor_username="", actor_label="cli:restore_database", target_type="backup")
 
 
