@@ -349,9 +349,25 @@ def verify_chain(
         result = verify_records(database_records(chunk_size), keys=keys or audit_keys(), checkpoints=checkpoints,
                                 progress=progress)
     result.checkpoint = checkpoint
+    _explain_replaced_trail(result)
     if anchor is not None and result.ok:
         result.notes.append(f"matches the installation's anchor at seq {anchor.head_seq} ({anchor.created_at})")
     return result
+
+
+def _explain_replaced_trail(result: VerificationResult) -> None:
+    """A checkpoint of a trail that a recorded, overriding restore replaced: say so (it still fails)."""
+    from audit.models import AuditEvent
+
+    if result.broken is None or result.broken.kind not in ("checkpoint_mismatch", "truncated"):
+        return
+    restores = AuditEvent.objects.filter(action=RESTORE_ACTION, outcome="success",
+                                         details__audit_trail="replaced").values("seq", "details")
+    result.replacements = [{"seq": row["seq"], "replaced_head_seq": row["details"].get("replaced_head_seq")}
+                           for row in restores]
+    note = _replaced_note(result, result.broken.seq)
+    if note and note not in result.broken.message:
+        result.broken = replace(result.broken, message=result.broken.message + note)
 
 
 def database_report(checkpoint: Checkpoint | None = None) -> dict[str, object]:
