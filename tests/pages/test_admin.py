@@ -246,11 +246,16 @@ def test_regenerate_crl_action(clients, hierarchy):
                        follow=True)
     assert f"Signed a CRL for 1: {hierarchy.intermediate.name} (CRL #" in done.content.decode()
     assert CertificateRevocationList.objects.filter(ca=hierarchy.intermediate).count() == before + 1
-    form = client.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk]})
-    assert "Root password" in form.content.decode()
     root_before = CertificateRevocationList.objects.filter(ca=hierarchy.root).count()
-    signed = client.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk], "apply": "1",
-                               "root_password": ROOT_PASSWORD}, follow=True)
+    refused = client.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk], "apply": "1",
+                                "root_password": ROOT_PASSWORD}, follow=True)
+    assert "no CRL signed: Only an admin may sign a root CA&#x27;s CRL." in refused.content.decode()
+    assert CertificateRevocationList.objects.filter(ca=hierarchy.root).count() == root_before
+    admin = clients["admin"]
+    form = admin.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk]})
+    assert "Root password" in form.content.decode()
+    signed = admin.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk], "apply": "1",
+                              "root_password": ROOT_PASSWORD}, follow=True)
     assert f"Signed a CRL for 1: {hierarchy.root.name}" in signed.content.decode()
     assert CertificateRevocationList.objects.filter(ca=hierarchy.root).count() == root_before + 1
     assert 'value="regenerate_crl"' not in clients["user"].get(CAS).content.decode()
