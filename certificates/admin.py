@@ -5,8 +5,16 @@ change pages are read-only detail views and every write goes through a service
 (`create_root_ca`, `create_intermediate_ca`, `revoke_certificate`, `renew_certificate`,
 `generate_crl`, `download_certificate`) with `Actor.from_request`. Querysets are
 scoped to the staff member's organization (`OrganizationScopedAdminMixin`), list
-filters offer only what the member may see, and the role decides which actions are
-offered (a read-only user sees no revoke); the services and rbac.json enforce the rest.
+filters offer only what the member may see.
+
+Who may do what to which object is `certificates.services.permissions`, the rule the
+API and the pages meet too. An action is offered to a role the rules let do it to
+some kind of object (a user sees no revoke); before an action does anything, every
+selected object is checked against the rule, and one refusal refuses the whole action
+(403, each refusal named, nothing changed): a manager selecting a CA certificate, an
+OCSP responder or a root's CRL gets no form and no partial result. A posted action
+the role is not offered is 403 too, a selection naming an object outside the caller's
+organization 404, and one that is not an id 400.
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery, TextField
 from django.db.models.functions import Cast
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -37,6 +46,7 @@ from certificates.services.artifacts import download_certificate, issuer_chain
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import renew_certificate
+from certificates.services.permissions import Action, may_ever, refusal
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from organizations.admin import OrganizationScopedAdminMixin
@@ -60,9 +70,70 @@ class ReadOnlyAdminMixin:
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    def has_operate_permission(self, request: HttpRequest) -> bool:
-        """Revoke, renew, sign CRLs: admins and managers (the action buttons a user never sees)."""
-        return staff.can_operate(staff.principal_of(request))
+
+class RuleBoundActionsMixin:
+    """Admin actions that meet `certificates.services.permissions` before they do anything.
+
+    `refuse_unless_permitted` checks every selected object against the rule for the action
+    and answers one 403 page naming each refusal: nothing is done unless all may be.
+    `changelist_view` refuses a posted action the role is not offered (403, not Django's
+    quiet "no action selected"), a selected id outside the caller's organization (404,
+    as everywhere) and one that is not an id (400, not a 500 from the query).
+    """
+
+    refused_template = f"{TEMPLATE_DIR}/refused.html"
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        if request.method == "POST" and "action" in request.POST and "_save" not in request.POST:
+            refused = self._refused_action_request(request)
+            if refused is not None:
+                return refused
+        return super().changelist_view(request, extra_context)
+
+    def _posted_action(self, request: HttpRequest) -> str:
+        """The action whose button was pressed (Django's own reading of `index`)."""
+        names = request.POST.getlist("action")
+        index = request.POST.get("index", "0")
+        position = int(index) if index.isdigit() else 0
+        return names[position] if position < len(names) else ""
+
+    def _refused_action_request(self, request: HttpRequest) -> HttpResponse | None:
+        name = self._posted_action(request)
+        declared = {getattr(action, "__name__", action) for action in (self.actions or ())}
+        if name in declared and name not in self.get_actions(request):
+            return self.refusal_page(request, "Nothing was done.", ["Your role may not use this action."])
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(value.isdigit() for value in selected):
+            return self.refusal_page(request, "Nothing was done.", ["The selection is not a list of ids."],
+                                     status=400)
+        wanted = {int(value) for value in selected}
+        if wanted and self.get_queryset(request).filter(pk__in=wanted).count() != len(wanted):
+            raise Http404  # another organization's object does not exist for the caller
+        return None
+
+    def refuse_unless_permitted(self, request: HttpRequest, action: Action, objects, outcome: str,
+                                ) -> HttpResponse | None:
+        """None when the rule lets the caller do `action` to every object; else the 403 page."""
+        actor = Actor.from_request(request)
+        refusals = []
+        for obj in objects:
+            error = refusal(actor, action, obj)
+            if error is not None:
+                refusals.append(f"{obj}: {error.message}")
+        return self.refusal_page(request, outcome, refusals) if refusals else None
+
+    def refusal_page(self, request: HttpRequest, outcome: str, refusals: list[str],
+                     status: int = 403) -> TemplateResponse:
+        opts = self.model._meta
+        context = {**self.admin_site.each_context(request), "title": "Not done", "opts": opts,
+                   "outcome": outcome, "refusals": refusals,
+                   "back_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")}
+        return TemplateResponse(request, self.refused_template, context, status=status)
+
+
+def _may_ever(request: HttpRequest, action: Action) -> bool:
+    """Whether the caller's role may do `action` to some kind of object (then the action is offered)."""
+    return may_ever(Actor.from_request(request), action)
 
 
 def _status_badge(status: str) -> str:
@@ -120,7 +191,7 @@ class KindFilter(admin.SimpleListFilter):
 
 
 @admin.register(Certificate)
-class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
+class CertificateAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ["pki/admin.css"]}
 
@@ -148,7 +219,13 @@ class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.M
         return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return self.has_operate_permission(request)
+        return _may_ever(request, Action.REVOKE)
+
+    def has_renew_permission(self, request: HttpRequest) -> bool:
+        return _may_ever(request, Action.RENEW)
+
+    def has_download_permission(self, request: HttpRequest) -> bool:
+        return _may_ever(request, Action.DOWNLOAD)
 
     def get_list_display(self, request: HttpRequest):
         principal = staff.principal_of(request)
@@ -278,6 +355,10 @@ class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.M
 
     @admin.action(description="Revoke selected certificates…", permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Certificate]):
+        refused = self.refuse_unless_permitted(request, Action.REVOKE, queryset.order_by("pk"),
+                                               "Nothing was revoked.")
+        if refused is not None:
+            return refused
         form = RevokeForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
             self._revoke(request, queryset, form.cleaned_data)
@@ -310,8 +391,12 @@ class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.M
                 done.extend(str(row) for row in revoked)
         _report(self, request, done, failed, "Revoked")
 
-    @admin.action(description="Renew selected certificates", permissions=["revoke"])
-    def renew_selected(self, request: HttpRequest, queryset: QuerySet[Certificate]) -> None:
+    @admin.action(description="Renew selected certificates", permissions=["renew"])
+    def renew_selected(self, request: HttpRequest, queryset: QuerySet[Certificate]) -> HttpResponse | None:
+        refused = self.refuse_unless_permitted(request, Action.RENEW, queryset.order_by("pk"),
+                                               "Nothing was renewed.")
+        if refused is not None:
+            return refused
         done, failed = [], []
         actor = Actor.from_request(request)
         for certificate in queryset.order_by("pk"):
@@ -322,9 +407,14 @@ class CertificateAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.M
             else:
                 done.append(f"{certificate.common_name or certificate.serial} → serial {renewed.serial[:16]}")
         _report(self, request, done, failed, "Renewed")
+        return None
 
-    @admin.action(description="Download selected certificates (PEM)", permissions=["view"])
+    @admin.action(description="Download selected certificates (PEM)", permissions=["download"])
     def download_selected(self, request: HttpRequest, queryset: QuerySet[Certificate]) -> HttpResponse:
+        refused = self.refuse_unless_permitted(request, Action.DOWNLOAD, queryset.order_by("pk"),
+                                               "Nothing was downloaded.")
+        if refused is not None:
+            return refused
         actor = Actor.from_request(request)
         parts = [download_certificate(certificate, "pem", actor=actor).content for certificate in queryset]
         response = HttpResponse(b"".join(parts), content_type="application/x-pem-file")
@@ -349,7 +439,8 @@ def _tree(cas: list[CertificateAuthority]) -> list[dict]:
 
 
 @admin.register(CertificateAuthority)
-class CertificateAuthorityAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
+class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, OrganizationScopedAdminMixin,
+                                admin.ModelAdmin):
     class Media:
         css = {"all": ["pki/admin.css"]}
 
@@ -370,10 +461,10 @@ class CertificateAuthorityAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin
         return super().get_queryset(request).annotate(latest_crl_next_update=Subquery(latest.values("next_update")[:1]))
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return staff.is_admin(staff.principal_of(request))
+        return _may_ever(request, Action.CREATE_CA)
 
     def has_crl_permission(self, request: HttpRequest) -> bool:
-        return self.has_operate_permission(request)
+        return _may_ever(request, Action.SIGN_CRL)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -473,6 +564,10 @@ class CertificateAuthorityAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin
 
     @admin.action(description="Regenerate the CRL of selected CAs…", permissions=["crl"])
     def regenerate_crl(self, request: HttpRequest, queryset: QuerySet[CertificateAuthority]):
+        refused = self.refuse_unless_permitted(request, Action.SIGN_CRL, queryset.order_by("pk"),
+                                               "No CRL was signed.")
+        if refused is not None:
+            return refused
         needs_password = any(ca.is_root for ca in queryset)
         if needs_password and "apply" not in request.POST:
             context = {**self.admin_site.each_context(request), "title": "Regenerate CRLs", "opts": self.model._meta,

@@ -3,16 +3,18 @@
 Thin views: each validates the body's shape with a serializer, finds the object in the
 caller's organization (another organization's object answers 404, in lists, details,
 downloads and actions alike) and calls one service. Which role may call which route
-is rbac.json's job; the few rules that depend on the object rather than the route
-are here and documented on each view:
+is rbac.json's job; the rules that depend on the object rather than the route live in
+the service layer (`certificates.services.permissions`), so the pages, the admin and
+the API meet the same ones:
 
 * `GET certificates/{id}/download/?format=p12` needs a manager or an admin (a plain
   user may download the public formats only): 403 `permission_denied`.
 * `POST cas/{id}/crl/` for a root CA is for admins (it takes the root password); `POST crls/` skips
   roots for managers.
-* `POST certificates/{id}/revoke/` of a CA certificate is for admins (root password).
+* `POST certificates/{id}/revoke/` of a CA or OCSP responder certificate is for admins.
 
-Every `ServiceError` becomes its `.status` with `{"error": {"code", "message"}}`.
+Every `ServiceError` becomes its `.status` with `{"error": {"code", "message"}}` (a refusal by
+the rules: 403 `permission_denied`).
 """
 
 from __future__ import annotations
@@ -25,14 +27,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from certificates import idempotency
 from certificates.errors import NotFound
 from certificates.filters import CertificateAuthorityFilter, CertificateFilter, id_or_slug
-from certificates.models import Certificate, CertificateAuthority, CertificateKind
+from certificates.models import Certificate, CertificateAuthority
 from certificates.selectors import get_ca
 from certificates.serializers import (
     DOWNLOAD_FORMATS,
@@ -58,9 +59,8 @@ from certificates.services.crls import generate_crl, publish_crls_for
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
 from certificates.services.revocation import revoke_certificate
 from organizations.models import Organization
-from organizations.roles import Role
 from pki_project.actor import Actor
-from pki_project.api import StableOrdering, has_role, principal_of, scope_to_principal
+from pki_project.api import StableOrdering, principal_of, scope_to_principal
 
 # --- OpenAPI: both ways to authenticate, and the error body on every operation -------------------------
 
@@ -146,11 +146,6 @@ def _actor(request) -> Actor:
     return Actor.from_request(request._request)
 
 
-def _require_role(request, *roles: Role, message: str) -> None:
-    if not has_role(principal_of(request), *roles):
-        raise PermissionDenied(message)
-
-
 # --- CAs ---------------------------------------------------------------------------------------------
 
 
@@ -224,8 +219,6 @@ class CrlRegenerate(CaQuerysetMixin, generics.GenericAPIView):
         ca = self.get_object()
         data = CrlRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if ca.is_root:
-            _require_role(request, Role.ADMIN, message="Only an admin may sign a root CA's CRL.")
         crl = generate_crl(ca, actor=_actor(request), root_password=data.validated_data.get("root_password") or None)
         return Response(CrlSerializer(crl).data, status=status.HTTP_201_CREATED)
 
@@ -247,10 +240,9 @@ class CrlPublishAll(generics.GenericAPIView):
         principal = principal_of(request)
         cas = scope_to_principal(CertificateAuthority.objects.select_related("certificate", "organization").usable(),
                                  principal, "organization").order_by("organization_id", "id")
-        refusal = None if has_role(principal, Role.ADMIN) else "Only an admin may sign a root CA's CRL."
         publications = publish_crls_for(
             cas, actor=_actor(request), only_due=not data.validated_data["force"],
-            root_password=data.validated_data.get("root_password") or None, root_refusal=refusal)
+            root_password=data.validated_data.get("root_password") or None)
         counts = {outcome: sum(p.outcome == outcome for p in publications)
                   for outcome in ("signed", "current", "skipped", "failed")}
         return Response(CrlBatchResultSerializer({"cas": publications, **counts}).data)
@@ -337,15 +329,14 @@ class CertificateRevoke(CertificateQuerysetMixin, generics.GenericAPIView):
 
     serializer_class = RevokeSerializer
 
-    @extend_schema(summary="Revoke (final). A CA certificate: admins only, with the root password.",
+    @extend_schema(summary="Revoke (final). A CA or OCSP responder certificate: admins only (a CA's with the root "
+                           "password).",
                    request=RevokeSerializer, responses={200: RevokeResultSerializer})
     def post(self, request, *args, **kwargs):
         certificate = self.get_object()
         data = RevokeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        if certificate.kind != CertificateKind.END_ENTITY:
-            _require_role(request, Role.ADMIN, message="Only an admin may revoke a CA certificate.")
         revoked = revoke_certificate(
             certificate, reason=values["reason"], actor=_actor(request),
             invalidity_date=values.get("invalidity_date"), root_password=values.get("root_password") or None,
@@ -387,9 +378,6 @@ class CertificateDownload(CertificateQuerysetMixin, generics.GenericAPIView):
     def get(self, request, *args, **kwargs):
         certificate = self.get_object()
         fmt = request.query_params.get("format") or DownloadFormat.PEM.value
-        if fmt == DownloadFormat.P12:
-            _require_role(request, Role.ADMIN, Role.MANAGER,
-                          message="Only a manager or an admin may download the PKCS#12 (it holds the private key).")
         download = download_certificate(certificate, fmt, actor=_actor(request))
         response = HttpResponse(download.content, content_type=download.content_type)
         response["Content-Disposition"] = f'attachment; filename="{download.filename}"'

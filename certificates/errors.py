@@ -49,6 +49,17 @@ class Conflict(ServiceError):
     default_code = "conflict"
 
 
+class PermissionRefused(ServiceError):
+    """The caller's role may not do this to this kind of object (`certificates.services.permissions`).
+
+    Every channel maps it the same way: the API's 403 `permission_denied`, a page's 403 with
+    the message, an admin action's refusal page; nothing has changed when it is raised.
+    """
+
+    status = 403
+    default_code = "permission_denied"
+
+
 class UnlockRefused(ServiceError):
     """The root password did not open the root key. One generic message whatever the cause."""
 

@@ -2,7 +2,8 @@
 
 rbac.json decides which routes a role may call at all; these helpers scope every
 queryset to the caller's organization (another organization's object answers 404)
-and tell templates which controls to show. Services still check their own rules.
+and tell templates which controls to show. What may be done to which object is
+`certificates.services.permissions`, which every service checks whichever channel calls it.
 """
 
 from __future__ import annotations

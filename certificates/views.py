@@ -2,9 +2,11 @@
 
 Thin views: they read forms, call the services with `Actor.from_request`, and end
 every action with a message. Objects come from querysets scoped to the caller
-(`certificates.staff`), so another organization's certificate answers 404. The
-controls a role may not use are not shown; rbac.json and the services refuse
-them regardless.
+(`certificates.staff`), so another organization's certificate answers 404. Who may
+do what to which object is `certificates.services.permissions`, the rule the API and
+the admin meet too: the pages show only the controls it permits, and when the
+service refuses anyway (a hand-made request) the page answers 403 with its message
+and nothing has changed.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from certificates import staff
 from certificates.dashboard import dashboard_context
 from certificates.decoder import DecodeError, decode, describe_certificate
-from certificates.errors import ServiceError
+from certificates.errors import PermissionRefused, ServiceError
 from certificates.forms import CrlForm, DecoderForm, IssueForm, OrganizationForm, RevokeForm
 from certificates.models import Certificate
 from certificates.services.artifacts import DownloadFormat, download_certificate, issuer_chain, reveal_pkcs12_password
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
+from certificates.services.permissions import Action, permits
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from organizations.services import OrganizationError, create_organization
@@ -118,6 +121,8 @@ def issue(request: HttpRequest) -> HttpResponse:
                                             actor=Actor.from_request(request))
         except ServiceError as error:
             form.add_error(None, error.message)
+            if isinstance(error, PermissionRefused):
+                return render_page(request, "pki/issue.html", {"form": form, "issuers": issuers}, status=error.status)
         else:
             extra = " Its key is in the PKCS#12 file below; reveal its password when you hand it over." \
                 if certificate.pkcs12_path else ""
@@ -134,6 +139,7 @@ def issue(request: HttpRequest) -> HttpResponse:
 def _certificate_page(request: HttpRequest, certificate: Certificate, *, revoke_form: RevokeForm | None = None,
                       revealed_password: str = "", status: int = 200) -> HttpResponse:
     chain = issuer_chain(certificate, include_root=True)
+    actor = Actor.from_request(request)
     context = {
         "certificate": certificate,
         "description": describe_certificate(load_x509(certificate)),
@@ -143,8 +149,19 @@ def _certificate_page(request: HttpRequest, certificate: Certificate, *, revoke_
         "revoke_form": revoke_form or _revoke_form(certificate),
         "revealed_password": revealed_password,
         "is_ca_certificate": certificate.kind in ("root_ca", "intermediate_ca"),
+        # The controls shown are the ones the service layer's rules permit (the service refuses the rest).
+        "can_download_pkcs12": permits(actor, Action.DOWNLOAD_PKCS12, certificate),
+        "can_reveal_password": permits(actor, Action.REVEAL_PKCS12_PASSWORD, certificate),
+        "can_renew": permits(actor, Action.RENEW, certificate),
+        "can_revoke": permits(actor, Action.REVOKE, certificate),
     }
     return render_page(request, "pki/certificate.html", context, status=status)
+
+
+def _refused(request: HttpRequest, certificate: Certificate, error: PermissionRefused, outcome: str) -> HttpResponse:
+    """A refusal by the rules: 403, the certificate's page with why, and nothing changed."""
+    messages.error(request, f"{outcome}: {error.message}")
+    return _certificate_page(request, certificate, status=error.status)
 
 
 @require_GET
@@ -158,6 +175,8 @@ def certificate_download(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         download = download_certificate(certificate, request.GET.get("format", "pem"),
                                         actor=Actor.from_request(request))
+    except PermissionRefused as error:
+        return _refused(request, certificate, error, "Nothing was downloaded")
     except ServiceError as error:
         messages.error(request, error.message)
         return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
@@ -171,6 +190,8 @@ def certificate_reveal_password(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = _certificate_or_404(request, pk)
     try:
         password = reveal_pkcs12_password(certificate, actor=Actor.from_request(request))
+    except PermissionRefused as error:
+        return _refused(request, certificate, error, "The password was not revealed")
     except ServiceError as error:
         messages.error(request, error.message)
         return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
@@ -220,6 +241,8 @@ def certificate_renew(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = _certificate_or_404(request, pk)
     try:
         renewed = renew_certificate(certificate, actor=Actor.from_request(request))
+    except PermissionRefused as error:
+        return _refused(request, certificate, error, "The certificate was not renewed")
     except ServiceError as error:
         messages.error(request, f"The certificate was not renewed: {error.message}")
         return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
@@ -235,7 +258,7 @@ def _toolbox(request: HttpRequest, *, decoder_form: DecoderForm | None = None, c
     principal = staff.principal_of(request)
     context = {
         "decoder_form": decoder_form or DecoderForm(),
-        "crl_form": crl_form or CrlForm(cas=_crl_cas(request)),
+        "crl_form": crl_form or CrlForm(cas=_signable_crl_cas(request)),
         "description": description,
         "known": known,
         "can_backup": principal is not None and principal.is_global_admin,  # backups hold every organization
@@ -244,7 +267,18 @@ def _toolbox(request: HttpRequest, *, decoder_form: DecoderForm | None = None, c
 
 
 def _crl_cas(request: HttpRequest):
+    """The CAs a CRL form accepts: the caller's usable CAs (another organization's is not a choice)."""
     return staff.visible_cas(staff.principal_of(request)).usable().order_by("organization__slug", "name")
+
+
+def _signable_crl_cas(request: HttpRequest):
+    """The CAs the form offers: those whose CRL the caller may sign (a manager is not offered a root).
+
+    A request naming another of `_crl_cas` reaches the service, which refuses it (403).
+    """
+    cas = _crl_cas(request)
+    actor = Actor.from_request(request)
+    return cas.filter(pk__in=[ca.pk for ca in cas if permits(actor, Action.SIGN_CRL, ca)])
 
 
 @require_GET
@@ -280,7 +314,7 @@ def toolbox_crl(request: HttpRequest) -> HttpResponse:
         crl = generate_crl(ca, actor=Actor.from_request(request), root_password=form.cleaned_data["root_password"])
     except ServiceError as error:
         messages.error(request, f"No CRL was signed for {ca.name}: {error.message}")
-        return _toolbox(request, crl_form=CrlForm(initial={"ca": ca.pk}, cas=_crl_cas(request)),
+        return _toolbox(request, crl_form=CrlForm(initial={"ca": ca.pk}, cas=_signable_crl_cas(request)),
                         status=error.status)
     messages.success(request, f"CRL #{crl.number} of {ca.name} signed with {crl.entry_count} entr"
                               f"{'y' if crl.entry_count == 1 else 'ies'}; next update "

@@ -1,7 +1,9 @@
-"""Who performs a service-layer operation, for the audit trail.
+"""Who performs a service-layer operation: for the audit trail and for the permission rules.
 
 Interfaces build an `Actor` (from a request, or for a `manage.py` command) and pass
-it to services; services hand `audit_kwargs()` to `audit.services.record_event`.
+it to services; services hand `audit_kwargs()` to `audit.services.record_event` and
+the actor to `certificates.services.permissions`, which lets an operator (only an
+actor made by `Actor.operator`) do everything and a signed-in member what their role allows.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Actor:
     principal: Principal | None = None
     request: HttpRequest | None = None
     label: str = ""
+    is_operator: bool = False  # the console's full trust: set only by `Actor.operator`, never from a request
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Actor:
@@ -27,7 +30,7 @@ class Actor:
     @classmethod
     def operator(cls, command: str) -> Actor:
         """An operator at the console: commands run with the machine's full trust."""
-        return cls(label=f"cli:{command}")
+        return cls(label=f"cli:{command}", is_operator=True)
 
     @property
     def username(self) -> str:

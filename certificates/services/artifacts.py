@@ -1,6 +1,7 @@
 """What a certificate's holder downloads: PEM, DER, chains, the PKCS#12 and its password.
 
-Every download and every password reveal leaves an audit event.
+Every download and every password reveal leaves an audit event. The PKCS#12 and its
+password hold the private key: managers and admins only (`permissions`), in every channel.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from certificates.errors import InvalidInput, NotFound
 from certificates.keystore import artifact_store
 from certificates.models import Certificate, CertificateAuthority
 from certificates.selectors import ca_chain
+from certificates.services.permissions import Action, require
 from certificates.services.records import load_x509
 from certificates.vault.custody import load_secret
 from pki_project.actor import Actor
@@ -124,6 +126,7 @@ def _content(certificate: Certificate, fmt: DownloadFormat) -> bytes:
 
 def download_certificate(certificate: Certificate, fmt: str, *, actor: Actor) -> Download:
     fmt = parse_format(fmt)
+    require(actor, Action.DOWNLOAD_PKCS12 if fmt is DownloadFormat.P12 else Action.DOWNLOAD, certificate)
     content = _content(certificate, fmt)
     record_event(
         AuditAction.CERTIFICATE_DOWNLOAD, **actor.audit_kwargs(), organization_id=certificate.organization_id,
@@ -135,6 +138,7 @@ def download_certificate(certificate: Certificate, fmt: str, *, actor: Actor) ->
 
 def reveal_pkcs12_password(certificate: Certificate, *, actor: Actor) -> str:
     """The PKCS#12 password of a server-generated key. Each reveal is audited."""
+    require(actor, Action.REVEAL_PKCS12_PASSWORD, certificate)
     if not certificate.pkcs12_password_path:
         raise NotFound("This certificate has no PKCS#12 password: its key was never on this server.",
                        code="no_pkcs12")

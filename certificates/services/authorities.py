@@ -39,6 +39,7 @@ from certificates.keystore import (
     root_kdf_params,
 )
 from certificates.models import CertificateAuthority, CertificateKind, KeySource
+from certificates.services.permissions import Action, require
 from certificates.services.records import create_certificate_row, load_x509
 from certificates.vault.custody import (
     check_root_password,
@@ -173,7 +174,8 @@ def create_root_ca(
     country: str | None = None,
     crl_validity_hours: int | None = None,
 ) -> CertificateAuthority:
-    """Create a self-signed root CA whose key needs the root password to open."""
+    """Create a self-signed root CA whose key needs the root password to open (admins: `permissions`)."""
+    require(actor, Action.CREATE_CA, organization)
     root_password = _checked_root_password(root_password)
     crl_validity_hours = _validated_crl_validity(crl_validity_hours, ROOT_CRL_VALIDITY_HOURS,
                                                  MAX_ROOT_CRL_VALIDITY_HOURS)
@@ -260,6 +262,7 @@ def create_intermediate_ca(
     crl_validity_hours: int | None = None,
 ) -> CertificateAuthority:
     """Create an intermediate CA below `parent` (the root, with its password, or another intermediate)."""
+    require(actor, Action.CREATE_CA, parent)
     key_type, days = _key_type(key_type), _validated_days(days)
     crl_validity_hours = _validated_crl_validity(crl_validity_hours, INTERMEDIATE_CRL_VALIDITY_HOURS,
                                                  MAX_INTERMEDIATE_CRL_VALIDITY_HOURS)

@@ -15,6 +15,9 @@ their CRL is signed only when the operator gives the root password; intermediate
 7 days); a delta CRL lives `DELTA_CRL_VALIDITY_HOURS` at most, never beyond its base.
 Intermediates publish delta CRLs; roots do not (every root signature needs the
 operator).
+
+Who may sign: `permissions` (an intermediate's CRL: managers and admins; a root's:
+admins), asked before any key is opened, whichever channel asks.
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from audit.actions import AuditAction
 from audit.services import record_event
 from certificates.crypto.crl import RevokedEntry, build_crl, parse_reason
 from certificates.crypto.keys import PrivateKey
-from certificates.errors import ServiceError
+from certificates.errors import NotFound, PermissionRefused, ServiceError
 from certificates.keystore import publication_urls
 from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList, RevocationReason
 from certificates.services.authorities import signing_key
+from certificates.services.permissions import Action, refusal, require
 from certificates.services.records import load_x509
 from pki_project.actor import Actor
 
@@ -156,6 +160,7 @@ def generate_crl(
     A root's CRL is also the moment its key is open: the OCSP answers for the root's
     children are pre-signed here, valid until this CRL's nextUpdate.
     """
+    require(actor, Action.SIGN_CRL, ca)
     key = key or signing_key(ca, root_password, actor)
     number = _allocate_crl_number(ca)
     # The time is read after the number, so a higher number never carries an earlier thisUpdate.
@@ -188,6 +193,7 @@ def generate_delta_crl(
     carries a critical deltaCRLIndicator naming the base's number. None for a root, or
     while there is no base.
     """
+    require(actor, Action.SIGN_CRL, ca)
     if ca.is_root:
         return None
     given_now = now
@@ -219,6 +225,7 @@ def publish_crls(
     now: datetime | None = None,
 ) -> list[CertificateRevocationList]:
     """A fresh full CRL and, for an intermediate, a fresh delta CRL against it."""
+    require(actor, Action.SIGN_CRL, ca)
     key = key or signing_key(ca, root_password, actor)
     full = generate_crl(ca, actor=actor, key=key, now=now)
     delta = generate_delta_crl(ca, actor=actor, key=key, now=now)
@@ -328,8 +335,8 @@ class CrlPublication:
     """What happened to one CA's CRLs in `publish_crls_for`.
 
     `outcome` is `signed` (`crls` holds the full CRL and any delta), `current` (not due:
-    `crls` holds the latest full CRL), `skipped` (a root without its password, or a caller
-    who may not sign for roots: `reason` says which) or `failed` (`error`).
+    `crls` holds the latest full CRL), `skipped` (a root without its password, or a CA whose
+    CRL the caller may not sign: `reason` says which) or `failed` (`error`).
     """
 
     ca: CertificateAuthority
@@ -348,18 +355,18 @@ def publish_crls_for(
     actor: Actor,
     only_due: bool = True,
     root_password: str | None = None,
-    root_refusal: str | None = None,
     now: datetime | None = None,
 ) -> list[CrlPublication]:
     """Sign the CRLs of each CA in `cas` (with `only_due`, only those `crls_due` names), CA by CA.
 
     One CA's refusal (a wrong root password, a full disk) is its `failed` outcome and does
     not stop the others; what was signed before stays signed. Roots are signed only with
-    `root_password`, and never when the interface gives a `root_refusal` (why this caller
-    may not sign for a root).
+    `root_password`; a CA whose CRL the actor may not sign (`permissions`: a root, for a
+    manager) is `skipped` with the rule's message, and another organization's CA is left
+    out altogether (it does not exist for the actor).
     """
     now = now or timezone.now()
-    cas = list(cas)
+    cas = [ca for ca in cas if not isinstance(refusal(actor, Action.SIGN_CRL, ca), NotFound)]
     due = {entry.ca.pk: entry for entry in crls_due(now, cas)} if only_due else None
     results = []
     for ca in cas:
@@ -369,15 +376,17 @@ def publish_crls_for(
                                           reason="More than half of its CRL's lifetime is left."))
             continue
         reason = due[ca.pk].reason if due is not None else "forced"
-        results.append(_publish_one(ca, actor=actor, root_password=root_password, root_refusal=root_refusal,
-                                    now=now, reason=reason))
+        results.append(_publish_one(ca, actor=actor, root_password=root_password, now=now, reason=reason))
     return results
 
 
-def _publish_one(ca: CertificateAuthority, *, actor: Actor, root_password: str | None, root_refusal: str | None,
-                 now: datetime, reason: str) -> CrlPublication:
-    if ca.is_root and (root_refusal or not root_password):
-        return CrlPublication(ca, "skipped", reason=root_refusal or ROOT_SKIP_REASON)
+def _publish_one(ca: CertificateAuthority, *, actor: Actor, root_password: str | None, now: datetime,
+                 reason: str) -> CrlPublication:
+    refused = refusal(actor, Action.SIGN_CRL, ca)
+    if isinstance(refused, PermissionRefused):
+        return CrlPublication(ca, "skipped", reason=refused.message)
+    if ca.is_root and not root_password:
+        return CrlPublication(ca, "skipped", reason=ROOT_SKIP_REASON)
     try:
         published = publish_crls(ca, actor=actor, root_password=root_password if ca.is_root else None, now=now)
     except ServiceError as error:

@@ -37,6 +37,7 @@ from certificates.keystore import (
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, KeySource
 from certificates.selectors import ca_chain
 from certificates.services.authorities import ensure_usable_issuer
+from certificates.services.permissions import Action, require
 from certificates.services.records import SignedFrom, create_certificate_row, load_x509
 from certificates.vault.storage import ArtifactStore
 from pki_project.actor import Actor
@@ -225,6 +226,7 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
 
 def issue_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, actor: Actor) -> Certificate:
     """Issue from a CSR, or with a key generated here (then sealed in an encrypted PKCS#12)."""
+    require(actor, Action.ISSUE, ca)
     profile = get_profile(request.profile)
     days = _validated_days(request.days, profile)
     ensure_issuing_ca(ca)
@@ -245,6 +247,7 @@ def _renewal_subscriber(old: x509.Certificate, row: Certificate, csr: bytes | st
 def renew_certificate(certificate: Certificate, *, actor: Actor, csr: bytes | str | None = None,
                       days: int | None = None, revoke_predecessor: bool = False) -> Certificate:
     """A new certificate with the same subject, SANs and profile, linked to its predecessor."""
+    require(actor, Action.RENEW, certificate)
     if certificate.kind != CertificateKind.END_ENTITY:
         raise InvalidInput("Only end-entity certificates are renewed here.", code="not_renewable")
     if certificate.is_revoked:

@@ -1,6 +1,8 @@
 """Revoking certificates and CAs (RFC 5280 5.3.1 reasons; revocation is final).
 
-Rules: a CA certificate is revoked only with its root's password; a CA that still
+Rules: who may revoke what is `permissions` (a CA or OCSP responder certificate: admins),
+asked before anything else, so no one without the right learns whether a root password
+is right; a CA certificate is revoked only with its root's password; a CA that still
 has valid certificates below it is revoked only when the caller explicitly asks to
 revoke them too. The issuer's CRL is re-signed once the revocation has committed.
 """
@@ -23,6 +25,7 @@ from certificates.selectors import ca_chain
 from certificates.services.authorities import signing_key, unlock_root
 from certificates.services.crls import publish_crls
 from certificates.services.ocsp import forget_responders
+from certificates.services.permissions import Action, require
 from pki_project.actor import Actor
 
 logger = logging.getLogger(__name__)
@@ -123,6 +126,7 @@ def revoke_certificate(
     now: datetime | None = None,
 ) -> list[Certificate]:
     """Revoke `certificate` (and, when asked, everything valid below it). Returns what was revoked."""
+    require(actor, Action.REVOKE, certificate)
     reason = parse_revocation_reason(reason)
     now = (now or timezone.now()).replace(microsecond=0)
     invalidity_date = _checked_invalidity_date(invalidity_date, now)

@@ -2,8 +2,9 @@
 organization, with real objects.
 
 Roles are enforced by rbac.json (403 before the view runs), tenancy by the views' querysets (another
-organization's object answers 404, never 403 and never its data); a few object-dependent role rules
-live in the views (p12 downloads, a root's CRL, CA-certificate revocation).
+organization's object answers 404, never 403 and never its data); the object-dependent role rules (p12
+downloads, a root's CRL, CA and OCSP responder revocation) are the service layer's
+(certificates.services.permissions), which the pages and the admin meet too (tests/pages/test_rbac_matrix.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from certificates.services.authorities import create_intermediate_ca
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.ocsp import issue_responder_certificate
 from tests.api.conftest import ROOT_PASSWORD, make_csr, post_json
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +37,11 @@ def _fresh_certificate(world, server_key: bool = False):
     request = (IssuanceRequest(profile="client", common_name="rbac.example.com", sans=("DNS:rbac.example.com",))
                if server_key else IssuanceRequest(profile="server", csr=make_csr("rbac.example.com")))
     return issue_certificate(world["inter"], request, actor=world["operator"])
+
+
+def _fresh_intermediate(world, caller):
+    return create_intermediate_ca(parent=world["root"], common_name=f"Matrix {caller} CA", root_password=ROOT_PASSWORD,
+                                  key_type="ec-p256", days=365, path_length=0, actor=world["operator"])
 
 
 ROUTES = {
@@ -63,6 +71,14 @@ ROUTES = {
     "POST certificates/{id}/revoke/": Route(
         "POST", lambda w, c: f"/api/v1/certificates/{_fresh_certificate(w).pk}/revoke/",
         lambda w, c: {"reason": "superseded"}, {"user": 403, "other_manager": 404, "other_admin": 404}),
+    # CA and OCSP responder certificates: admins only (certificates.services.permissions; the pages agree)
+    "POST certificates/{ca}/revoke/": Route(
+        "POST", lambda w, c: f"/api/v1/certificates/{_fresh_intermediate(w, c).certificate_id}/revoke/",
+        lambda w, c: {"reason": "cessationOfOperation", "root_password": ROOT_PASSWORD, "revoke_children": True},
+        {"user": 403, "manager": 403, "other_manager": 404, "other_admin": 404}),
+    "POST certificates/{responder}/revoke/": Route(
+        "POST", lambda w, c: f"/api/v1/certificates/{issue_responder_certificate(w['inter']).pk}/revoke/",
+        lambda w, c: {"reason": "superseded"}, {"user": 403, "manager": 403, "other_manager": 404, "other_admin": 404}),
     "GET certificates/{id}/download/ pem": Route(
         "GET", lambda w, c: f"/api/v1/certificates/{w['cert'].pk}/download/?format=pem",
         expected={"other_manager": 404, "other_admin": 404}),

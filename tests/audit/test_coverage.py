@@ -274,16 +274,25 @@ def organization_delete(world: World) -> Expected:
                     details={"slug": organization.slug, "after": None})
 
 
+def _member_actor(role: Role, organization: Organization) -> Actor:
+    user = UserFactory(role=role.value, organization=organization)
+    return Actor(principal=Principal(user_id=user.pk, username=user.username, role=role,
+                                     organization_id=organization.pk))
+
+
 def _manager_actor() -> tuple[Actor, Organization]:
     organization = OrganizationFactory()
-    user = UserFactory(role="manager", organization=organization)
-    principal = Principal(user_id=user.pk, username=user.username, role=Role.MANAGER,
-                          organization_id=organization.pk)
-    return Actor(principal=principal), organization
+    return _member_actor(Role.MANAGER, organization), organization
+
+
+def _admin_actor() -> tuple[Actor, Organization]:
+    """Creating a CA is for admins (certificates.services.permissions)."""
+    organization = OrganizationFactory()
+    return _member_actor(Role.ADMIN, organization), organization
 
 
 def ca_create(world: World) -> Expected:
-    actor, organization = _manager_actor()
+    actor, organization = _admin_actor()
     world.mark()
     ca = create_root_ca(organization=organization, common_name="Coverage Root", root_password=ROOT_PASSWORD,
                         key_type="ec-p256", days=365, actor=actor)
@@ -292,7 +301,7 @@ def ca_create(world: World) -> Expected:
 
 
 def ca_unlock_failure(world: World) -> Expected:
-    actor, organization = _manager_actor()
+    actor, organization = _admin_actor()
     root = create_root_ca(organization=organization, common_name="Coverage Root", root_password=ROOT_PASSWORD,
                           key_type="ec-p256", days=365, actor=actor)
     world.mark()
@@ -304,7 +313,8 @@ def ca_unlock_failure(world: World) -> Expected:
                     target_serial=root.certificate.serial, organization_id=organization.pk)
 
 
-def _issuing_ca(actor: Actor, organization: Organization) -> CertificateAuthority:
+def _issuing_ca(organization: Organization) -> CertificateAuthority:
+    actor = _member_actor(Role.ADMIN, organization)  # the organization's admin builds its CAs
     root = create_root_ca(organization=organization, common_name="Coverage Root", root_password=ROOT_PASSWORD,
                           key_type="ec-p256", days=3650, path_length=1, actor=actor)
     return create_intermediate_ca(parent=root, common_name="Coverage Issuing CA", root_password=ROOT_PASSWORD,
@@ -312,7 +322,7 @@ def _issuing_ca(actor: Actor, organization: Organization) -> CertificateAuthorit
 
 
 def _issued(actor: Actor, organization: Organization) -> Certificate:
-    return issue_certificate(_issuing_ca(actor, organization),
+    return issue_certificate(_issuing_ca(organization),
                              IssuanceRequest(profile="server", common_name="www.example.com",
                                              sans=["DNS:www.example.com"]), actor=actor)
 
@@ -325,7 +335,7 @@ def _about(certificate: Certificate, actor: Actor, **overrides: object) -> Expec
 
 def certificate_issue(world: World) -> Expected:
     actor, organization = _manager_actor()
-    ca = _issuing_ca(actor, organization)
+    ca = _issuing_ca(organization)
     world.mark()
     issued = issue_certificate(ca, IssuanceRequest(profile="client", common_name="alice@example.com",
                                                    sans=["EMAIL:alice@example.com"]), actor=actor)
@@ -351,7 +361,7 @@ def certificate_revoke(world: World) -> Expected:
 
 def crl_generate(world: World) -> Expected:
     actor, organization = _manager_actor()
-    ca = _issuing_ca(actor, organization)
+    ca = _issuing_ca(organization)
     world.mark()
     generate_crl(ca, actor=actor)
     return Expected(actor_username=actor.username, target_type="ca", target_id=str(ca.pk),
@@ -389,8 +399,7 @@ def encryption_key_rotate(world: World) -> Expected:
 
 
 def backup_create(world: World) -> Expected:
-    actor, organization = _manager_actor()
-    _issuing_ca(actor, organization)
+    _issuing_ca(OrganizationFactory())
     world.mark()
     call_command("backup_database", "--output", str(world.tmp_path / "backup.zip"), stdout=StringIO(),
                  stderr=StringIO())
@@ -399,8 +408,7 @@ def backup_create(world: World) -> Expected:
 
 def backup_restore(world: World) -> Expected:
     """The trail is never rolled back: the live one (backup.create included) stays, plus one restore event."""
-    actor, organization = _manager_actor()
-    _issuing_ca(actor, organization)
+    _issuing_ca(OrganizationFactory())
     world.mark()
     archive = world.tmp_path / "backup.zip"
     call_command("backup_database", "--output", str(archive), stdout=StringIO(), stderr=StringIO())

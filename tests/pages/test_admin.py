@@ -246,11 +246,17 @@ def test_regenerate_crl_action(clients, hierarchy):
                        follow=True)
     assert f"Signed a CRL for 1: {hierarchy.intermediate.name} (CRL #" in done.content.decode()
     assert CertificateRevocationList.objects.filter(ca=hierarchy.intermediate).count() == before + 1
-    form = client.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk]})
-    assert "Root password" in form.content.decode()
     root_before = CertificateRevocationList.objects.filter(ca=hierarchy.root).count()
-    signed = client.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk], "apply": "1",
-                               "root_password": ROOT_PASSWORD}, follow=True)
+    refused = client.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk], "apply": "1",
+                                "root_password": ROOT_PASSWORD})
+    assert refused.status_code == 403  # a root's CRL is for admins, as in the API
+    assert "Only an admin may sign a root CA&#x27;s CRL." in refused.content.decode()
+    assert CertificateRevocationList.objects.filter(ca=hierarchy.root).count() == root_before
+    admin = clients["admin"]
+    form = admin.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk]})
+    assert "Root password" in form.content.decode()
+    signed = admin.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk], "apply": "1",
+                              "root_password": ROOT_PASSWORD}, follow=True)
     assert f"Signed a CRL for 1: {hierarchy.root.name}" in signed.content.decode()
     assert CertificateRevocationList.objects.filter(ca=hierarchy.root).count() == root_before + 1
     assert 'value="regenerate_crl"' not in clients["user"].get(CAS).content.decode()
@@ -262,3 +268,75 @@ def test_crl_list_is_scoped_and_read_only(clients, hierarchy, other_hierarchy):
     assert cas == {hierarchy.root.pk}
     assert f"/pki/crl/{hierarchy.root.slug}.crl" in response.content.decode()
     assert "addlink" not in response.content.decode()
+
+
+# --- Actions meet the service layer's rules (issue 18) ------------------------------------------------
+
+
+def _revoked_count() -> int:
+    return Certificate.objects.filter(revoked_at__isnull=False).count()
+
+
+@pytest.mark.parametrize("which", ["intermediate", "root", "responder"])
+def test_a_manager_revokes_no_ca_and_no_responder_through_the_action(clients, hierarchy, which):
+    from certificates.services.ocsp import issue_responder_certificate
+
+    certificate = {"intermediate": hierarchy.intermediate.certificate, "root": hierarchy.root.certificate,
+                   "responder": issue_responder_certificate(hierarchy.intermediate)}[which]
+    events = AuditEvent.objects.count()
+    client = clients["manager"]
+    asked = _action(client, "revoke_selected", [certificate.pk])  # no form is even offered
+    assert asked.status_code == 403
+    assert "Root password" not in asked.content.decode()
+    applied = _action(client, "revoke_selected", [certificate.pk], apply="1", reason="keyCompromise",
+                      root_password=ROOT_PASSWORD, revoke_children="on")
+    text = applied.content.decode()
+    assert applied.status_code == 403
+    assert "Nothing was revoked." in text
+    assert f"{certificate}: Only an admin may revoke" in text
+    assert _revoked_count() == 0
+    assert AuditEvent.objects.count() == events  # no unlock attempt either
+
+
+def test_one_refused_object_refuses_the_whole_action(clients, hierarchy, leaf):
+    response = _action(clients["manager"], "revoke_selected", [leaf.pk, hierarchy.intermediate.certificate.pk],
+                       apply="1", reason="superseded")
+    assert response.status_code == 403
+    assert _revoked_count() == 0  # the end-entity certificate the manager could revoke is left alone too
+    done = _action(clients["admin"], "revoke_selected", [leaf.pk], apply="1", reason="superseded")
+    assert done.status_code == 302
+    assert _revoked_count() == 1
+
+
+def test_an_action_the_role_is_not_offered_is_403(clients, hierarchy, leaf):
+    response = _action(clients["user"], "revoke_selected", [leaf.pk], apply="1", reason="keyCompromise")
+    assert response.status_code == 403
+    assert "Your role may not use this action." in response.content.decode()
+    renew = _action(clients["user"], "renew_selected", [leaf.pk])
+    assert renew.status_code == 403
+    crl = clients["user"].post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.intermediate.pk]})
+    assert crl.status_code == 403
+    assert _revoked_count() == 0
+    assert not Certificate.objects.filter(predecessor=leaf).exists()
+
+
+def test_a_selection_outside_the_organization_is_404_and_one_that_is_not_an_id_400(clients, leaf, other_leaf):
+    missing = _action(clients["manager"], "revoke_selected", [leaf.pk, other_leaf.pk], apply="1", reason="superseded")
+    assert missing.status_code == 404
+    garbage = clients["manager"].post(CERTS, {"action": "revoke_selected", "_selected_action": ["1 OR 1=1"],
+                                              "apply": "1", "reason": "superseded"})
+    assert garbage.status_code == 400
+    assert "The selection is not a list of ids." in garbage.content.decode()
+    assert _revoked_count() == 0
+
+
+def test_a_manager_signs_no_root_crl_through_the_action(clients, hierarchy):
+    before = CertificateRevocationList.objects.count()
+    for data in ({}, {"apply": "1", "root_password": ROOT_PASSWORD}):
+        response = clients["manager"].post(CAS, {"action": "regenerate_crl",
+                                                 "_selected_action": [hierarchy.root.pk, hierarchy.intermediate.pk],
+                                                 **data})
+        assert response.status_code == 403
+        assert "No CRL was signed." in response.content.decode()
+        assert "Only an admin may sign a root CA&#x27;s CRL." in response.content.decode()
+    assert CertificateRevocationList.objects.count() == before  # not even the intermediate's

@@ -254,3 +254,88 @@ def test_forms_need_the_csrf_token_with_the_session_cookie(make_principal_client
     assert response.status_code == 302
     leaf.refresh_from_db()
     assert leaf.revoked_at is not None
+
+
+# --- The service layer's rules, met by the pages (issue 18) ------------------------------------------
+
+
+def test_a_user_gets_no_pkcs12_from_the_page(clients, leaf):
+    url = f"/certificates/{leaf.pk}/download?format=p12"
+    page = clients["user"].get(f"/certificates/{leaf.pk}").content.decode()
+    assert "download?format=p12" not in page  # no link
+    response = clients["user"].get(url)  # and no file for a hand-made request either
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    text = response.content.decode()
+    assert "Nothing was downloaded: Only a manager or an admin may download the PKCS#12" in text
+    assert b"BEGIN" not in response.content
+    assert not AuditEvent.objects.filter(action="certificate.download").exists()
+    api = clients["user"].get(f"/api/v1/certificates/{leaf.pk}/download/?format=p12")
+    assert (api.status_code, api.json()["error"]["code"]) == (403, "permission_denied")  # the API, unchanged
+    assert clients["manager"].get(url)["Content-Type"] == "application/x-pkcs12"
+
+
+def test_a_manager_gets_no_revoke_form_on_a_ca_certificate(clients, hierarchy):
+    page = clients["manager"].get(f"/certificates/{hierarchy.intermediate.certificate.pk}").content.decode()
+    assert "Revoke this certificate" not in page
+    assert "Revoke this certificate" in clients["admin"].get(
+        f"/certificates/{hierarchy.intermediate.certificate.pk}").content.decode()
+
+
+@pytest.mark.parametrize("which", ["intermediate", "root", "responder"])
+def test_a_manager_revokes_no_ca_and_no_responder_from_the_page(clients, hierarchy, leaf, which):
+    from certificates.services.ocsp import issue_responder_certificate
+
+    certificate = {"intermediate": hierarchy.intermediate.certificate, "root": hierarchy.root.certificate,
+                   "responder": issue_responder_certificate(hierarchy.intermediate)}[which]
+    events = AuditEvent.objects.count()
+    response = clients["manager"].post(f"/certificates/{certificate.pk}/revoke", {
+        "reason": "keyCompromise", "root_password": ROOT_PASSWORD, "revoke_children": "on"})
+    assert response.status_code == 403
+    assert "The certificate was not revoked: Only an admin may revoke" in response.content.decode()
+    assert ROOT_PASSWORD not in response.content.decode()
+    assert not Certificate.objects.filter(revoked_at__isnull=False).exists()
+    assert AuditEvent.objects.count() == events  # not even a ca.unlock attempt
+
+
+def _as_member(request, role: str, organization):
+    """A request as the session middleware leaves it for a member (the view is called directly below)."""
+    from django.contrib.messages.storage.cookie import CookieStorage
+
+    from organizations.principal import Principal
+    from organizations.roles import Role
+
+    request.principal = Principal(user_id=0, username=f"direct-{role}", role=Role(role),
+                                  organization_id=organization.pk)
+    request._messages = CookieStorage(request)
+    return request
+
+
+@pytest.mark.parametrize(("view", "message"), [
+    ("certificate_reveal_password", "The password was not revealed: Only a manager or an admin may reveal"),
+    ("certificate_renew", "The certificate was not renewed: Only a manager or an admin may renew"),
+])
+def test_the_views_answer_a_refusal_with_403_and_the_rule(rf, organization, leaf, view, message):
+    """rbac.json stops a user before these views; were it edited to let one through, the rule still holds."""
+    from certificates import views
+
+    request = _as_member(rf.post(f"/certificates/{leaf.pk}/x"), "user", organization)
+    response = getattr(views, view)(request, leaf.pk)
+    assert response.status_code == 403
+    assert message in response.content.decode()
+    assert 'id="pkcs12-password"' not in response.content.decode()
+    assert not Certificate.objects.filter(predecessor=leaf).exists()
+    assert not AuditEvent.objects.filter(action="certificate.pkcs12_password_reveal").exists()
+
+
+def test_the_issue_view_answers_a_refusal_with_403(rf, organization, hierarchy):
+    from certificates import views
+
+    request = _as_member(rf.post("/certificates/issue", {
+        "ca": hierarchy.intermediate.pk, "profile": "server", "key_source": "server", "csr": "",
+        "common_name": "x.example.com", "sans": "", "key_type": "ec-p256", "days": ""}), "user", organization)
+    before = Certificate.objects.count()
+    response = views.issue(request)
+    assert response.status_code == 403
+    assert "Only a manager or an admin may issue certificates." in response.content.decode()
+    assert Certificate.objects.count() == before

@@ -104,3 +104,18 @@ def test_crl_regeneration_is_refused_to_users_and_other_organizations(clients, h
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
     assert _crl_count(hierarchy.intermediate) == before
+
+
+def test_a_manager_signs_no_root_crl_from_the_toolbox(clients, hierarchy):
+    root = hierarchy.root
+    page = clients["manager"].get("/toolbox").content.decode()
+    assert f'value="{hierarchy.intermediate.pk}"' in page
+    assert f'value="{root.pk}"' not in page  # not offered
+    before = _crl_count(root)
+    response = clients["manager"].post("/toolbox/crl", {"ca": root.pk, "root_password": ROOT_PASSWORD})
+    assert response.status_code == 403  # and refused when asked by hand, as the API refuses it
+    text = response.content.decode()
+    assert f"No CRL was signed for {root.name}: Only an admin may sign a root CA&#x27;s CRL." in text
+    assert ROOT_PASSWORD not in text
+    assert _crl_count(root) == before
+    assert f'value="{root.pk}"' in clients["admin"].get("/toolbox").content.decode()
