@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.anchor import anchor_path
+from audit.keys import audit_keys
 from audit.maintenance import delete_all_events
 from audit.models import AuditEvent
 from audit.services import record_event
@@ -197,6 +198,7 @@ def test_a_diverged_trail_is_refused_unless_replaced_explicitly_and_the_override
         backup_then, data_dir, tmp_path):
     delete_all_events()
     build_chain(3)  # another history than the backup's
+    off_site = verify_chain().make_checkpoint(audit_keys())
     before, refusals = live_state(data_dir), restore_refusals()
 
     with pytest.raises(BackupError) as refused:
@@ -220,6 +222,10 @@ def test_a_diverged_trail_is_refused_unless_replaced_explicitly_and_the_override
     assert len(exported.read_text().splitlines()) == replaced_head.seq, \
         "the replaced trail (with the refusal recorded on it) is kept beside the data directory"
     assert any("exported" in warning for warning in report.warnings)
+    # An off-site checkpoint of the replaced trail no longer matches, and the verifier says why.
+    against = verify_chain(checkpoint=off_site)
+    assert not against.ok
+    assert "replaced the audit trail" in against.broken.message
 
 
 def test_a_tampered_live_trail_counts_as_diverged(backup_then, populated_pki, operator):
