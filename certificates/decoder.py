@@ -283,9 +283,10 @@ def decode(data: bytes | str) -> Description:
         if b"REQUEST-----" in stripped:
             attempts.append(lambda: describe_csr(x509.load_pem_x509_csr(stripped)))
         attempts.append(lambda: describe_certificate(x509.load_pem_x509_certificates(stripped)[0]))
-    else:
-        attempts.append(lambda: describe_certificate(x509.load_der_x509_certificate(stripped)))
-        attempts.append(lambda: describe_csr(x509.load_der_x509_csr(stripped)))
+    else:  # DER is read as it came: its last bytes may well be 0x20 or 0x0a, which strip() would cut off
+        for candidate in dict.fromkeys((raw, stripped)):
+            attempts.append(lambda der=candidate: describe_certificate(x509.load_der_x509_certificate(der)))
+            attempts.append(lambda der=candidate: describe_csr(x509.load_der_x509_csr(der)))
     for attempt in attempts:
         try:
             return attempt()

@@ -64,3 +64,23 @@ def test_the_chart_counts_issuance_and_expiry_by_month(hierarchy, leaf):
     assert issued.y == chart.baseline - 120
     expiring = sum(month["bars"][1].value for month in chart.months)
     assert expiring == 1  # the leaf expires within a year; the CAs later
+
+
+def test_a_der_certificate_ending_in_a_whitespace_byte_is_read() -> None:
+    """DER is binary: a signature whose last byte is 0x0a or 0x20 must not be "stripped" away."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "whitespace.example.com")])
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for serial in range(1, 2000):  # about 1 in 40 ECDSA signatures ends in one of the six whitespace bytes
+        der = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+               .serial_number(serial).not_valid_before(start).not_valid_after(start + dt.timedelta(days=1))
+               .sign(key, hashes.SHA256()).public_bytes(Encoding.DER))
+        if der[-1:].isspace():
+            break
+    assert der[-1:].isspace()
+    assert decode(der).common_name == "whitespace.example.com"
