@@ -59,7 +59,8 @@ INSTALLED_APPS = [
     "organizations",
     "certificates",
     "audit",
-    "backups",
+    "ratelimits",
+    "backups",  # stays last: organizations.apps keys its post_migrate hook on the last app
 ]
 
 # Order matters: headers and CSP wrap everything (static files and error pages too);

@@ -37,8 +37,9 @@ ROOT_CA, ISSUING_CA, OTHER_ISSUING_CA = "acme-root", "acme-issuing", "other-issu
 ROLES = ("global-admin", "admin", "manager", "user", "other-admin")
 # Columns that a request may legitimately touch without changing what the PKI holds or allows.
 VOLATILE_COLUMNS: dict[str, frozenset[str]] = {"organizations_apikey": frozenset({"last_used_at"})}
-# Tables that refused requests append to by design (denials are audited) or that logins fill.
-VOLATILE_TABLES = frozenset({"audit_auditevent", "organizations_sessiontoken", "django_session"})
+# Tables that refused requests append to by design (denials are audited, failed attempts counted)
+# or that logins fill.
+VOLATILE_TABLES = frozenset({"audit_auditevent", "organizations_sessiontoken", "django_session", "ratelimits_counter"})
 SERVER_TIMEOUT = 120
 
 
