@@ -27,6 +27,11 @@ class AuditAction(StrEnum):
     BACKUP_RESTORE = "backup.restore"
     ENCRYPTION_KEY_ROTATE = "encryption_key.rotate"
     RBAC_DENY = "rbac.deny"
+    # Issue 18, login limits and denials on the record (audit.denials): a refusal outside rbac.json
+    # (403, 404 on a route that needs a sign-in, 429), and the note that a caller's refusals of
+    # one kind went past the per-window budget (when it starts, then how many were left out).
+    ACCESS_DENY = "access.deny"
+    ACCESS_DENY_SUPPRESSED = "access.deny_suppressed"
 
 
 class Outcome(StrEnum):

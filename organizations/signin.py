@@ -14,7 +14,8 @@ with ten wrong secrets. So the credential is checked first, and:
   `PKI_LOGIN_RATE_WINDOW` seconds, in the store every worker shares
   (`pki_project.ratelimit.shared_store`). Within both limits it is refused with 401 and an
   `auth.login` failure event (the key prefix, the reason, the door; never the secret); past
-  either it is refused with 429 and not recorded one by one.
+  either it is refused with 429, and the central denial recorder (`audit.denials`) puts the 429s
+  on the record within its own budget.
 
 Both doors count in the same per-IP bucket: `POST /auth/session` and a refused
 `Authorization` header (a Bearer API key or session JWT, or an unsupported scheme). A refused
@@ -75,6 +76,8 @@ def refuse_credential(error: AuthenticationFailed, *, request: HttpRequest, pref
     """Count a refused credential; raise `TooManyAttempts` past a limit, else record it and raise `error`."""
     retry_after = _count_failure(ratelimit.client_ip(request), prefix)
     if retry_after:
+        # The denial recorder names the attacked key prefix on the 429's event (it has no other way to know it).
+        request.refused_key_prefix = prefix or ""
         raise TooManyAttempts(retry_after, reason=error.reason, prefix=prefix) from None
     record_failed_login(request=request, prefix=prefix, reason=error.reason, via=via)
     raise error

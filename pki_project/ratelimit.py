@@ -2,8 +2,8 @@
 
 Two kinds of counting, chosen by what a limit guards:
 
-* `shared_store()`: the sign-in limits. They must hold their stated numbers across every worker
-  process and host, so they count in Redis (`INCR`, when
+* `shared_store()`: the sign-in limits and the denial-recording budget. They must hold their
+  stated numbers across every worker process and host, so they count in Redis (`INCR`, when
   `CACHE_URL` names Redis), in memcached (when it names memcached), and otherwise in the
   database every worker shares (`DatabaseStore`: one atomic upsert per counted hit). Only
   *failures* are counted there (a wrong credential, a refused request), never a successful call,
@@ -57,7 +57,7 @@ class WindowCount:
     On the first hit of a window (`count == 1`) and only when the bucket was counted with
     `keep`, `previous_window_start` and `previous_count` tell the most recent earlier window the
     bucket counted in and how many hits it took, so a caller can say what happened there once
-    the window is over.
+    the window is over (`audit.denials` reports the refusals it left unrecorded that way).
     """
 
     count: int

@@ -20,7 +20,8 @@ HEAD and OPTIONS fall back to the GET entry. A method the route does not take at
 the route takes, to every caller and without an audit event: it is a client's mistake,
 not a refusal of access. A method the route takes but not for the caller is refused:
 401 (JSON for API clients, a redirect to the login page for browsers) when anonymous,
-403 and an `rbac.deny` audit event otherwise. The file is read once per process, so a
+403 otherwise, marked `request.rbac_denied` so the central denial recorder
+(`audit.denials`) writes its `rbac.deny` event. The file is read once per process, so a
 change needs a restart; `pki_project.checks` validates it against the URLconf at
 start-up (and this middleware refuses to start on any error).
 """
@@ -339,27 +340,10 @@ class RbacMiddleware:
                 response.delete_cookie(SESSION_COOKIE, path="/", samesite="Lax")  # a dead session: forget it
             return response
         if principal.role.value not in roles:
-            self._record_denial(request, principal, key)
+            logger.info("RBAC refused %s %s for %s (%s)", request.method, key, principal.username, principal.role)
+            request.rbac_denied = True  # audit.denials records the rbac.deny event, within its budget
             return error_response(request, 403)
         return None
-
-    @staticmethod
-    def _record_denial(request, principal, key: str) -> None:
-        from organizations import audit_hooks
-
-        logger.info("RBAC refused %s %s for %s (%s)", request.method, key, principal.username, principal.role)
-        try:
-            audit_hooks.record(
-                "RBAC_DENY",
-                request=request,
-                principal=principal,
-                outcome="failure",
-                organization_id=principal.organization_id,
-                target_type="route",
-                target_id=f"{request.method} {key}",
-            )
-        except Exception:  # the refusal stands even when the audit write fails; the log keeps why
-            logger.exception("Could not record an RBAC denial")
 
     @staticmethod
     def _methods_taken(policy: RbacPolicy, key: str, view_func) -> frozenset[str]:

@@ -122,8 +122,9 @@ def test_bad_input_is_refused_without_counting(settings, mid_window):
 # --- What the trail says ------------------------------------------------------------------------------
 
 
-def test_refused_logins_are_audited_up_to_the_limit_only(settings, mid_window):
+def test_refused_logins_are_audited_up_to_the_limit_then_as_bounded_refusals(settings, mid_window):
     settings.PKI_LOGIN_RATE_PER_IP, settings.PKI_LOGIN_RATE_PER_KEY = 4, 100
+    settings.PKI_AUDIT_DENIALS_PER_WINDOW = 2
     victim = ApiKeyFactory()
     guess = wrong_secret_for(victim.plain_key)
     statuses = [attempt(guess, ip="10.0.3.1").status_code for _ in range(30)]
@@ -133,6 +134,12 @@ def test_refused_logins_are_audited_up_to_the_limit_only(settings, mid_window):
     assert {event.actor_label for event in failures} == {victim.prefix}
     assert all(event.details == {"reason": "wrong secret", "via": "login"} for event in failures)
     assert all(event.source_ip == "10.0.3.1" for event in failures)
+    refusals = list(AuditEvent.objects.filter(action__startswith="access.").order_by("seq"))
+    assert [event.action for event in refusals] == ["access.deny", "access.deny", "access.deny_suppressed"]
+    assert refusals[0].target_id == "POST /auth/session"
+    assert refusals[0].actor_label == victim.prefix  # the attacked key, never its secret
+    assert refusals[0].details["status"] == 429
+    assert refusals[2].details["phase"] == "started"
     secret = victim.plain_key.rsplit("_", 1)[1]
     for event in AuditEvent.objects.all():
         assert secret not in json.dumps(event.details) + event.actor_label + event.target_id
