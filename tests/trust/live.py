@@ -91,8 +91,12 @@ class LivePKI:
 
     def request(self, method: str, path: str, *, key: str | None = None, token: str | None = None,
                 json_body: object = None, body: bytes | None = None, headers: Mapping[str, str] | None = None,
-                timeout: float = 60) -> Response:
-        """One request on a new connection. `key` is a role label (Bearer API key); `token` a raw Bearer."""
+                timeout: float = 60, source_ip: str | None = None) -> Response:
+        """One request on a new connection. `key` is a role label (Bearer API key); `token` a raw Bearer.
+
+        `source_ip` (another loopback address, e.g. "127.0.0.7") is the client address the server
+        sees, so per-address limits of one test do not spill into the next.
+        """
         sent = {"Accept": "application/json", **(headers or {})}
         credential = self.keys[key] if key is not None else token
         if credential is not None:
@@ -100,7 +104,8 @@ class LivePKI:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             sent.setdefault("Content-Type", "application/json")
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                                source_address=(source_ip, 0) if source_ip else None)
         try:
             connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
