@@ -38,6 +38,11 @@ class AuditAction(StrEnum):
     MEMBERSHIP_DELETE = "membership.delete"
     ORGANIZATION_RENAME = "organization.rename"
     ORGANIZATION_DELETE = "organization.delete"
+    # Issue 18, login limits and denials on the record (audit.denials): a refusal outside rbac.json
+    # (403, 404 on a route that needs a sign-in, 429), and the note that a caller's refusals of
+    # one kind went past the per-window budget (when it starts, then how many were left out).
+    ACCESS_DENY = "access.deny"
+    ACCESS_DENY_SUPPRESSED = "access.deny_suppressed"
 
 
 class Outcome(StrEnum):

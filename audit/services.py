@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Literal
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -39,6 +40,16 @@ if TYPE_CHECKING:
 CHAIN_LOCK_KEY = int.from_bytes(hashlib.sha256(b"pki.audit.chain").digest()[:8], "big", signed=True)
 USER_AGENT_MAX_LENGTH = 512
 LABEL_MAX_LENGTH = 200
+# How many failure events this context (a worker's thread, serving one request at a time) has
+# appended: the central denial recorder compares it before and after a request, so a refusal
+# its own operation already put on the record (a wrong root password's ca.unlock) is not
+# recorded a second time as access.deny.
+_failure_events_appended: ContextVar[int] = ContextVar("pki_audit_failure_events_appended", default=0)
+
+
+def failure_events_appended() -> int:
+    """The number of failure events appended so far in this context (see `audit.denials`)."""
+    return _failure_events_appended.get()
 
 
 def record_event(
@@ -89,7 +100,10 @@ def record_event(
         **_request_fields(request),
         "details": clean_details(details or {}),
     }
-    return _append(fields, transaction_open=transaction_open, keys=keys)
+    event = _append(fields, transaction_open=transaction_open, keys=keys)
+    if outcome is Outcome.FAILURE:
+        _failure_events_appended.set(_failure_events_appended.get() + 1)
+    return event
 
 
 def _actor_fields(principal: Principal | None) -> dict[str, object]:

@@ -895,14 +895,18 @@ def open_session(api_key: ApiKey, membership: Membership, *, request=None) -> Op
     return OpenedSession(token=token, jti=jti, expires_at=expires_at, principal=principal)
 
 
-def record_failed_login(*, request=None, prefix: str | None, reason: str) -> None:
-    """A refused login, recorded on its own (no transaction to join)."""
+def record_failed_login(*, request=None, prefix: str | None, reason: str, via: str = "login") -> None:
+    """A refused credential, recorded on its own (no transaction to join).
+
+    `via` names the door: `login` (POST /auth/session) or `bearer` (an `Authorization` header).
+    The key prefix is the actor's label; the secret is never recorded.
+    """
     audit_hooks.record(
         "LOGIN",
         request=request,
         outcome="failure",
         actor_label=prefix or "",
-        details={"reason": reason},
+        details={"reason": reason, "via": via},
     )
 
 

@@ -1,10 +1,11 @@
 """Sign-in and sign-out: `GET /auth/login`, `POST|DELETE /auth/session`, `POST /auth/logout`.
 
 `POST /auth/session` takes JSON `{"api_key": "…"}` (scripts) or the login form
-(`api_key`, `next`, CSRF token). It is rate limited per client IP and per key prefix
-before the key is even looked at, checks the key in constant time, and answers a
-session JWT both in the body and in an HttpOnly cookie. Every refusal reads
-"Invalid credentials.", whatever the reason; the reason goes to the log and audit.
+(`api_key`, `next`, CSRF token). It checks the key in constant time and answers a session
+JWT both in the body and in an HttpOnly cookie. A correct key always signs in; wrong ones
+are counted per client IP and per key prefix and answered 429 past a limit
+(`organizations.signin`). Every other refusal reads "Invalid credentials.", whatever the
+reason; the reason goes to the log and audit.
 """
 
 from __future__ import annotations
@@ -20,22 +21,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from organizations.keys import parse_prefix
-from organizations.services import (
-    INVALID_CREDENTIALS,
-    AuthenticationFailed,
-    authenticate_api_key,
-    close_session,
-    open_session,
-    record_failed_login,
-)
-from pki_project import ratelimit
+from organizations.services import INVALID_CREDENTIALS, AuthenticationFailed, close_session, open_session
+from organizations.signin import TooManyAttempts, sign_in_with_api_key
 from pki_project.errors import json_error
 from pki_project.middleware.authentication import SESSION_COOKIE
+from pki_project.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_NEXT = "/"  # the dashboard, which every role may see
 MAX_KEY_LENGTH = 200
+TOO_MANY_ATTEMPTS = "Too many login attempts; try again later."
 
 
 def _safe_next(request: HttpRequest, candidate: str | None) -> str:
@@ -59,24 +55,6 @@ def _render_login(request: HttpRequest, *, status: int = 200, error: str = "", n
 def login_page(request: HttpRequest) -> HttpResponse:
     """The login form (public). It posts the API key to /auth/session."""
     return _render_login(request, next_url=_safe_next(request, request.GET.get("next")))
-
-
-def _client_ip(request: HttpRequest) -> str:
-    # gunicorn and Django give the peer address; a trusted proxy must be configured to set it.
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
-
-
-def _rate_limited(request: HttpRequest, prefix: str | None) -> int:
-    """Count this attempt; return Retry-After seconds when a limit is exceeded, else 0."""
-    window = settings.PKI_LOGIN_RATE_WINDOW
-    result = ratelimit.hit(f"login-ip:{_client_ip(request)}", limit=settings.PKI_LOGIN_RATE_PER_IP, window=window)
-    if not result.allowed:
-        return result.retry_after
-    if prefix:
-        result = ratelimit.hit(f"login-key:{prefix}", limit=settings.PKI_LOGIN_RATE_PER_KEY, window=window)
-        if not result.allowed:
-            return result.retry_after
-    return 0
 
 
 def _set_session_cookie(response: HttpResponse, token: str) -> None:
@@ -116,20 +94,16 @@ def _log_in(request: HttpRequest) -> HttpResponse:
     raw_key = raw_key[:MAX_KEY_LENGTH]
     prefix = parse_prefix(raw_key)
 
-    retry_after = _rate_limited(request, prefix)
-    if retry_after:
-        logger.warning("Login rate limit hit from %s (key prefix %s)", _client_ip(request), prefix or "-")
-        headers = {"Retry-After": str(retry_after)}
-        if is_json:
-            return json_error(429, "rate_limited", "Too many login attempts; try again later.", headers=headers)
-        return _render_login(request, status=429, error="Too many login attempts; try again later.",
-                             next_url=next_url or "", headers=headers)
-
     try:
-        api_key, membership = authenticate_api_key(raw_key)
+        api_key, membership = sign_in_with_api_key(raw_key, request=request)
+    except TooManyAttempts as error:
+        logger.warning("Login rate limit hit from %s (key prefix %s)", client_ip(request), prefix or "-")
+        headers = {"Retry-After": str(error.retry_after)}
+        if is_json:
+            return json_error(429, "rate_limited", TOO_MANY_ATTEMPTS, headers=headers)
+        return _render_login(request, status=429, error=TOO_MANY_ATTEMPTS, next_url=next_url or "", headers=headers)
     except AuthenticationFailed as error:
-        logger.info("Login refused from %s (key prefix %s): %s", _client_ip(request), prefix or "-", error.reason)
-        record_failed_login(request=request, prefix=prefix, reason=error.reason)
+        logger.info("Login refused from %s (key prefix %s): %s", client_ip(request), prefix or "-", error.reason)
         if is_json:
             return json_error(401, "invalid_credentials", INVALID_CREDENTIALS)
         return _render_login(request, status=401, error=INVALID_CREDENTIALS, next_url=next_url or "")

@@ -60,6 +60,7 @@ def json_error(
     response = JsonResponse(body, status=status)
     for name, value in (headers or {}).items():
         response[name] = value
+    response.error_code = code  # read by the denial recorder (audit.denials), never sent
     return response
 
 
@@ -86,7 +87,9 @@ def error_response(
     default_code, default_message = GENERIC_MESSAGES.get(status, ("error", "The request failed."))
     if wants_json(request):
         return json_error(status, code or default_code, message or default_message, headers=headers)
-    return page_error(request, status, message, headers=headers)
+    response = page_error(request, status, message, headers=headers)
+    response.error_code = code or default_code
+    return response
 
 
 # --- Django's handlers (wired in urls.py and settings.CSRF_FAILURE_VIEW) --------------------

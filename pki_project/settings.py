@@ -59,13 +59,15 @@ INSTALLED_APPS = [
     "organizations",
     "certificates",
     "audit",
-    "backups",
+    "ratelimits",
+    "backups",  # stays last: organizations.apps keys its post_migrate hook on the last app
 ]
 
 # Order matters: headers and CSP wrap everything (static files and error pages too);
 # authentication runs before RBAC, and RBAC's process_view before the CSRF policy's, so an
 # anonymous API call reads 401 rather than a CSRF failure; the CSRF policy decides before
-# Django's own CsrfViewMiddleware (see pki_project/middleware/csrf.py).
+# Django's own CsrfViewMiddleware (see pki_project/middleware/csrf.py). The denial recorder wraps
+# authentication and everything inside it, so every refusal passes through it (audit.denials).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "pki_project.middleware.headers.SecurityHeadersMiddleware",
@@ -73,6 +75,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "pki_project.middleware.denials.DenialAuditMiddleware",
     "pki_project.middleware.authentication.PrincipalAuthenticationMiddleware",
     "pki_project.middleware.rbac.RbacMiddleware",
     "pki_project.middleware.csrf.CsrfPolicyMiddleware",
@@ -197,6 +200,9 @@ LOGIN_URL = "/auth/login"
 PKI_LOGIN_RATE_WINDOW = env.int("PKI_LOGIN_RATE_WINDOW", default=60)  # seconds
 PKI_LOGIN_RATE_PER_IP = env.int("PKI_LOGIN_RATE_PER_IP", default=10)  # attempts per window per client IP
 PKI_LOGIN_RATE_PER_KEY = env.int("PKI_LOGIN_RATE_PER_KEY", default=5)  # attempts per window per key prefix
+# Refusals (403, 404, 429, rbac) recorded one by one per caller and kind per window (audit.denials).
+PKI_AUDIT_DENIALS_PER_WINDOW = env.int("PKI_AUDIT_DENIALS_PER_WINDOW", default=10)
+PKI_AUDIT_DENIALS_WINDOW = env.int("PKI_AUDIT_DENIALS_WINDOW", default=60)  # seconds
 
 # --- Revocation publishing: CRLs and OCSP (certificates.services.crls / .ocsp) -------------
 PKI_OCSP_RESPONSE_VALIDITY = env.int("PKI_OCSP_RESPONSE_VALIDITY", default=3600)  # seconds; nextUpdate - thisUpdate

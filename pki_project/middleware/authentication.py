@@ -12,6 +12,12 @@ stale cookie does not lock anyone out of the login page. The RBAC middleware the
 answers 401 (or a redirect to the login page) wherever a role is needed. The reason
 for a refusal goes to the server log only; the client always reads "Invalid credentials.".
 
+A refused `Authorization` header is a failed sign-in like a wrong key at the login form
+(`organizations.signin`): counted per client IP (and key prefix), audited as an
+`auth.login` failure, and past the limit answered here with 429 and `Retry-After`. A
+correct Bearer credential is never counted nor refused by the limits. A refused cookie
+is not counted (an expired session is not an attack).
+
 Subclasses Django's `AuthenticationMiddleware` so the admin's system checks accept it.
 """
 
@@ -22,7 +28,10 @@ import logging
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
 
-from organizations.services import AuthenticationFailed, authenticate_bearer, authenticate_session_token
+from organizations.services import AuthenticationFailed, authenticate_session_token
+from organizations.signin import BEARER as BEARER_DOOR
+from organizations.signin import TooManyAttempts, authenticate_bearer_credential, refuse_credential
+from pki_project.errors import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +51,22 @@ class PrincipalAuthenticationMiddleware(AuthenticationMiddleware):
         cookie = request.COOKIES.get(SESSION_COOKIE, "")
         try:
             if header:
-                scheme, _, credential = header.strip().partition(" ")
-                credential = credential.strip()
-                if scheme.lower() != "bearer" or not credential:
-                    raise AuthenticationFailed("unsupported Authorization scheme")
-                authenticated, method = authenticate_bearer(credential), BEARER
+                authenticated, method = _authenticate_header(request, header), BEARER
             elif cookie:
                 authenticated, method = authenticate_session_token(cookie), COOKIE
             else:
-                return
+                return None
+        except TooManyAttempts as error:
+            request.auth_failed = True
+            logger.warning("Credential refused past the rate limit on %s %s: %s", request.method, request.path,
+                           error.reason)
+            return error_response(request, 429, "rate_limited",
+                                  "Too many failed authentication attempts; try again later.",
+                                  headers={"Retry-After": str(error.retry_after)})
         except AuthenticationFailed as error:
             request.auth_failed = True
             logger.info("Credential refused on %s %s: %s", request.method, request.path, error.reason)
-            return
+            return None
         request.principal = authenticated.principal
         request.user = authenticated.user
         request.auth_method = method
@@ -63,3 +75,14 @@ class PrincipalAuthenticationMiddleware(AuthenticationMiddleware):
             return request.user
 
         request.auser = auser
+        return None
+
+
+def _authenticate_header(request, header: str):
+    """`Authorization: Bearer <API key or session JWT>`; any other scheme is a refused credential too."""
+    scheme, _, credential = header.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        refuse_credential(AuthenticationFailed("unsupported Authorization scheme"), request=request, prefix=None,
+                          via=BEARER_DOOR)
+    return authenticate_bearer_credential(credential, request=request)

@@ -15,9 +15,13 @@ The file maps `"METHOD /path"` to the roles allowed, e.g.::
 * Roles are admin, manager, user, or the sentinel `["public"]` (no authentication)
   which stands alone.
 
-HEAD and OPTIONS fall back to the GET entry. A request whose route has no entry for
-its method is refused: 401 (JSON for API clients, a redirect to the login page for
-browsers) when anonymous, 403 otherwise. The file is read once per process, so a
+HEAD and OPTIONS fall back to the GET entry. A method the route does not take at all
+(no entry for it, and the view does not serve it) answers 405 with `Allow` listing what
+the route takes, to every caller and without an audit event: it is a client's mistake,
+not a refusal of access. A method the route takes but not for the caller is refused:
+401 (JSON for API clients, a redirect to the login page for browsers) when anonymous,
+403 otherwise, marked `request.rbac_denied` so the central denial recorder
+(`audit.denials`) writes its `rbac.deny` event. The file is read once per process, so a
 change needs a restart; `pki_project.checks` validates it against the URLconf at
 start-up (and this middleware refuses to start on any error).
 """
@@ -107,6 +111,15 @@ class ServedRoute:
     name: str = ""
 
 
+def _served_methods(callback) -> frozenset[str] | None:
+    """The methods a view answers, HEAD and OPTIONS included, or None when the view does not say."""
+    methods = _view_methods(callback)
+    if methods is None:
+        return None
+    extra = {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
+    return methods | extra
+
+
 def _view_methods(callback) -> frozenset[str] | None:
     actions = getattr(callback, "actions", None)  # DRF ViewSet.as_view({...})
     if isinstance(actions, dict):
@@ -154,6 +167,10 @@ class RbacPolicy:
             yield f"{method} {path}", path, roles
         for (method, prefix), roles in self.subtrees.items():
             yield f"{method} {prefix}{SUBTREE}", prefix, roles
+
+    def methods_for(self, key: str) -> frozenset[str]:
+        """Every method some entry grants on route `key` (all of them when a `*` entry covers it)."""
+        return frozenset(method for method in METHODS - {"*"} if self.roles_for(method, key) is not None)
 
     def roles_for(self, method: str, key: str) -> frozenset[str] | None:
         """The roles allowed for `method` on route `key`, or None when no entry covers it."""
@@ -302,9 +319,12 @@ class RbacMiddleware:
     def process_view(self, request, view_func, view_args, view_kwargs):
         match = request.resolver_match
         key = route_key(match.route) if match is not None else request.path
-        roles = current_policy().roles_for(request.method, key)
+        policy = current_policy()
+        roles = policy.roles_for(request.method, key)
         request.rbac_route = f"{request.method} {key}"
-        if roles is not None and PUBLIC in roles:
+        if roles is None:  # no entry grants this method on the route: it does not take it
+            return self._method_not_allowed(request, key, self._methods_taken(policy, key, view_func))
+        if PUBLIC in roles:
             return None
         principal = getattr(request, "principal", None)
         if principal is None:
@@ -319,25 +339,23 @@ class RbacMiddleware:
             if request.auth_failed and SESSION_COOKIE in request.COOKIES:
                 response.delete_cookie(SESSION_COOKIE, path="/", samesite="Lax")  # a dead session: forget it
             return response
-        if roles is None or principal.role.value not in roles:
-            self._record_denial(request, principal, key)
+        if principal.role.value not in roles:
+            logger.info("RBAC refused %s %s for %s (%s)", request.method, key, principal.username, principal.role)
+            request.rbac_denied = True  # audit.denials records the rbac.deny event, within its budget
             return error_response(request, 403)
         return None
 
     @staticmethod
-    def _record_denial(request, principal, key: str) -> None:
-        from organizations import audit_hooks
+    def _methods_taken(policy: RbacPolicy, key: str, view_func) -> frozenset[str]:
+        """What the route takes: the methods rbac.json grants on it, narrowed to what the view serves."""
+        granted = policy.methods_for(key)
+        served = _served_methods(view_func)
+        return granted if served is None else granted & served
 
-        logger.info("RBAC refused %s %s for %s (%s)", request.method, key, principal.username, principal.role)
-        try:
-            audit_hooks.record(
-                "RBAC_DENY",
-                request=request,
-                principal=principal,
-                outcome="failure",
-                organization_id=principal.organization_id,
-                target_type="route",
-                target_id=f"{request.method} {key}",
-            )
-        except Exception:  # the refusal stands even when the audit write fails; the log keeps why
-            logger.exception("Could not record an RBAC denial")
+    @staticmethod
+    def _method_not_allowed(request, key: str, allowed: frozenset[str]):
+        """405 with `Allow` (RFC 9110 15.5.6): the route exists, the method does not apply to it."""
+        listed = ", ".join(sorted(allowed))
+        logger.info("No %s on %s (it takes %s)", request.method, key, listed or "nothing")
+        message = f"{request.method} is not allowed here" + (f"; use {listed}." if listed else ".")
+        return error_response(request, 405, "method_not_allowed", message, headers={"Allow": listed})

@@ -280,6 +280,26 @@ def _member_actor(role: Role, organization: Organization) -> Actor:
                                      organization_id=organization.pk))
 
 
+def access_deny(world: World) -> Expected:
+    client = world.make_client("manager")
+    world.mark()
+    assert client.get("/api/v1/organizations/999999/").status_code == 404
+    return Expected(outcome="failure", actor_username=client.user.username, actor_role="manager",
+                    target_type="route", target_id="GET /api/v1/organizations/{id}/",
+                    organization_id=client.organization.pk)
+
+
+def access_deny_suppressed(world: World) -> Expected:
+    from django.conf import settings
+
+    world.monkeypatch.setattr(settings, "PKI_AUDIT_DENIALS_PER_WINDOW", 0)  # every refusal is past the budget
+    client = world.make_client("user")
+    world.mark()
+    assert client.get("/api/v1/audit-events/").status_code == 403
+    return Expected(outcome="failure", actor_username=client.user.username, actor_role="user",
+                    target_type="caller", target_id=f"user:{client.user.pk}", organization_id=client.organization.pk)
+
+
 def _manager_actor() -> tuple[Actor, Organization]:
     organization = OrganizationFactory()
     return _member_actor(Role.MANAGER, organization), organization
@@ -446,6 +466,9 @@ COVERAGE = [
     pytest.param(AuditAction.MEMBERSHIP_DELETE, membership_delete, id="membership-delete"),
     pytest.param(AuditAction.ORGANIZATION_RENAME, organization_rename, id="organization-rename"),
     pytest.param(AuditAction.ORGANIZATION_DELETE, organization_delete, id="organization-delete"),
+    # Issue 18, login limits and denials on the record.
+    pytest.param(AuditAction.ACCESS_DENY, access_deny, id="access-deny"),
+    pytest.param(AuditAction.ACCESS_DENY_SUPPRESSED, access_deny_suppressed, id="access-deny-suppressed"),
 ]
 
 

@@ -37,8 +37,9 @@ ROOT_CA, ISSUING_CA, OTHER_ISSUING_CA = "acme-root", "acme-issuing", "other-issu
 ROLES = ("global-admin", "admin", "manager", "user", "other-admin")
 # Columns that a request may legitimately touch without changing what the PKI holds or allows.
 VOLATILE_COLUMNS: dict[str, frozenset[str]] = {"organizations_apikey": frozenset({"last_used_at"})}
-# Tables that refused requests append to by design (denials are audited) or that logins fill.
-VOLATILE_TABLES = frozenset({"audit_auditevent", "organizations_sessiontoken", "django_session"})
+# Tables that refused requests append to by design (denials are audited, failed attempts counted)
+# or that logins fill.
+VOLATILE_TABLES = frozenset({"audit_auditevent", "organizations_sessiontoken", "django_session", "ratelimits_counter"})
 SERVER_TIMEOUT = 120
 
 
@@ -90,8 +91,12 @@ class LivePKI:
 
     def request(self, method: str, path: str, *, key: str | None = None, token: str | None = None,
                 json_body: object = None, body: bytes | None = None, headers: Mapping[str, str] | None = None,
-                timeout: float = 60) -> Response:
-        """One request on a new connection. `key` is a role label (Bearer API key); `token` a raw Bearer."""
+                timeout: float = 60, source_ip: str | None = None) -> Response:
+        """One request on a new connection. `key` is a role label (Bearer API key); `token` a raw Bearer.
+
+        `source_ip` (another loopback address, e.g. "127.0.0.7") is the client address the server
+        sees, so per-address limits of one test do not spill into the next.
+        """
         sent = {"Accept": "application/json", **(headers or {})}
         credential = self.keys[key] if key is not None else token
         if credential is not None:
@@ -99,7 +104,8 @@ class LivePKI:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             sent.setdefault("Content-Type", "application/json")
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                                source_address=(source_ip, 0) if source_ip else None)
         try:
             connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
