@@ -50,7 +50,8 @@ DB_PREFIX = "db/"
 DATA_PREFIX = "data/"
 SQLITE_SNAPSHOT = "db/snapshot.sqlite3"
 TABLE_SUFFIX = ".jsonl"
-EXCLUDED_MODELS = frozenset({"sessions.session"})
+# Volatile rows a restore must neither bring back nor wipe: sessions, and the rate-limit counters.
+EXCLUDED_MODELS = frozenset({"sessions.session", "ratelimits.counter"})
 CHUNK_SIZE = 1024 * 1024
 ROW_CHUNK = 2000
 FILE_MODE = 0o600

@@ -17,7 +17,7 @@ from tests.backups.helpers import live_state, read_members, write_members
 # Authentication keeps books on every request (API key last use, RBAC denials in the audit trail):
 # a refused restore must leave everything else exactly as it was.
 BOOKKEEPING = {"audit.auditevent", "organizations.apikey", "organizations.sessiontoken", "sessions",
-               "ratelimits.counter"}
+               "ratelimits.counter"}  # volatile: not in backups, counted by sign-ins and refusals
 BACKUP_URL = "/admin/backup/database"
 RESTORE_URL = "/admin/restore/database"
 
