@@ -34,11 +34,13 @@ from certificates.models import (
 )
 from organizations.models import ApiKey, SessionToken
 
-# Columns of a certificate carried as a revoked row; ids and artifact paths are the restored database's.
-CERTIFICATE_COLUMNS = ("kind", "profile", "serial", "common_name", "subject", "sans", "key_type", "key_source",
+# Columns of a certificate carried as a revoked row. It keeps its id where the restored table leaves it free
+# (a row created after the backup has an id above every backed-up one), so the audit events that name it
+# still do; artifact paths are left empty (its files went with the live data directory).
+CERTIFICATE_COLUMNS = ("id", "kind", "profile", "serial", "common_name", "subject", "sans", "key_type", "key_source",
                        "not_before", "not_after", "fingerprint_sha256", "der", "revoked_at", "revocation_reason",
                        "invalidity_date", "created_by", "created_at")
-CRL_COLUMNS = ("number", "delta_base_number", "this_update", "next_update", "entry_count", "der", "created_at")
+CRL_COLUMNS = ("id", "number", "delta_base_number", "this_update", "next_update", "entry_count", "der", "created_at")
 OCSP_COLUMNS = ("serial", "hash_algorithm", "status", "this_update", "next_update", "der", "created_at")
 
 
@@ -142,11 +144,18 @@ def _add_revoked_rows(rows: Iterable[dict[str, Any]], cas: dict[str, Certificate
         if issuer is None:
             continue  # the CA went with the restore; the preview said so
         created_at = row.pop("created_at")
+        _free_id_or_none(Certificate, row)
         certificate = Certificate(**row, issuer=issuer, organization_id=issuer.organization_id)
         certificate.save(force_insert=True)
         Certificate.objects.filter(pk=certificate.pk).update(created_at=created_at)  # auto_now_add overrode it
         added += 1
     return added
+
+
+def _free_id_or_none(model, row: dict[str, Any]) -> None:
+    """Keep the live id unless a restored row holds it (ids reused after an earlier restore): then a new one."""
+    if model.objects.filter(pk=row["id"]).exists():
+        row["id"] = None
 
 
 def _add_crls(rows: Iterable[dict[str, Any]], cas: dict[str, CertificateAuthority]) -> int:
@@ -156,6 +165,7 @@ def _add_crls(rows: Iterable[dict[str, Any]], cas: dict[str, CertificateAuthorit
         if ca is None or CertificateRevocationList.objects.filter(ca=ca, number=row["number"]).exists():
             continue
         created_at = row.pop("created_at")
+        _free_id_or_none(CertificateRevocationList, row)
         crl = CertificateRevocationList.objects.create(ca=ca, **row)
         CertificateRevocationList.objects.filter(pk=crl.pk).update(created_at=created_at)
         added += 1

@@ -104,9 +104,9 @@ def replace_rows(staged: StagedBackup, checkpoint: Callable[[str], None],
             counts[spec.label] = _insert_table(cursor, staged, spec)
             progress("tables", index, len(tables))
         checkpoint("insert_rows")
-    _reset_sequences([spec.model for spec in tables])
     _keep_crl_numbers_growing(published)
     carried = carry_forward.apply(live)
+    _reset_sequences([spec.model for spec in tables])  # past the ids inserted, carried-forward rows' included
     connection.check_constraints(table_names=[spec.db_table for spec in staged.tables])
     checkpoint("check_constraints")
     result = verify_chain(use_anchor=plan.check_anchor)

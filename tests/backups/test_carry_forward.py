@@ -24,6 +24,7 @@ from audit.services import record_event
 from audit.verification import verify_chain
 from backups.errors import BackupError
 from backups.services import preview_restore, replaced_trail_path, restore_backup
+from certificates.consistency import check_consistency
 from certificates.models import Certificate, CertificateAuthority, PresignedOCSPResponse
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
@@ -96,6 +97,9 @@ def test_a_certificate_issued_and_revoked_since_comes_back_as_revoked(backup_the
     assert report.preview.revoked_certificates_kept == 1
     assert ocsp_status(kept) == ocsp.OCSPCertStatus.REVOKED
     assert int(serial, 16) in latest_crl_serials(populated_pki, operator)
+    assert kept.pk == certificate.pk, "its id, which its audit events name, is kept"
+    errors = [finding for finding in check_consistency().errors if finding.code != "artifact_orphan"]
+    assert errors == [], errors
 
 
 def test_a_revoked_intermediate_stays_revoked_in_the_roots_ocsp_and_crl(populated_pki, operator, tmp_path,
