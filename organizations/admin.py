@@ -9,11 +9,12 @@ the API (which show the key once) and revoked with the "Revoke" action.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 
 from organizations.models import ApiKey, Membership, Organization
 from organizations.principal import Principal
-from organizations.services import revoke_api_key
+from organizations.services import OrganizationError, clean_organization_name, revoke_api_key
 from pki_project.api import scope_to_principal
 
 
@@ -41,8 +42,23 @@ class GlobalAdminWritesMixin:
         return request.user.is_superuser
 
 
+class OrganizationAdminForm(forms.ModelForm):
+    """The admin's add and change form keeps the service's rule for names (no bidi or invisible characters)."""
+
+    class Meta:
+        model = Organization
+        fields = ["name", "slug"]
+
+    def clean_name(self) -> str:
+        try:
+            return clean_organization_name(self.cleaned_data.get("name") or "")
+        except OrganizationError as error:
+            raise forms.ValidationError(str(error), code=error.code) from None
+
+
 @admin.register(Organization)
 class OrganizationAdmin(GlobalAdminWritesMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
+    form = OrganizationAdminForm
     organization_field = "pk"
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]

@@ -17,7 +17,6 @@ their audit event inside the same transaction (`organizations.audit_hooks`).
 from __future__ import annotations
 
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +25,8 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from certificates.crypto.errors import CryptoError
+from certificates.crypto.names import check_name_characters
 from organizations import audit_hooks
 from organizations.keys import DUMMY_HASH, generate_key, hash_matches, looks_like_api_key, parse_prefix
 from organizations.models import ApiKey, Membership, Organization, SessionToken
@@ -47,8 +48,12 @@ class OrganizationError(ValueError):
 
 
 def clean_organization_name(name: str) -> str:
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in (name or "")):
-        raise OrganizationError("An organization name may not contain control or unassigned characters.")
+    """One line of visible text: no bidirectional control, invisible or control character (the rule of
+    every name in the PKI, `certificates.crypto.names.check_name_characters`), at most MAX_NAME_LENGTH."""
+    try:
+        check_name_characters("An organization name", name or "")
+    except CryptoError as error:
+        raise OrganizationError(f"{error}.") from None
     cleaned = " ".join((name or "").split())
     if not cleaned:
         raise OrganizationError("An organization needs a name.")
