@@ -11,7 +11,13 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from pki_project.config import BASE_DIR, ConfigError, load_dotenv, validate_required_secrets
+from pki_project.config import (
+    BASE_DIR,
+    ConfigError,
+    load_dotenv,
+    make_sqlite_database_private,
+    validate_required_secrets,
+)
 
 load_dotenv()
 try:
@@ -109,7 +115,7 @@ def _database_config(url: str) -> dict:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         if config["NAME"] != ":memory:":
             config["NAME"] = str(_project_path(config["NAME"]))
-            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+            make_sqlite_database_private(Path(config["NAME"]))  # 0600 file, 0700 directory, like .env
             # Keep each worker's connection: opening one runs the PRAGMAs below, about a millisecond
             # per request otherwise (the OCSP responder answers in less than that).
             config.setdefault("CONN_MAX_AGE", 600)
