@@ -12,6 +12,7 @@ os.environ["PKI_JWT_SECRET"] = "test-jwt-secret-0123456789abcdef0123456789"
 os.environ["PKI_ENCRYPTION_KEY"] = "test-encryption-key-0123456789abcdef012345"
 os.environ["PKI_ENCRYPTION_SALT"] = "test-salt-9f8e7d6c5b4a3210"
 os.environ.setdefault("PKI_DATA_DIR", tempfile.mkdtemp(prefix="pki-test-data-"))
+os.environ.setdefault("PKI_UPLOAD_DIR", tempfile.mkdtemp(prefix="pki-test-uploads-"))
 os.environ["PKI_COOKIE_SECURE"] = "false"
 # A public-looking name: pkilint flags single-label and IP hosts in certificate URLs as internal.
 os.environ["PKI_BASE_URL"] = "http://pki.example.com"
