@@ -7,6 +7,8 @@ parses a body:
   `PKI_MAX_REQUEST_BYTES`, read into memory;
 * `@takes_files`: a form with a small file field (the issuance page's CSR, the decoder's
   certificate): multipart accepted, within the same bound, parsed in memory;
+* `@answers_oversized_bodies(n)`: the view refuses a body over `n` bytes itself, unread, in
+  its own protocol (the OCSP responder's malformedRequest);
 * `@takes_upload(...)`: the one view that receives a large file (the restore). Its body is
   read only for a caller the policy admits (an authenticated global admin), after
   authentication and RBAC, and streamed by the policy's handler to `PKI_UPLOAD_DIR`
@@ -51,6 +53,21 @@ def takes_upload(*, handler: type[PrivateUploadHandler], may_upload: Callable[[P
         return view
 
     return mark
+
+
+def answers_oversized_bodies(max_bytes: int) -> Callable[[View], View]:
+    """The view refuses a body over `max_bytes` itself, by its declared length and without reading it, in its own
+    protocol: the OCSP responder answers malformedRequest (RFC 6960 section 2.3), not an HTTP error page. The
+    middleware then hands it such a body unread (and closes the connection after the answer)."""
+    def mark(view: View) -> View:
+        view.own_body_limit = max_bytes
+        return view
+
+    return mark
+
+
+def own_body_limit_of(view: Callable) -> int | None:
+    return getattr(view, "own_body_limit", None)
 
 
 def upload_policy_of(view: Callable) -> UploadPolicy | None:

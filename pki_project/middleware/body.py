@@ -6,12 +6,15 @@ Two middlewares, at two places in `MIDDLEWARE` (see settings.py):
   runs: a `Content-Length` that is not a number answers 400, and one over what the route
   could ever accept answers 413 at once, without reading a byte. Every route accepts at
   most `PKI_MAX_REQUEST_BYTES` (256 KiB by default); the one upload route (the restore)
-  accepts up to its own bound (`PKI_BACKUP_MAX_UPLOAD_BYTES`). The route is looked up
+  accepts up to its own bound (`PKI_BACKUP_MAX_UPLOAD_BYTES`); the OCSP responder refuses
+  larger requests itself, unread, with an OCSP malformedRequest (RFC 6960 section 2.3). The route is looked up
   only for such rare large bodies, so ordinary requests (OCSP included) pay nothing.
 * `RequestBodyMiddleware`, between RBAC and the CSRF policy: the route and the caller are
   known (authentication and RBAC have run, neither reads a body) and nothing has parsed
   the body yet (the CSRF check reads `request.POST` next). It refuses multipart/form-data
-  with 415 unless the view takes files (`pki_project.uploads`), and then reads the body:
+  with 415 unless the view takes files (`pki_project.uploads`), hands a view that answers
+  oversized bodies in its own protocol (the OCSP responder) such a body unread, and reads
+  every other body:
   into memory for every ordinary route (a chunked body is counted while it is read and cut
   at the limit), or, for the upload route and only for a caller its policy admits (a global
   admin), streamed to the private `PKI_UPLOAD_DIR` by the policy's bounded handler. A body
@@ -26,6 +29,7 @@ read the rest of the body (`pki_project.serving`).
 from __future__ import annotations
 
 import logging
+import math
 from io import BytesIO
 
 from django.conf import settings
@@ -36,7 +40,13 @@ from django.urls import Resolver404, resolve
 
 from pki_project import serving
 from pki_project.errors import error_response
-from pki_project.uploads import InMemoryUploadHandler, UploadPolicy, upload_policy_of, view_takes_files
+from pki_project.uploads import (
+    InMemoryUploadHandler,
+    UploadPolicy,
+    own_body_limit_of,
+    upload_policy_of,
+    view_takes_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +113,8 @@ class RequestSizeMiddleware:
             view = resolve(request.path_info).func
         except Resolver404:
             return body_limit()
+        if own_body_limit_of(view) is not None:
+            return math.inf  # the view refuses it itself, unread, in its own protocol (OCSP)
         policy = upload_policy_of(view)
         return max(body_limit(), policy.handler.maximum_bytes()) if policy is not None else body_limit()
 
@@ -131,6 +143,10 @@ class RequestBodyMiddleware:
         policy = upload_policy_of(view_func)
         if policy is not None and request.content_type == MULTIPART:
             return self._receive_upload(request, policy, declared, chunked)
+        own_limit = own_body_limit_of(view_func)
+        if own_limit is not None and declared is not None and declared > min(own_limit, body_limit()):
+            serving.close_after_response()  # the view answers without reading it
+            return None
         return self._read_into_memory(request, declared, chunked)
 
     # --- ordinary bodies: into memory, at most PKI_MAX_REQUEST_BYTES ---------------------------

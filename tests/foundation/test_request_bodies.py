@@ -225,3 +225,14 @@ def test_a_stalled_restore_upload_is_a_408_and_leaves_no_file(global_admin, uplo
                         content_type=MULTIPART, length=str(len(body)))
     assert response.status_code == 408
     assert list(upload_dir.iterdir()) == []
+
+
+def test_the_ocsp_responder_answers_an_oversized_request_in_its_own_protocol_unread(client):
+    """RFC 6960 section 2.3: an OCSP client gets an OCSP answer (malformedRequest), not an HTTP 413 page."""
+    from cryptography.x509 import ocsp
+
+    response = client.post("/pki/ocsp/some-ca/", b"\x30\x03\x02\x01\x00", content_type="application/ocsp-request",
+                           CONTENT_LENGTH=str(2_000_000_000))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/ocsp-response"
+    assert ocsp.load_der_ocsp_response(response.content).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
