@@ -17,6 +17,8 @@ os.environ["PKI_COOKIE_SECURE"] = "false"
 # A public-looking name: pkilint flags single-label and IP hosts in certificate URLs as internal.
 os.environ["PKI_BASE_URL"] = "http://pki.example.com"
 os.environ.pop("CACHE_URL", None)
+# The real settings prepare the SQLite file of DATABASE_URL (0600): not the project's database/pki.db.
+os.environ["DATABASE_URL"] = os.environ.get("PKI_TEST_DATABASE_URL", "sqlite:///:memory:")
 
 from pki_project.settings import *  # noqa: F403
 from pki_project.settings import _database_config
