@@ -11,19 +11,21 @@ buffering proxy in front.
 `GuardedThreadWorker` keeps gthread (threads for the application, one event loop for the
 sockets) and changes how a request reaches a thread:
 
-* **Heads in the event loop.** The request line and headers are gathered by the worker's
-  event loop with non-blocking reads; a connection gets a thread only once its head is
-  complete (`CRLF CRLF`). A head not complete within `PKI_HEADER_TIMEOUT` seconds
-  (default 10) is answered 408 and closed (RFC 9110 section 15.5.9); one that outgrows
-  gunicorn's header limits, 431 (RFC 6585 section 5). Idle connections and half-sent
-  heads cost a file descriptor, never a thread.
-* **Bodies on a deadline.** The parser reads the socket through `DeadlineSocket`: the
-  whole body within `PKI_BODY_TIMEOUT` seconds (default 30; ordinary bodies are at most
-  `PKI_MAX_REQUEST_BYTES`), and never more than `PKI_IDLE_TIMEOUT` (default 60) without a
-  byte. The application lifts the overall deadline for an upload it has authorized
-  (`pki_project.serving.lift_body_deadline`: a global admin's multi-gigabyte restore). A
-  late body raises `RequestTimeout` (a `TimeoutError`) in the application's read, which
-  answers 408.
+* **Requests gathered in the event loop.** The request line and headers, and then a body
+  of a declared length up to `PKI_MAX_REQUEST_BYTES` or a chunked one to its last chunk,
+  are gathered by the worker's event loop with non-blocking reads (`plan_body`,
+  `Arrival`); a connection gets a thread only once its request is there. A head not
+  complete within `PKI_HEADER_TIMEOUT` seconds (default 10) or such a body within
+  `PKI_BODY_TIMEOUT` (default 30) is answered 408 and closed (RFC 9110 section 15.5.9); a
+  head that outgrows gunicorn's header limits, 431 (RFC 6585 section 5). Idle connections
+  and half-sent requests cost a file descriptor, never a thread. What a worker holds for
+  all its connections is capped (`BUFFER_CAP`); beyond it, threads read under deadlines.
+* **Larger bodies on a deadline.** The parser reads the socket through `DeadlineSocket`:
+  the whole body within `PKI_BODY_TIMEOUT`, and never more than `PKI_IDLE_TIMEOUT`
+  (default 60) without a byte. The application lifts the overall deadline for an upload it
+  has authorized (`pki_project.serving.lift_body_deadline`: a global admin's
+  multi-gigabyte restore). A late body raises `RequestTimeout` (a `TimeoutError`) in the
+  application's read, which answers 408.
 * **Sends bounded.** A client that stops reading its answer for `PKI_IDLE_TIMEOUT` is dropped.
 * **Closing off the event loop.** gunicorn 27 closes a connection gracefully (FIN, then up
   to 2 s of draining, RFC 9112 section 9.6) in the event loop, where a client trickling
