@@ -32,8 +32,8 @@ run: env
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py bootstrap_demo
 	@echo "Serving on http://$(HOST):$(PORT)/ (login: http://$(HOST):$(PORT)/auth/login)"
-	PKI_COOKIE_SECURE=false $(VENV)/bin/gunicorn pki_project.wsgi:application \
-		--bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile - --forwarded-allow-ips 127.0.0.1
+	PKI_COOKIE_SECURE=false $(VENV)/bin/gunicorn --config pki_project/gunicorn.conf.py \
+		--bind $(HOST):$(PORT) --workers $(WORKERS)
 
 test: venv
 	$(VENV)/bin/ruff check .

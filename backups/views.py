@@ -8,11 +8,10 @@ one: an organization's admin gets 403.
 * The backup is written to an anonymous temporary file (created, then unlinked while
   open) and streamed from it with `FileResponse`, so memory stays flat whatever the
   size and nothing is left on disk, even if the client goes away.
-* The upload streams to disk through a bounded `TemporaryFileUploadHandler`
-  (never into memory; `PKI_BACKUP_MAX_UPLOAD_BYTES`, 5 GiB by default). A cookie-
-  authenticated form post whose CSRF token is checked from the body is parsed by the
-  CSRF middleware first, with Django's default handlers (memory up to
-  `FILE_UPLOAD_MAX_MEMORY_SIZE`, disk beyond); the size bound then applies afterwards.
+* The upload is received by `pki_project.middleware.body` before anything parses it
+  (`@takes_upload`): only for a global admin, only with a declared length within
+  `PKI_BACKUP_MAX_UPLOAD_BYTES` (5 GB by default), streamed by `BoundedUploadHandler` to
+  the private `PKI_UPLOAD_DIR` and cut at the bound (413); anyone else's body is never read.
 
 The restore takes two requests (see `restore_database`): the upload answers a preview (JSON
 `{"preview", "pending", "confirmation_phrase"}`, or a page with the preview and a confirmation
@@ -27,13 +26,11 @@ import contextlib
 import hmac
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -44,20 +41,25 @@ from backups.services import backup_filename, create_backup, preview_restore, re
 from backups.validation import limit
 from pki_project.actor import Actor
 from pki_project.errors import json_error, page_error, wants_json
+from pki_project.tempfiles import new_upload_file
+from pki_project.uploads import PrivateUploadHandler, takes_upload
 
 logger = logging.getLogger(__name__)
 UPLOAD_FIELD = "backup"
 RESULT_PAGE = "/toolbox"
+GLOBAL_ADMIN_ONLY = "Only a global administrator may back up or restore the whole PKI."
+
+
+def _is_global_admin(principal) -> bool:
+    return principal is not None and principal.is_global_admin
 
 
 def _refuse_unless_global_admin(request: HttpRequest) -> HttpResponse | None:
-    principal = getattr(request, "principal", None)
-    if principal is not None and principal.is_global_admin:
+    if _is_global_admin(getattr(request, "principal", None)):
         return None
-    message = "Only a global administrator may back up or restore the whole PKI."
     if wants_json(request):
-        return json_error(403, "permission_denied", message)
-    return page_error(request, 403, message)
+        return json_error(403, "permission_denied", GLOBAL_ADMIN_ONLY)
+    return page_error(request, 403, GLOBAL_ADMIN_ONLY)
 
 
 @require_GET
@@ -78,23 +80,15 @@ def backup_database(request: HttpRequest) -> HttpResponse:
     return FileResponse(handle, as_attachment=True, filename=backup_filename(), content_type="application/zip")
 
 
-class BoundedUploadHandler(TemporaryFileUploadHandler):
-    """Streams the upload to a temporary file and stops it once it exceeds the configured bound."""
+class BoundedUploadHandler(PrivateUploadHandler):
+    """Streams the archive to PKI_UPLOAD_DIR and stops it once it exceeds PKI_BACKUP_MAX_UPLOAD_BYTES."""
 
-    def __init__(self, request: HttpRequest | None = None) -> None:
-        super().__init__(request)
-        self.maximum = limit("PKI_BACKUP_MAX_UPLOAD_BYTES")
-        self.received = 0
-        self.exceeded = False
-
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
-        self.received += len(raw_data)
-        if self.received > self.maximum:
-            self.exceeded = True
-            raise StopUpload(connection_reset=True)
-        return super().receive_data_chunk(raw_data, start)
+    @classmethod
+    def maximum_bytes(cls) -> int:
+        return limit("PKI_BACKUP_MAX_UPLOAD_BYTES")
 
 
+@takes_upload(handler=BoundedUploadHandler, may_upload=_is_global_admin, refusal=GLOBAL_ADMIN_ONLY)
 @require_POST
 def restore_database(request: HttpRequest) -> HttpResponse:
     """Two steps: an upload answers a preview (nothing changes); a confirmation of that preview restores.
@@ -124,7 +118,7 @@ CONFIRMATION_FIELDS = ("pending", "confirmation", "replace_audit_trail", "cancel
 
 
 def _read_body(request: HttpRequest):
-    """(the confirmation fields present, the uploaded archive or None); a multipart body streams to disk, bounded."""
+    """(the confirmation fields present, the uploaded archive or None)."""
     if request.META.get("CONTENT_TYPE", "").startswith("application/json"):
         try:
             data = json.loads(request.body or b"{}")
@@ -133,17 +127,7 @@ def _read_body(request: HttpRequest):
         if not isinstance(data, dict):
             raise BackupError("The body must be a JSON object with 'pending' and 'confirmation'.", code="invalid")
         return _confirmation_fields(data), None
-    too_large = BackupError(f"The backup is too large (at most {limit('PKI_BACKUP_MAX_UPLOAD_BYTES')} bytes are "
-                            "accepted).", code="too_large")
-    too_large.status = 413
-    if _declared_length(request) > limit("PKI_BACKUP_MAX_UPLOAD_BYTES"):
-        raise too_large
-    handler = BoundedUploadHandler(request)
-    if not hasattr(request, "_files"):  # not parsed yet (Bearer and script clients): stream to disk, bounded
-        request.upload_handlers = [handler]
-    upload = request.FILES.get(UPLOAD_FIELD)
-    if handler.exceeded:
-        raise too_large
+    upload = request.FILES.get(UPLOAD_FIELD)  # already received, bounded, by pki_project.middleware.body
     return _confirmation_fields(request.POST), upload
 
 
@@ -233,29 +217,22 @@ def _preview_again(request: HttpRequest, waiting: pending.PendingRestore, error:
     return _preview_response(request, preview, renewed, error=error.message, code=error.code, status=status)
 
 
-def _declared_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
-
 @contextlib.contextmanager
 def _on_disk(upload):
-    """The uploaded file's path: Django's own temporary file, or a copy made in chunks if it was in memory."""
+    """The uploaded file's path: its file in PKI_UPLOAD_DIR, or a copy there made in chunks if it was in memory."""
     if hasattr(upload, "temporary_file_path"):
         yield Path(upload.temporary_file_path())
         upload.close()
         return
-    fd, name = tempfile.mkstemp(prefix="pki-restore-", suffix=".zip")
+    sink = new_upload_file(settings.PKI_UPLOAD_DIR)
     try:
-        with os.fdopen(fd, "wb") as sink:
-            for chunk in upload.chunks():
-                sink.write(chunk)
-        yield Path(name)
+        for chunk in upload.chunks():
+            sink.write(chunk)
+        sink.flush()
+        yield Path(sink.name)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
+        with contextlib.suppress(FileNotFoundError):  # moved aside to wait for its confirmation
+            sink.close()
 
 
 def _error(request: HttpRequest, error: BackupError, page: str) -> HttpResponse:

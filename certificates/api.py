@@ -92,6 +92,7 @@ ERROR_STATUSES = {
 }
 WRITE_ERROR_STATUSES = {
     "409": "Conflict with the current state (already revoked, already renewed, in progress).",
+    "413": "The body is larger than the server accepts (PKI_MAX_REQUEST_BYTES).",
     "415": "The body's Content-Type is not one the API reads (send application/json).",
     "422": "Well-formed, but a rule of the PKI refuses it.",
 }

@@ -34,6 +34,7 @@ from certificates.models import CertificateAuthority, CertificateRevocationList
 from certificates.services.crls import ensure_fresh_crl
 from certificates.services.ocsp import OCSPAnswer, answer_ocsp_request, answer_parsed_ocsp_request
 from pki_project import ratelimit
+from pki_project.uploads import answers_oversized_bodies
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def _internal_error(reference: str) -> HttpResponse:
     return HttpResponse(ocsp_error_response("internalError"), content_type=OCSP_RESPONSE_TYPE)
 
 
+@answers_oversized_bodies(MAX_OCSP_REQUEST_SIZE)  # malformedRequest, not an HTTP 413 (pki_project.middleware.body)
 @csrf_exempt  # anonymous, no cookies used: an OCSP POST is no CSRF target
 @csp_exempt()  # binary answers: no document a Content-Security-Policy could protect
 @require_http_methods(["POST"])

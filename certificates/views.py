@@ -32,6 +32,7 @@ from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from organizations.services import OrganizationError, create_organization
 from pki_project.actor import Actor
+from pki_project.uploads import takes_files
 
 DOWNLOADS = [
     (DownloadFormat.PEM, "Certificate (PEM)"),
@@ -111,6 +112,7 @@ def _issuance_request(form: IssueForm) -> IssuanceRequest:
                            sans=tuple(form.san_list()), key_type=data.get("key_type") or None, days=data.get("days"))
 
 
+@takes_files  # the CSR file field (within PKI_MAX_REQUEST_BYTES, parsed in memory)
 @require_http_methods(["GET", "POST"])
 def issue(request: HttpRequest) -> HttpResponse:
     issuers = staff.issuing_cas(staff.principal_of(request))
@@ -286,6 +288,7 @@ def toolbox(request: HttpRequest) -> HttpResponse:
     return _toolbox(request)
 
 
+@takes_files  # the certificate or CSR file field (within PKI_MAX_REQUEST_BYTES, parsed in memory)
 @require_POST
 def toolbox_decode(request: HttpRequest) -> HttpResponse:
     form = DecoderForm(request.POST, request.FILES)

@@ -27,7 +27,6 @@ membership in their own organization when provisioning a key, and names a new us
 from __future__ import annotations
 
 import secrets
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -40,6 +39,8 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 from django.utils.text import slugify
 
+from certificates.crypto.errors import CryptoError
+from certificates.crypto.names import check_name_characters, refused_character
 from organizations import audit_hooks
 from organizations.keys import DUMMY_HASH, generate_key, hash_matches, looks_like_api_key, parse_prefix
 from organizations.models import ApiKey, Membership, Organization, SessionToken
@@ -61,14 +62,13 @@ class OrganizationError(ValueError):
         self.code = code
 
 
-def has_hidden_characters(text: str) -> bool:
-    """Control, format (bidi overrides among them), surrogate, private-use or unassigned characters."""
-    return any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in (text or ""))
-
-
 def clean_organization_name(name: str) -> str:
-    if has_hidden_characters(name):
-        raise OrganizationError("An organization name may not contain control or unassigned characters.")
+    """One line of visible text: no bidirectional control, invisible or control character (the rule of
+    every name in the PKI, `certificates.crypto.names.check_name_characters`), at most MAX_NAME_LENGTH."""
+    try:
+        check_name_characters("An organization name", name or "")
+    except CryptoError as error:
+        raise OrganizationError(f"{error}.") from None
     cleaned = " ".join((name or "").split())
     if not cleaned:
         raise OrganizationError("An organization needs a name.")
@@ -493,7 +493,7 @@ def clean_user_profile(changes: dict[str, object]) -> dict[str, str]:
     cleaned: dict[str, str] = {}
     for name, value in changes.items():
         text = " ".join(str(value or "").split())
-        if has_hidden_characters(str(value or "")):
+        if refused_character(str(value or "")) is not None:  # the one rule of names (certificates.crypto.names)
             raise IdentityError(f"The {name.replace('_', ' ')} may not contain control or unassigned characters.",
                                 code="invalid_profile")
         if len(text) > PROFILE_FIELD_LENGTHS[name]:

@@ -8,6 +8,7 @@ points print that line and exit, so nothing half-starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,41 @@ def validate_required_secrets(environ: os._Environ[str] | dict[str, str] | None 
     _require_salt(environ, "PKI_ENCRYPTION_SALT")
     if jwt_secret == encryption_key:
         raise ConfigError("PKI_JWT_SECRET must differ from PKI_ENCRYPTION_KEY.")
+
+
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+DEFAULT_DATABASE_DIR = BASE_DIR / "database"
+
+
+def make_sqlite_database_private(path: Path) -> None:
+    """The SQLite database file 0600 and its directory 0700, before SQLite first opens the file.
+
+    SQLite creates a new database 0644 (less the umask) and gives its -wal, -shm and -journal
+    files the mode of the database file. So the file is created here, empty and 0600 (SQLite
+    takes an empty file for an empty database), and the others follow. An existing database
+    file (and companions) of this user wider than 0600 is narrowed; the directory is made
+    0700 when it is created here, or when it is the default `database/`: a directory given in
+    DATABASE_URL may be shared (/var/lib, /tmp) and is left as it is.
+    """
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif directory.resolve() == DEFAULT_DATABASE_DIR.resolve():
+        _narrow(directory, 0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for candidate in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_COMPANIONS)):
+        _narrow(candidate, 0o600)
+
+
+def _narrow(path: Path, mode: int) -> None:
+    """chmod `path` to `mode` if it is this user's and more open than that (anything else is left alone)."""
+    try:
+        status = path.stat()
+        if status.st_uid == os.geteuid() and status.st_mode & 0o777 & ~mode:
+            path.chmod(mode)
+    except OSError:
+        pass
 
 
 def load_dotenv(path: Path | None = None) -> None:

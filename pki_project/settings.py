@@ -11,7 +11,15 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from pki_project.config import BASE_DIR, ConfigError, load_dotenv, validate_required_secrets
+from pki_project.config import (
+    BASE_DIR,
+    ConfigError,
+    load_dotenv,
+    make_sqlite_database_private,
+    validate_required_secrets,
+)
+from pki_project.serving import max_request_bytes
+from pki_project.tempfiles import ensure_private_directory, upload_directory
 
 load_dotenv()
 try:
@@ -63,21 +71,27 @@ INSTALLED_APPS = [
     "backups",  # stays last: organizations.apps keys its post_migrate hook on the last app
 ]
 
-# Order matters: headers and CSP wrap everything (static files and error pages too);
-# authentication runs before RBAC, and RBAC's process_view before the CSRF policy's, so an
-# anonymous API call reads 401 rather than a CSRF failure; the CSRF policy decides before
-# Django's own CsrfViewMiddleware (see pki_project/middleware/csrf.py). The denial recorder wraps
-# authentication and everything inside it, so every refusal passes through it (audit.denials).
+# Order matters: headers and CSP wrap everything (static files and error pages too); a
+# declared body larger than the route accepts is refused right after them, before anything
+# else runs; the denial recorder wraps authentication and everything inside it, so every
+# refusal passes through it (audit.denials); authentication runs before RBAC, and RBAC's
+# process_view before the CSRF policy's, so an anonymous API call reads 401 rather than a
+# CSRF failure; the body is read (or refused: multipart where no file is taken, an upload by
+# anyone but a global admin) between RBAC and the CSRF policy, whose check is the first to
+# parse request.POST (pki_project/middleware/body.py); the CSRF policy decides before
+# Django's own CsrfViewMiddleware (see pki_project/middleware/csrf.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "pki_project.middleware.headers.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
+    "pki_project.middleware.body.RequestSizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "pki_project.middleware.denials.DenialAuditMiddleware",
     "pki_project.middleware.authentication.PrincipalAuthenticationMiddleware",
     "pki_project.middleware.rbac.RbacMiddleware",
+    "pki_project.middleware.body.RequestBodyMiddleware",
     "pki_project.middleware.csrf.CsrfPolicyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -112,7 +126,7 @@ def _database_config(url: str) -> dict:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         if config["NAME"] != ":memory:":
             config["NAME"] = str(_project_path(config["NAME"]))
-            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+            make_sqlite_database_private(Path(config["NAME"]))  # 0600 file, 0700 directory, like .env
             # Keep each worker's connection: opening one runs the PRAGMAs below, about a millisecond
             # per request otherwise (the OCSP responder answers in less than that).
             config.setdefault("CONN_MAX_AGE", 600)
@@ -211,6 +225,24 @@ PKI_OCSP_DELEGATED = env.bool("PKI_OCSP_DELEGATED", default=True)  # false: inte
 PKI_PUBLIC_RATE_WINDOW = env.int("PKI_PUBLIC_RATE_WINDOW", default=60)  # seconds
 PKI_PUBLIC_RATE_PER_IP = env.int("PKI_PUBLIC_RATE_PER_IP", default=1200)  # /pki/ requests per window per IP; 0: off
 
+# --- Request bodies (pki_project.middleware.body, pki_project.uploads) -----------------------
+# Every body but the restore's is read into memory and may not exceed this. The largest
+# legitimate ones: the issuance page with a pasted 64 KiB CSR (url-encoded, about 70 KiB) or a
+# pasted and an uploaded one (about 130 KiB as multipart), an API issuance with a 64 KiB CSR
+# and 100 SANs (about 100 KiB of JSON), the decoder's 64 KiB file.
+try:
+    PKI_MAX_REQUEST_BYTES = max_request_bytes()  # default 256 KiB, from 1 KiB to 64 MiB
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+DATA_UPLOAD_MAX_MEMORY_SIZE = PKI_MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = PKI_MAX_REQUEST_BYTES
+# The restore's archive, the one body that goes to disk: 0700, files 0600, swept of a killed
+# worker's files by gunicorn's arbiter (pki_project.tempfiles, pki_project/gunicorn.conf.py).
+PKI_UPLOAD_DIR = ensure_private_directory(upload_directory())
+FILE_UPLOAD_TEMP_DIR = str(PKI_UPLOAD_DIR)
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+
 # --- Backup and restore (backups.validation): bounds on an uploaded archive ------------------
 PKI_BACKUP_MAX_UPLOAD_BYTES = env.int("PKI_BACKUP_MAX_UPLOAD_BYTES", default=5_000_000_000)  # 5 GB
 PKI_BACKUP_MAX_UNCOMPRESSED_BYTES = env.int("PKI_BACKUP_MAX_UNCOMPRESSED_BYTES", default=10_000_000_000)  # 10 GB
@@ -222,10 +254,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pki_project.api.PrincipalAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["pki_project.api.HasPrincipal"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
+    "DEFAULT_PARSER_CLASSES": [  # no multipart: no API route takes a file (pki_project.middleware.body)
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "pki_project.api.BoundedPageNumberPagination",
     "PAGE_SIZE": 50,

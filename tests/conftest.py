@@ -1,4 +1,11 @@
-"""Shared fixtures: a fresh temporary PKI_DATA_DIR per test, and the PostgreSQL pass."""
+"""Shared fixtures: a fresh temporary PKI_DATA_DIR per test, and the PostgreSQL pass.
+
+Django's test client posts every form as multipart/form-data; a browser does so only for a
+form with a file field, and the server refuses multipart on every route that takes no file
+(415, `pki_project.middleware.body`). So, like a browser, the test client here sends a form
+without a file as application/x-www-form-urlencoded, and one with a file as multipart. A test
+that wants multipart without a file passes its own encoded body and content type.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,30 @@ import os
 from pathlib import Path
 
 import pytest
+from django.test.client import MULTIPART_CONTENT, RequestFactory
+from django.utils.http import urlencode
 
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+FORM_CONTENT = "application/x-www-form-urlencoded"
+
+
+def _carries_a_file(data: object) -> bool:
+    if not isinstance(data, dict):
+        return False
+    values = [item for value in data.values() for item in (value if isinstance(value, list | tuple) else [value])]
+    return any(hasattr(value, "read") for value in values)
+
+
+_django_post = RequestFactory.post
+
+
+def _post_like_a_browser(self, path, data=None, content_type=MULTIPART_CONTENT, *args, **kwargs):
+    if content_type is MULTIPART_CONTENT and (data is None or isinstance(data, dict)) and not _carries_a_file(data):
+        return _django_post(self, path, urlencode(data or {}, doseq=True), FORM_CONTENT, *args, **kwargs)
+    return _django_post(self, path, data, content_type, *args, **kwargs)
+
+
+RequestFactory.post = _post_like_a_browser
 
 
 def running_on_postgres() -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import encodings.idna
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from cryptography import x509
@@ -39,10 +40,60 @@ MAX_EMAIL_LENGTH = 254  # RFC 5321 4.5.3.1.3 (path limit minus the angle bracket
 #: form plus prefix fits easily); longer input is refused before any work.
 MAX_SAN_TEXT_LENGTH = 1024
 
+#: Unicode general categories refused in every name a person reads (CA names, subject
+#: attributes, organization names, SAN values): controls (Cc), format characters (Cf: the
+#: bidirectional embeddings, overrides and isolates U+202A-202E and U+2066-2069, the marks
+#: U+200E, U+200F and U+061C, zero-width characters, the BOM...), line and paragraph
+#: separators (Zl, Zp), and surrogates, private-use and unassigned code points (Cs, Co, Cn),
+#: which cannot be encoded or whose rendering nobody can predict. A right-to-left override
+#: makes "moc.elgoog" display as "google.com" (the "Trojan Source" attack, CVE-2021-42574;
+#: Unicode TR #36 section 2.2): a name must read as it is stored.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+BIDI_CONTROLS = frozenset(
+    [chr(code) for code in range(0x202A, 0x202F)] + [chr(code) for code in range(0x2066, 0x206A)]
+    + ["\u200e", "\u200f", "\u061c"]
+)
+
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # RFC 5322 3.2.3 "atext"; quoted local parts are deliberately not supported.
 _LOCAL_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+# --------------------------------------------------------------------------
+# Characters a name may not carry
+# --------------------------------------------------------------------------
+
+
+def refused_character(value: str) -> tuple[int, str] | None:
+    """The position and character of the first code point a name may not carry, or None."""
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
+            return position, char
+    return None
+
+
+def describe_character(char: str) -> str:
+    """``U+202E RIGHT-TO-LEFT OVERRIDE``: how a refused character is named in a message."""
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X} {name}".rstrip()
+
+
+def check_name_characters(label: str, value: str, code: str = "subject_invalid") -> None:
+    """Refuse a name holding a bidirectional control, an invisible or a control character.
+
+    Raises :class:`InvalidRequestError` naming the character and its position (1-based),
+    never echoing the value itself.
+    """
+    found = refused_character(value)
+    if found is None:
+        return
+    position, char = found
+    kind = "bidirectional control" if char in BIDI_CONTROLS else "control or invisible character"
+    raise InvalidRequestError(
+        f"{label} must not contain a {kind} ({describe_character(char)} at position {position + 1})",
+        code=code,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -55,6 +106,7 @@ def _check_attribute(label: str, value: str | None, limit: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidRequestError(f"{label} must be text", code="subject_invalid")
+    check_name_characters(label, value)
     if value != value.strip():
         raise InvalidRequestError(f"{label} must not start or end with whitespace", code="subject_invalid")
     if not value:
@@ -64,8 +116,6 @@ def _check_attribute(label: str, value: str | None, limit: int) -> str | None:
             f"{label} is too long ({len(value)} characters, at most {limit} allowed by RFC 5280)",
             code="subject_invalid",
         )
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise InvalidRequestError(f"{label} must not contain control characters", code="subject_invalid")
     return value
 
 
@@ -162,6 +212,8 @@ def normalize_dns_name(value: str, *, allow_wildcard: bool = True) -> str:
     """
     if not isinstance(value, str) or not value:
         raise InvalidRequestError("DNS name is empty", code="san_invalid")
+    # Before IDNA: nameprep (RFC 3491 section 3.1) would silently drop zero-width characters.
+    check_name_characters("DNS name", value, code="san_invalid")
     if any(ch.isspace() for ch in value):
         raise InvalidRequestError("DNS name must not contain whitespace", code="san_invalid")
     if value.endswith("."):
@@ -253,6 +305,8 @@ def parse_san(text: str) -> x509.GeneralName:
     """
     if isinstance(text, str) and len(text) > MAX_SAN_TEXT_LENGTH:
         raise InvalidRequestError("subject alternative name is too long", code="san_invalid")
+    if isinstance(text, str):  # before strip(), which would quietly drop a trailing U+2029
+        check_name_characters("subject alternative name", text, code="san_invalid")
     if not isinstance(text, str) or ":" not in text:
         raise InvalidRequestError(
             "subject alternative name must look like DNS:name, IP:address or EMAIL:address",

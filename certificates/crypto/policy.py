@@ -11,6 +11,7 @@ from cryptography import x509
 
 from .errors import InvalidRequestError, PolicyError
 from .names import (
+    check_name_characters,
     common_name_of,
     is_wildcard,
     normalize_dns_name,
@@ -164,6 +165,7 @@ def constraint_general_names(entries: Iterable[str]) -> list[x509.GeneralName]:
     for entry in entries:
         if not isinstance(entry, str) or not entry.strip():
             raise InvalidRequestError("empty name constraint", code="name_constraints_invalid")
+        check_name_characters("a name constraint", entry, code="name_constraints_invalid")
         text = entry.strip()
         if "/" in text:
             try:

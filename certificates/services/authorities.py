@@ -22,7 +22,7 @@ from audit.services import record_event
 from certificates.crypto.builders import build_intermediate_ca_certificate, build_root_ca_certificate
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, generate_private_key, parse_key_type
-from certificates.crypto.names import build_subject
+from certificates.crypto.names import build_subject, check_name_characters
 from certificates.errors import (
     Conflict,
     InvalidInput,
@@ -128,8 +128,17 @@ def _ca_slug(requested: str | None, common_name: str) -> str:
     return slug
 
 
+def _checked_characters(label: str, value: str, code: str = "subject_invalid") -> None:
+    """No bidirectional control or invisible character in a CA's name (see crypto.names)."""
+    try:
+        check_name_characters(label, value, code=code)
+    except CryptoError as error:
+        raise from_crypto_error(error) from None
+
+
 def _subject(common_name: str, organization: Organization, country: str | None) -> x509.Name:
     """CA subjects carry C, O and CN (BR 7.1.2.10.2 requires all three for CA certificates)."""
+    _checked_characters("common name", common_name)  # the raw name: strip() would drop a trailing U+2029
     country = (country or settings.PKI_DEFAULT_COUNTRY).strip().upper()
     try:
         return build_subject(common_name.strip(), organization=organization.name[:64], country=country)
@@ -243,6 +252,9 @@ def ensure_usable_issuer(ca: CertificateAuthority) -> None:
 
 
 def _clean_name_constraints(names: Sequence[str] | None) -> list[str]:
+    for name in names or []:  # before strip(), which would quietly drop a leading U+2028
+        if isinstance(name, str):
+            _checked_characters("a name constraint", name, code="name_constraints_invalid")
     return [name.strip() for name in (names or []) if name and name.strip()]
 
 

@@ -23,7 +23,7 @@ from certificates.crypto.builders import build_end_entity_certificate
 from certificates.crypto.csr import vet_csr
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, PublicKey, generate_private_key, parse_key_type
-from certificates.crypto.names import build_subject, parse_sans
+from certificates.crypto.names import build_subject, check_name_characters, parse_sans
 from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
 from certificates.crypto.profiles import PROFILES, Profile, max_validity_days
 from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error, storage_errors
@@ -126,6 +126,8 @@ def _sans_with_common_name(sans: list[x509.GeneralName], common_name: str | None
 
 
 def _subject(common_name: str | None) -> x509.Name:
+    if common_name:  # the raw name: strip() would quietly drop a trailing U+2029
+        _crypto(check_name_characters, "common name", common_name)
     return _crypto(build_subject, common_name.strip() if common_name else None)
 
 
@@ -146,10 +148,11 @@ def _subscriber_with_server_key(request: IssuanceRequest) -> _Subscriber:
         raise InvalidInput("Give a CSR, or a common name and/or SANs for a key generated on the server.",
                            code="invalid")
     key_type = _crypto(parse_key_type, request.key_type or DEFAULT_SERVER_KEY_TYPE)
+    subject = _subject(request.common_name)  # refused names cost no key generation
     sans = _sans_with_common_name(_requested_sans(request.sans), request.common_name)
     private_key = generate_private_key(key_type)
     return _Subscriber(
-        subject=_subject(request.common_name), sans=sans, public_key=private_key.public_key(),
+        subject=subject, sans=sans, public_key=private_key.public_key(),
         key_source=KeySource.SERVER, private_key=private_key,
     )
 

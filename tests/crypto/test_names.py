@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import encodings.idna
 import ipaddress
 
 import pytest
@@ -142,3 +143,67 @@ def test_build_subject_refuses(kwargs: dict[str, str]) -> None:
     with pytest.raises(InvalidRequestError) as err:
         build_subject(**kwargs)
     assert err.value.code == "subject_invalid"
+
+
+# --- Bidirectional controls and invisible characters (issue 18) ----------------------------------
+
+REFUSED = {
+    "\u202a": "LEFT-TO-RIGHT EMBEDDING", "\u202b": "RIGHT-TO-LEFT EMBEDDING", "\u202c": "POP DIRECTIONAL FORMATTING",
+    "\u202d": "LEFT-TO-RIGHT OVERRIDE", "\u202e": "RIGHT-TO-LEFT OVERRIDE", "\u2066": "LEFT-TO-RIGHT ISOLATE",
+    "\u2067": "RIGHT-TO-LEFT ISOLATE", "\u2068": "FIRST STRONG ISOLATE", "\u2069": "POP DIRECTIONAL ISOLATE",
+    "\u200e": "LEFT-TO-RIGHT MARK", "\u200f": "RIGHT-TO-LEFT MARK", "\u061c": "ARABIC LETTER MARK",
+    "\u200b": "ZERO WIDTH SPACE", "\u200d": "ZERO WIDTH JOINER", "\ufeff": "ZERO WIDTH NO-BREAK SPACE",
+    "\u00ad": "SOFT HYPHEN", "\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR",
+    "\x1b": "", "\x85": "", "\x7f": "", "\ue000": "", "\U000e0041": "TAG LATIN CAPITAL LETTER A",
+}
+BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
+        "\u200f", "\u061c"}
+
+
+@pytest.mark.parametrize("char", list(REFUSED))
+def test_a_subject_with_a_bidi_control_or_invisible_character_is_refused(char: str) -> None:
+    for value in (f"Acme{char}Root", f"Acme Root{char}", f"{char}Acme Root"):
+        with pytest.raises(InvalidRequestError) as refused:
+            build_subject(value)
+        assert refused.value.code == "subject_invalid"
+        message = str(refused.value)
+        assert f"U+{ord(char):04X}" in message
+        assert REFUSED[char] in message
+        assert ("bidirectional control" in message) == (char in BIDI)
+        assert value not in message  # the name itself is not echoed
+    with pytest.raises(InvalidRequestError):
+        build_subject("Acme Root", organization=f"Acme{char} Corp")
+
+
+@pytest.mark.parametrize("char", list(REFUSED))
+def test_a_san_with_a_bidi_control_or_invisible_character_is_refused(char: str) -> None:
+    for text in (f"DNS:exa{char}mple.com", f"DNS:example.com{char}", f"{char}DNS:example.com",
+                 f"EMAIL:ops@exa{char}mple.com", f"IP:192.0.2.1{char}"):
+        with pytest.raises(InvalidRequestError) as refused:
+            parse_san(text)
+        assert refused.value.code == "san_invalid"
+
+
+@pytest.mark.parametrize("char", ["\u200b", "\u00ad", "\ufeff", "\u200d"])
+def test_characters_idna_would_silently_drop_are_refused_not_dropped(char: str) -> None:
+    """IDNA 2003 nameprep maps these to nothing (RFC 3454 table B.1): 'pay\u200bpal' must not become 'paypal'."""
+    from certificates.crypto.names import normalize_dns_name
+
+    assert encodings.idna.ToASCII(f"pay{char}pal") == b"paypal"  # what the codec alone would make of it
+    with pytest.raises(InvalidRequestError):
+        normalize_dns_name(f"pay{char}pal.example")
+
+
+def test_name_constraints_with_a_bidi_control_are_refused() -> None:
+    from certificates.crypto.policy import constraint_general_names
+
+    for entry in ("exa\u202emple.com", "example.com\u2029", "ops@exa\u200bmple.com"):
+        with pytest.raises(InvalidRequestError) as refused:
+            constraint_general_names([entry])
+        assert refused.value.code == "name_constraints_invalid"
+
+
+@pytest.mark.parametrize("name", ["Zürich Root CA", "Ελληνική Αρχή Πιστοποίησης", "中国根证书", "سلطة الشهادات",
+                                  "שורש", "Acme-Corp (EU) #2"])
+def test_names_in_any_script_are_kept(name: str) -> None:
+    assert build_subject(name).get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == name

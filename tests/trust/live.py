@@ -141,6 +141,11 @@ class LivePKI:
     def data_dir(self) -> Path:
         return self.installation.data_dir
 
+    @property
+    def upload_dir(self) -> Path:
+        """PKI_UPLOAD_DIR: where the server streams an authorized upload (one per installation here)."""
+        return Path(self.installation.env["PKI_UPLOAD_DIR"])
+
     def fingerprint(self, *, volatile_tables: Iterable[str] = VOLATILE_TABLES) -> State:
         """Digests of every table (but `volatile_tables`) and of the data directory's files."""
         skipped = set(volatile_tables)
@@ -325,6 +330,7 @@ def live_pki(engine: str, directory: Path, extra_env: Mapping[str, str] | None =
     with installation_for(engine, directory) as installation:
         installation.env.update(extra_env or {})
         installation.env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        installation.env.setdefault("PKI_UPLOAD_DIR", str(directory / "uploads"))  # not the project's tmp/
         live = build(installation, directory)
         start(live)
         try:
