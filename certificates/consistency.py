@@ -15,7 +15,8 @@ it changes nothing. What it checks:
    issuer's; the stored serial and fingerprint match the stored DER.
 4. CRLs: every usable CA has a latest full CRL, signed by it, not past nextUpdate, listing
    every revocation made before it; the CA's CRL counter is not behind its CRLs.
-5. audit: the hash chain verifies, and every certificate, CA and revocation has its event.
+5. audit: the hash chain verifies, every certificate, CA and revocation has its event, and every
+   revocation the trail records still stands.
 
 Large tables are streamed (`.iterator()` and value lists); only sets of ids and paths are
 kept, never certificates.
@@ -373,3 +374,21 @@ def check_audit(report: ConsistencyReport) -> None:
         if revoked_at is not None and str(pk) not in revoked:
             report.add(ERROR, "audit_event_missing", f"certificate {pk} is revoked without a revocation audit event.",
                        f"certificate:{pk}")
+    check_revocations_stand(report)
+
+
+def check_revocations_stand(report: ConsistencyReport) -> None:
+    """Every revocation the trail records still stands: a revocation is final (RFC 5280 3.3), so a certificate
+    that a `certificate.revoke` event names (by id and serial) and whose row is not revoked was un-revoked
+    behind the application's back, e.g. with SQL."""
+    events = AuditEvent.objects.filter(action=AuditAction.CERTIFICATE_REVOKE, outcome="success",
+                                       target_type="certificate").values_list("target_id", "target_serial")
+    named = {(target_id, serial) for target_id, serial in events.iterator(chunk_size=5000)}
+    ids = [int(target_id) for target_id, _ in named if target_id.isascii() and target_id.isdigit()]
+    for start in range(0, len(ids), 5000):
+        rows = Certificate.objects.filter(pk__in=ids[start:start + 5000], revoked_at__isnull=True)
+        for pk, serial in rows.values_list("pk", "serial"):
+            if (str(pk), serial) in named:
+                report.add(ERROR, "revocation_undone", f"certificate {pk} (serial {serial}) has a revocation audit "
+                           "event but is not revoked: a revocation was undone outside the application.",
+                           f"certificate:{pk}")

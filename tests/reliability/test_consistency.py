@@ -154,6 +154,19 @@ def test_a_certificate_row_without_its_audit_event_is_an_error(intermediate_ca, 
     assert [(f.code, f.object) for f in report.errors] == [("audit_event_missing", f"certificate:{row.pk}")]
 
 
+def test_a_revocation_undone_in_the_database_is_an_error(intermediate_ca, operator) -> None:
+    """Someone with SQL clears a revocation: OCSP would say good, but the trail still holds the revocation."""
+    leaf = issue_certificate(intermediate_ca, IssuanceRequest(profile="server", csr=make_csr()), actor=operator)
+    revoke_certificate(leaf, reason="keyCompromise", actor=operator)
+    generate_crl(intermediate_ca, actor=operator)
+    assert check_consistency(grace_seconds=0).errors == []
+    Certificate.objects.filter(pk=leaf.pk).update(revoked_at=None, revocation_reason="")
+
+    report = check_consistency(grace_seconds=0)
+
+    assert ("revocation_undone", f"certificate:{leaf.pk}") in [(f.code, f.object) for f in report.errors]
+
+
 def test_an_unfinished_rotation_is_an_error(populated, data_dir: Path) -> None:
     (data_dir / JOURNAL_FILENAME).write_text("{}")
     assert ("error", "rotation_in_progress") in codes(check_consistency(grace_seconds=0))
