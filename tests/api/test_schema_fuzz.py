@@ -37,6 +37,16 @@ COVERAGE_PHASE = os.environ.get("PKI_FUZZ_COVERAGE") == "1"
 EXCLUDED_CHECKS = [negative_data_rejection, positive_data_acceptance]
 
 
+@pytest.fixture(autouse=True)
+def _no_sign_in_limit(monkeypatch):
+    """Schemathesis sends every operation wrong credentials again and again from one address; what it judges
+    here is the answer to them, not the sign-in limit (tests/identity/test_ratelimit.py judges that)."""
+    from django.conf import settings as django_settings
+
+    monkeypatch.setattr(django_settings, "PKI_LOGIN_RATE_PER_IP", 10**9)
+    monkeypatch.setattr(django_settings, "PKI_LOGIN_RATE_PER_KEY", 10**9)
+
+
 @pytest.fixture
 def test_connection_kept():
     """The WSGI app runs in-process, inside the test's transaction: like Django's test client, keep

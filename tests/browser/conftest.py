@@ -188,7 +188,7 @@ keys = {}
 for name, username, role, organization in (("global_admin", "root-admin", "admin", None),
                                            ("admin", "admin-1", "admin", org),
                                            ("manager", "manager-1", "manager", org)):
-    user, _ = ensure_member(username, role, organization)
+    user, _ = ensure_member(username, role, organization, actor=actor)
     keys[name] = create_api_key(user).key
 password = "browser root password 0123"
 root = create_root_ca(organization=org, common_name="Example Root CA", root_password=password,
