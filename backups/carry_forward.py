@@ -143,19 +143,20 @@ def _add_revoked_rows(rows: Iterable[dict[str, Any]], cas: dict[str, Certificate
         issuer = cas.get(row.pop("issuer_fingerprint"))
         if issuer is None:
             continue  # the CA went with the restore; the preview said so
-        created_at = row.pop("created_at")
-        _free_id_or_none(Certificate, row)
-        certificate = Certificate(**row, issuer=issuer, organization_id=issuer.organization_id)
-        certificate.save(force_insert=True)
-        Certificate.objects.filter(pk=certificate.pk).update(created_at=created_at)  # auto_now_add overrode it
+        _insert_as_it_was(Certificate, {**row, "issuer": issuer, "organization_id": issuer.organization_id})
         added += 1
     return added
 
 
-def _free_id_or_none(model, row: dict[str, Any]) -> None:
-    """Keep the live id unless a restored row holds it (ids reused after an earlier restore): then a new one."""
-    if model.objects.filter(pk=row["id"]).exists():
+def _insert_as_it_was(model, row: dict[str, Any]) -> None:
+    """Insert a live row into the restored table with its creation time, and its id unless a restored row holds
+    it (ids reused after an earlier restore): then a new one."""
+    row = dict(row)
+    created_at = row.pop("created_at")
+    if "id" in row and model.objects.filter(pk=row["id"]).exists():
         row["id"] = None
+    instance = model.objects.create(**row)
+    model.objects.filter(pk=instance.pk).update(created_at=created_at)  # auto_now_add set it to now
 
 
 def _add_crls(rows: Iterable[dict[str, Any]], cas: dict[str, CertificateAuthority]) -> int:
@@ -164,10 +165,7 @@ def _add_crls(rows: Iterable[dict[str, Any]], cas: dict[str, CertificateAuthorit
         ca = cas.get(row.pop("ca_fingerprint"))
         if ca is None or CertificateRevocationList.objects.filter(ca=ca, number=row["number"]).exists():
             continue
-        created_at = row.pop("created_at")
-        _free_id_or_none(CertificateRevocationList, row)
-        crl = CertificateRevocationList.objects.create(ca=ca, **row)
-        CertificateRevocationList.objects.filter(pk=crl.pk).update(created_at=created_at)
+        _insert_as_it_was(CertificateRevocationList, {**row, "ca": ca})
         added += 1
     return added
 
@@ -186,8 +184,6 @@ def _keep_newer_ocsp_answers(rows: Iterable[dict[str, Any]], cas: dict[str, Cert
             continue  # the backup's is newer, or the same answer; an answer of the same second was re-signed live
         if restored is not None:
             restored.delete()
-        created_at = row.pop("created_at")
-        answer = PresignedOCSPResponse.objects.create(ca=ca, **row)
-        PresignedOCSPResponse.objects.filter(pk=answer.pk).update(created_at=created_at)
+        _insert_as_it_was(PresignedOCSPResponse, {**row, "ca": ca})
         kept += 1
     return kept
