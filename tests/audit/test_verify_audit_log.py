@@ -48,7 +48,9 @@ def rehash_everything_after_an_edit() -> None:
 
 def delete_one_and_rehash() -> None:
     """Drop the triggers, delete an event (a failed login, say), renumber and re-hash what follows."""
-    tamper((f"DELETE FROM {TABLE} WHERE seq = 3", []), (f"UPDATE {TABLE} SET seq = seq - 1 WHERE seq > 3", []))
+    tamper((f"DELETE FROM {TABLE} WHERE seq = 3", []),  # renumbered in two steps: seq is unique on every row
+           (f"UPDATE {TABLE} SET seq = seq + %s WHERE seq > 3", [SHIFT]),
+           (f"UPDATE {TABLE} SET seq = seq - %s WHERE seq > %s", [SHIFT + 1, SHIFT]))
     rewrite_from(3, {}, with_key=False)
 
 

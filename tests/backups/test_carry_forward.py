@@ -259,8 +259,9 @@ def test_a_confirmation_of_an_older_preview_is_refused(backup_then, populated_pk
 def test_events_rehashed_in_the_live_database_with_dropped_triggers_do_not_block_a_replacing_restore(
         backup_then, data_dir):
     """A database owner deleted events and re-hashed: the restore can replace that trail, on the record."""
-    tamper(("DELETE FROM audit_auditevent WHERE seq = 2", []), ("UPDATE audit_auditevent SET seq = seq - 1 "
-                                                                   "WHERE seq > 2", []))
+    tamper(("DELETE FROM audit_auditevent WHERE seq = 2", []),  # renumbered in two steps: seq is unique
+           ("UPDATE audit_auditevent SET seq = seq + 1000000 WHERE seq > 2", []),
+           ("UPDATE audit_auditevent SET seq = seq - 1000001 WHERE seq > 1000000", []))
     rewrite_from(2, {}, with_key=False)
     report = restore(backup_then, replace_audit_trail=True)
     assert report.audit_trail == "replaced"
