@@ -35,7 +35,10 @@ def _refresh_role_groups(sender, **kwargs) -> None:
     """After every migrate, the role groups carry the permissions of all installed models."""
     from django.apps import apps
 
-    if sender.name != list(apps.get_app_configs())[-1].name:  # once, after every app's permissions exist
+    # Once, after every app's permissions exist: Django sends post_migrate only for apps with models, so the
+    # last of those (an app without models, such as backups, never sends it).
+    with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
+    if sender.name != with_models[-1].name:
         return
     from organizations.services import refresh_role_groups
 

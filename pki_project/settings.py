@@ -68,7 +68,7 @@ INSTALLED_APPS = [
     "certificates",
     "audit",
     "ratelimits",
-    "backups",  # stays last: organizations.apps keys its post_migrate hook on the last app
+    "backups",
 ]
 
 # Order matters: headers and CSP wrap everything (static files and error pages too); a

@@ -482,3 +482,16 @@ def test_add_user_needs_a_valid_new_name(organization):
     with pytest.raises(IdentityError, match="belongs to the organization 'acme-x'"):
         add_user(User(username="bob@acme-x"), "user", organization, actor=OPERATOR)
     assert snapshot() == before
+
+
+@pytest.mark.slow
+def test_migrate_gives_the_role_groups_their_permissions(tmp_path) -> None:
+    """The post_migrate hook runs once, after the last app that has models (not a model-less app such as backups)."""
+    from tests.helpers import clean_environment, run_manage
+
+    env = clean_environment(DATABASE_URL=f"sqlite:///{tmp_path / 'pki.db'}", PKI_DATA_DIR=str(tmp_path / "data"),
+                            PKI_ENV_FILE=str(tmp_path / "none.env"))
+    assert run_manage("migrate", "--noinput", "-v", "0", env=env).returncode == 0
+    result = run_manage("shell", "-c", "from django.contrib.auth.models import Group; print(sorted((g.name, "
+                        "g.permissions.count() > 0) for g in Group.objects.all()))", env=env)
+    assert "[('PKI admins', True), ('PKI managers', True), ('PKI users', True)]" in result.stdout, result.stderr
