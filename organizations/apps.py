@@ -38,8 +38,16 @@ def _refresh_role_groups(sender, **kwargs) -> None:
     # Once, after every app's permissions exist: Django sends post_migrate only for apps with models, so the
     # last of those (an app without models, such as backups, never sends it).
     with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
-    if sender.name != with_models[-1].name:
+    if sender.name != with_models[-1].name or not _auth_tables_exist(kwargs.get("using", "default")):
         return
     from organizations.services import refresh_role_groups
 
     refresh_role_groups()
+
+
+def _auth_tables_exist(using: str) -> bool:
+    """A partial migrate (`migrate audit 0003` on an empty database) still sends post_migrate for every app."""
+    from django.db import connections
+
+    tables = set(connections[using].introspection.table_names())
+    return {"auth_group", "auth_permission", "auth_group_permissions", "django_content_type"} <= tables
