@@ -396,7 +396,9 @@ class CertificateProfile(models.Model):
         constraints = [
             # One name across the installation: certificates record their profile by name.
             models.UniqueConstraint(fields=["name"], name="certificate_profile_unique_name"),
-            models.CheckConstraint(condition=Q(name__regex=PROFILE_NAME_PATTERN), name="certificate_profile_name"),
+            # The full pattern (PROFILE_NAME_PATTERN) is the service's check: a regex constraint would need
+            # SQLite's REGEXP function, which a backup's plain sqlite3 snapshot connection does not have.
+            models.CheckConstraint(condition=~Q(name=""), name="certificate_profile_name_not_empty"),
             models.CheckConstraint(condition=Q(max_validity_hours__gte=1,
                                                max_validity_hours__lte=MAX_PROFILE_VALIDITY_HOURS),
                                    name="certificate_profile_validity_positive"),

@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['name'],
-                'constraints': [models.UniqueConstraint(fields=('name',), name='certificate_profile_unique_name'), models.CheckConstraint(condition=models.Q(('name__regex', '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$')), name='certificate_profile_name'), models.CheckConstraint(condition=models.Q(('max_validity_hours__gte', 1), ('max_validity_hours__lte', 439200)), name='certificate_profile_validity_positive'), models.CheckConstraint(condition=models.Q(('is_builtin', False), ('organization__isnull', True), _connector='OR'), name='certificate_profile_builtin_is_global')],
+                'constraints': [models.UniqueConstraint(fields=('name',), name='certificate_profile_unique_name'), models.CheckConstraint(condition=models.Q(('name', ''), _negated=True), name='certificate_profile_name_not_empty'), models.CheckConstraint(condition=models.Q(('max_validity_hours__gte', 1), ('max_validity_hours__lte', 439200)), name='certificate_profile_validity_positive'), models.CheckConstraint(condition=models.Q(('is_builtin', False), ('organization__isnull', True), _connector='OR'), name='certificate_profile_builtin_is_global')],
             },
         ),
     ]
