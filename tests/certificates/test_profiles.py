@@ -289,3 +289,19 @@ def test_the_admin_changes_a_profile_through_the_service(make_principal_client, 
     profile.refresh_from_db()
     assert (profile.description, profile.max_validity_hours) == ("from the admin", 12)
     assert AuditEvent.objects.filter(action="profile.change", target_id=str(profile.pk)).count() == 1
+
+
+def test_the_consistency_check_knows_the_profiles(intermediate_ca, operator):
+    from certificates.consistency import check_consistency
+    from certificates.services.profiles import create_profile, ensure_builtin_profiles
+
+    create_profile({"name": "gone-later", "extended_key_usages": ["clientAuth"], "allowed_san_types": ["dns"],
+                    "requires_san": False, "common_name_in_san": False, "max_validity_hours": 24}, actor=operator)
+    issue_certificate(intermediate_ca, IssuanceRequest(profile="gone-later", common_name="job-1"), actor=operator)
+    assert not {f.code for f in check_consistency(audit=False).errors} & {"builtin_profile_missing"}
+    CertificateProfile.objects.filter(name__in=["email", "gone-later"]).delete()  # behind the services' back
+    report = check_consistency(audit=False)
+    assert {(f.code, f.object) for f in report.errors} >= {("builtin_profile_missing", "profile:email")}
+    assert ("profile_missing", "profile:gone-later") in {(f.code, f.object) for f in report.warnings}
+    ensure_builtin_profiles()  # what every migrate runs
+    assert CertificateProfile.objects.get(name="email").is_builtin
