@@ -305,3 +305,12 @@ def test_the_consistency_check_knows_the_profiles(intermediate_ca, operator):
     assert ("profile_missing", "profile:gone-later") in {(f.code, f.object) for f in report.warnings}
     ensure_builtin_profiles()  # what every migrate runs
     assert CertificateProfile.objects.get(name="email").is_builtin
+
+
+def test_the_builtin_rows_are_the_crypto_definitions():
+    """The migration's rows mean exactly what certificates/crypto/profiles.py says (no drift)."""
+    from certificates.crypto.profiles import PROFILES
+    from certificates.services.profiles import as_crypto_profile
+
+    rows = CertificateProfile.objects.filter(is_builtin=True)
+    assert {row.name: as_crypto_profile(row) for row in rows} == PROFILES
