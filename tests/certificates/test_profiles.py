@@ -314,3 +314,14 @@ def test_the_builtin_rows_are_the_crypto_definitions():
 
     rows = CertificateProfile.objects.filter(is_builtin=True)
     assert {row.name: as_crypto_profile(row) for row in rows} == PROFILES
+
+
+@pytest.mark.parametrize("value", ["2.23.140.1.2.1", "not-an-oid", "2.25.329800735698586629295641978511506172918"])
+def test_an_unusable_pki_policy_oid_stops_start_up(settings, value):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from certificates.services.profiles import check_configured_policy_oids
+
+    settings.PKI_POLICY_OID = [value]
+    with pytest.raises(ImproperlyConfigured, match="PKI_POLICY_OID"):
+        check_configured_policy_oids()
