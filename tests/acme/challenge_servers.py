@@ -20,8 +20,9 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dns.message
@@ -201,6 +202,82 @@ def tls_responder(certificate_pem: bytes, key_pem: bytes, *, alpn: list[str] | N
         stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+# --- A small HTTP server for answers challtestsrv never gives (404, huge bodies, other ports) ----------
+
+Route = tuple[int, dict[str, str], bytes] | Callable[[BaseHTTPRequestHandler], None]
+
+
+class _RouteHandler(BaseHTTPRequestHandler):
+    server: _RouteServer
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, self.headers.get("Host", "")))
+        route = self.server.routes.get(self.path)
+        if route is None:
+            route = (404, {"Content-Type": "text/plain"}, b"no such challenge\n")
+        if callable(route):
+            route(self)
+            return
+        status, headers, body = route
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "Content-Length" not in headers and status != 204:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _RouteServer(ThreadingHTTPServer):
+    daemon_threads = True
+    routes: dict[str, Route]
+    seen: list[tuple[str, str]]
+
+
+class _RouteServer6(_RouteServer):
+    address_family = socket.AF_INET6
+
+
+@contextlib.contextmanager
+def http_responder(routes: dict[str, Route], host: str = LOOPBACK) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    """An HTTP server on loopback answering `routes` (path: answer), else 404; yields (port, [(path, Host)])."""
+    server = (_RouteServer6 if ":" in host else _RouteServer)((host, 0), _RouteHandler)
+    server.routes, server.seen = routes, []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], server.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def unbounded_body(handler: BaseHTTPRequestHandler) -> None:
+    """200 with no Content-Length and a body far over the validator's limit, ended by closing."""
+    handler.close_connection = True
+    handler.send_response(200)
+    handler.end_headers()
+    with contextlib.suppress(OSError):
+        for _ in range(64):
+            handler.wfile.write(b"x" * 1024)
+
+
+def dripping_body(handler: BaseHTTPRequestHandler) -> None:
+    """200 whose body comes one byte at a time, each before any per-read timeout, and never ends."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", "8000")
+    handler.end_headers()
+    with contextlib.suppress(OSError):
+        for _ in range(300):  # gives up by itself after about a minute
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.2)
 
 
 # --- Silent listeners and a DNS server for the NXDOMAIN case -------------------------------------
