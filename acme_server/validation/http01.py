@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import http.client
+import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -124,24 +125,33 @@ def fetch(target: Target, config: ValidationConfig, deadline: Deadline) -> Respo
         sock.close()
 
 
-def _exchange(sock, target: Target, deadline: Deadline) -> Response:
+def _exchange(sock: socket.socket, target: Target, deadline: Deadline) -> Response:
     connection = http.client.HTTPConnection(target.host, target.port)
     connection.sock = sock
     sock.settimeout(deadline.step_timeout(f"GET {target.url}"))
     connection.request("GET", target.path, headers={
         "Host": target.host_header, "User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"})
     response = connection.getresponse()
-    if response.status != http.client.OK:
-        return Response(response.status, response.getheader("Location"), b"")
-    if response.length is not None and response.length > MAX_BODY_BYTES:
-        raise ChallengeFailure(INCORRECT_RESPONSE, f"{target.url} answered with a body of {response.length} bytes: "
-                                                   f"at most {MAX_BODY_BYTES} are read")
-    sock.settimeout(deadline.step_timeout(f"reading {target.url}"))
-    body = response.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise ChallengeFailure(INCORRECT_RESPONSE, f"{target.url} answered with a body larger than {MAX_BODY_BYTES} "
-                                                   "bytes")
-    return Response(response.status, None, body)
+    try:
+        if response.status != http.client.OK:
+            return Response(response.status, response.getheader("Location"), b"")
+        if response.length is not None and response.length > MAX_BODY_BYTES:
+            raise ChallengeFailure(INCORRECT_RESPONSE, f"{target.url} answered with a body of {response.length} "
+                                                       f"bytes: at most {MAX_BODY_BYTES} are read")
+        declared = response.length
+        sock.settimeout(deadline.step_timeout(f"reading {target.url}"))
+        body = response.read(MAX_BODY_BYTES + 1)
+        if deadline.expired:  # the watchdog ended the read: what came is only part of the answer
+            raise deadline.timed_out(f"reading {target.url}")
+        if len(body) > MAX_BODY_BYTES:
+            raise ChallengeFailure(INCORRECT_RESPONSE, f"{target.url} answered with a body larger than "
+                                                       f"{MAX_BODY_BYTES} bytes")
+        if declared is not None and len(body) < declared:
+            raise ChallengeFailure(CONNECTION, f"{target.url} closed the connection after {len(body)} of the "
+                                               f"{declared} bytes it announced")
+        return Response(response.status, None, body)
+    finally:
+        response.close()  # the rest of the body is never read: closing drops it with the connection
 
 
 def _unverified_tls() -> ssl.SSLContext:

@@ -308,3 +308,20 @@ def test_a_server_that_closes_without_answering_is_a_connection_problem(settings
         thread.join(timeout=5)
     assert (outcome.valid, outcome.problem_type) == (False, CONNECTION)
     assert "closed the connection" in outcome.detail
+
+
+def _short_body(handler) -> None:
+    handler.close_connection = True
+    handler.send_response(200)
+    handler.send_header("Content-Length", "100")
+    handler.end_headers()
+    handler.wfile.write(b"0123456789")
+
+
+def test_a_body_shorter_than_announced_is_a_connection_problem(settings) -> None:
+    token = new_token()
+    with http_responder({WELL_KNOWN + token: _short_body}) as (port, _):
+        settings.PKI_ACME_HTTP_PORT = port
+        outcome = http01(LOOPBACK, token, key_authorization(token), "ip")
+    assert (outcome.valid, outcome.problem_type) == (False, CONNECTION)
+    assert "after 10 of the 100 bytes" in outcome.detail
