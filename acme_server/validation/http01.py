@@ -18,7 +18,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from acme_server.validation.identifiers import Identifier
+from acme_server.validation.identifiers import Identifier, is_dns_name
 from acme_server.validation.network import (
     Deadline,
     ValidationConfig,
@@ -88,21 +88,26 @@ def redirect_target(current: Target, location: str | None, config: ValidationCon
     """Where a redirect points, if it may be followed: http(s), a host, and one of the allowed ports."""
     if not location:
         raise ChallengeFailure(CONNECTION, f"{current.url} redirected without a Location")
-    parts = urlsplit(urljoin(current.url, location.strip()))
+    try:
+        parts = urlsplit(urljoin(current.url, location.strip()))
+        port = parts.port  # ValueError for a port that is not a number in range
+    except ValueError:
+        raise ChallengeFailure(CONNECTION, f"{current.url} redirected to a URL that cannot be parsed") from None
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise ChallengeFailure(CONNECTION, f"{current.url} redirected to a URL that is not http or https with a host: "
                                            "not followed")
-    try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-    except ValueError:
-        raise ChallengeFailure(CONNECTION, f"{current.url} redirected to a URL with an invalid port") from None
+    host = parts.hostname.lower().removesuffix(".")
+    if ip_literal(host) is None and not is_dns_name(host):
+        raise ChallengeFailure(CONNECTION, f"{current.url} redirected to a host that is not a DNS name in its ASCII "
+                                           "form or an IP address: not followed")
+    port = port or DEFAULT_PORTS[parts.scheme]
     allowed = {"http": {80, config.http_port}, "https": {443, config.tls_port}}[parts.scheme]
     if port not in allowed:
         ports = ", ".join(str(number) for number in sorted(allowed))
         raise ChallengeFailure(CONNECTION, f"{current.url} redirected to {parts.scheme} port {port}: only {ports} "
                                            "are followed")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(parts.scheme, parts.hostname.lower(), port, path)
+    return Target(parts.scheme, host, port, path)
 
 
 def fetch(target: Target, config: ValidationConfig, deadline: Deadline) -> Response:

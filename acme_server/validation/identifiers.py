@@ -44,10 +44,14 @@ def parse_identifier(identifier_type: str, value: str) -> Identifier:
     if value.startswith("*."):
         raise ValueError("a wildcard identifier is validated by dns-01 only, and comes without its '*.'")
     name = value.lower().removesuffix(".")
-    labels = name.split(".")
-    if len(name) > MAX_DNS_NAME_LENGTH or not all(DNS_LABEL.fullmatch(label) for label in labels):
+    if not is_dns_name(name):
         raise ChallengeFailure(MALFORMED, f"{value!r} is not a DNS name in its ASCII (A-label) form")
     return Identifier("dns", name)
+
+
+def is_dns_name(name: str) -> bool:
+    """A lower-case host name of LDH labels (A-labels for internationalized names), without the final dot."""
+    return len(name) <= MAX_DNS_NAME_LENGTH and all(DNS_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def check_token(token: str) -> None:
