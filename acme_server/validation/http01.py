@@ -100,7 +100,7 @@ def redirect_target(current: Target, location: str | None, config: ValidationCon
     if ip_literal(host) is None and not is_dns_name(host):
         raise ChallengeFailure(CONNECTION, f"{current.url} redirected to a host that is not a DNS name in its ASCII "
                                            "form or an IP address: not followed")
-    port = port or DEFAULT_PORTS[parts.scheme]
+    port = DEFAULT_PORTS[parts.scheme] if port is None else port
     allowed = {"http": {80, config.http_port}, "https": {443, config.tls_port}}[parts.scheme]
     if port not in allowed:
         ports = ", ".join(str(number) for number in sorted(allowed))
