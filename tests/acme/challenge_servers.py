@@ -280,6 +280,38 @@ def dripping_body(handler: BaseHTTPRequestHandler) -> None:
             time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def raw_tcp_responder(answer: bytes) -> Iterator[int]:
+    """A TCP server that answers every connection with `answer` (not HTTP, not TLS) and closes it."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((LOOPBACK, 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with contextlib.suppress(OSError), connection:
+                connection.settimeout(2)
+                connection.recv(4096)
+                connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
 # --- Silent listeners and a DNS server for the NXDOMAIN case -------------------------------------
 
 

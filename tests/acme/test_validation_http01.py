@@ -25,6 +25,7 @@ from tests.acme.challenge_servers import (
     free_port,
     http_responder,
     key_authorization,
+    raw_tcp_responder,
     silent_tcp_listener,
     unbounded_body,
 )
@@ -337,3 +338,24 @@ def test_a_redirect_to_a_broken_url_is_refused(settings, location: str) -> None:
         outcome = http01(LOOPBACK, token, key_authorization(token), "ip")
     assert (outcome.valid, outcome.problem_type) == (False, CONNECTION)
     assert any(refusal in outcome.detail for refusal in ("not followed", "cannot be parsed", "are followed"))
+
+
+def test_an_answer_that_is_not_http_is_a_connection_problem(settings) -> None:
+    token = new_token()
+    with raw_tcp_responder(b"SSH-2.0-OpenSSH_9.9\r\n") as port:
+        settings.PKI_ACME_HTTP_PORT = port
+        outcome = http01(LOOPBACK, token, key_authorization(token), "ip")
+    assert (outcome.valid, outcome.problem_type) == (False, CONNECTION)
+    assert "not a valid HTTP answer" in outcome.detail
+
+
+def test_proxies_from_the_environment_are_never_used(pointed: ChallTestSrv, monkeypatch) -> None:
+    """A proxy variable pointing at a server that never answers: the validation goes direct all the same."""
+    token = new_token()
+    pointed.add_http01(token, key_authorization(token))
+    with silent_tcp_listener() as proxy_port:
+        for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(variable, f"http://{LOOPBACK}:{proxy_port}")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        assert http01(NAME, token, key_authorization(token)).valid

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import secrets
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +29,7 @@ from tests.acme.challenge_servers import (
     challenge_certificate,
     free_port,
     key_authorization,
+    raw_tcp_responder,
     silent_tcp_listener,
     tls_responder,
 )
@@ -103,9 +105,9 @@ def test_a_server_that_never_answers_the_handshake_times_out(settings, token: st
 
 
 def _served(settings, certificate: tuple[bytes, bytes], value: str, token: str, identifier_type: str = "dns",
-            alpn: tuple[str, ...] | None = ("acme-tls/1",)) -> tuple[ChallengeOutcome, list[str]]:
+            alpn: tuple[str, ...] | None = ("acme-tls/1",), host: str = LOOPBACK) -> tuple[ChallengeOutcome, list[str]]:
     """Validate against a local responder serving `certificate`; the outcome and the SNI names it saw."""
-    with tls_responder(*certificate, alpn=alpn) as (port, server_names):
+    with tls_responder(*certificate, alpn=alpn, host=host) as (port, server_names):
         settings.PKI_ACME_TLS_PORT = port
         return tls_alpn(value, token, key_authorization(token), identifier_type), server_names
 
@@ -199,3 +201,29 @@ def test_a_server_speaking_another_protocol_is_a_tls_problem(pointed: ChallTestS
     certificate = challenge_certificate(key_authorization(token), names=[x509.DNSName(NAME)])
     outcome, _ = _served(settings, certificate, NAME, token, alpn=("h2", "http/1.1"))
     assert (outcome.valid, outcome.problem_type) == (False, TLS)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
+def test_an_ipv6_identifier_sends_its_ip6_arpa_name(settings, token: str) -> None:
+    certificate = challenge_certificate(key_authorization(token), names=[x509.IPAddress(ipaddress.ip_address("::1"))])
+    outcome, server_names = _served(settings, certificate, "::1", token, "ip", host="::1")
+    assert outcome.valid, outcome.detail
+    assert server_names == [ipaddress.ip_address("::1").reverse_pointer]
+    assert server_names[0].endswith(".ip6.arpa")
+
+
+def test_an_answer_that_is_not_tls_is_a_tls_problem(settings, token: str) -> None:
+    with raw_tcp_responder(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") as port:
+        settings.PKI_ACME_TLS_PORT = port
+        outcome = tls_alpn(LOOPBACK, token, key_authorization(token), "ip")
+    assert (outcome.valid, outcome.problem_type) == (False, TLS)
+    assert "handshake" in outcome.detail
