@@ -144,3 +144,19 @@ def test_manage_py_starts_with_good_values(tmp_path: Path) -> None:
                             PKI_ENV_FILE=str(tmp_path / "no-such.env"))
     result = run_manage("check", env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_server_entry_point_stops_the_same_way(tmp_path: Path) -> None:
+    """gunicorn imports pki_project.wsgi: a bad PKI_ACME_* value stops it with the same one line."""
+    import subprocess
+    import sys
+
+    from tests.helpers import PROJECT_DIR
+
+    env = clean_environment(PKI_ACME_TLS_PORT="tls", DATABASE_URL=f"sqlite:///{tmp_path / 'pki.db'}",
+                            PKI_DATA_DIR=str(tmp_path / "data"), PKI_ENV_FILE=str(tmp_path / "no-such.env"))
+    result = subprocess.run([sys.executable, "-c", "import pki_project.wsgi"], env=env, cwd=PROJECT_DIR,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Configuration error: PKI_ACME_TLS_PORT must be a TCP port from 1 to 65535 (it is 'tls')."]
