@@ -83,6 +83,7 @@ INSTALLED_APPS = [
 # parse request.POST (pki_project/middleware/body.py); the CSRF policy decides before
 # Django's own CsrfViewMiddleware (see pki_project/middleware/csrf.py).
 MIDDLEWARE = [
+    "pki_project.metrics.MetricsMiddleware",  # outermost: it times everything below, refusals included
     "django.middleware.security.SecurityMiddleware",
     "pki_project.middleware.headers.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
