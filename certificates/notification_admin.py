@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
+from certificates.admin import ReadOnlyAdminMixin  # this module is imported at the end of certificates.admin
 from certificates.errors import ServiceError
 from certificates.notification_models import ExpiryNotification, NotificationKind, NotificationTarget
 from certificates.services.notifications import (
@@ -144,7 +145,7 @@ class NotificationTargetAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ExpiryNotification)
-class ExpiryNotificationAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
+class ExpiryNotificationAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
     organization_field = "target__organization"
     list_display = ["certificate", "recipient", "band", "status", "attempts", "sent_at", "next_attempt_at",
                     "last_error"]
@@ -165,12 +166,3 @@ class ExpiryNotificationAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
         if obj is None:
             return may_ever(_principal(request), Action.MANAGE_NOTIFICATIONS)
         return permits(_principal(request), Action.MANAGE_NOTIFICATIONS, obj.target.organization)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

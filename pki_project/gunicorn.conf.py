@@ -67,22 +67,12 @@ def on_starting(server) -> None:
         server.log.info("Removed %d upload file(s) left by processes that no longer run", removed)
 
 
-def _pid_is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _prepare_metrics_directory() -> None:
     """Where the workers share their counters: set in the arbiter's environment, which the workers inherit."""
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         tempfiles.ensure_private_directory(_METRICS_BASE)
         for old in _METRICS_BASE.iterdir():  # servers that no longer run
-            if old.is_dir() and old.name.isdigit() and not _pid_is_running(int(old.name)):
+            if old.is_dir() and old.name.isdigit() and not tempfiles.process_alive(int(old.name)):
                 shutil.rmtree(old, ignore_errors=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_METRICS_BASE / str(os.getpid()))
     directory = tempfiles.ensure_private_directory(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
