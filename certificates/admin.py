@@ -612,3 +612,6 @@ class CertificateRevocationListAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin
         suffix = ".delta" if obj.is_delta else ""
         return format_html('<a href="/pki/crl/{}{}.crl">current {}CRL</a>', obj.ca.slug, suffix,
                            "delta " if obj.is_delta else "")
+
+# Expiry notifications have their own admin module.
+from certificates import notification_admin  # noqa: E402, F401

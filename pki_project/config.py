@@ -179,12 +179,42 @@ def acme_validation_config(environ: Mapping[str, str] | None = None) -> AcmeVali
                                 dns_resolver=resolver, timeout=timeout)
 
 
+@dataclass(frozen=True)
+class NotificationConfig:
+    """How expiry notices are delivered (certificates.services.notifications)."""
+
+    timeout: int = 10  # seconds per SMTP or webhook delivery
+    max_attempts: int = 5
+    retry_minutes: int = 15  # before the first retry; doubles after each failure
+
+
+NOTIFICATION_BOUNDS = {"PKI_NOTIFY_TIMEOUT": (1, 120), "PKI_NOTIFY_MAX_ATTEMPTS": (1, 50),
+                       "PKI_NOTIFY_RETRY_MINUTES": (1, 1440)}
+
+
+def notification_config(environ: Mapping[str, str] | None = None) -> NotificationConfig:
+    """PKI_NOTIFY_TIMEOUT, PKI_NOTIFY_MAX_ATTEMPTS and PKI_NOTIFY_RETRY_MINUTES, checked (`ConfigError` names one)."""
+    environ = os.environ if environ is None else environ
+    defaults = NotificationConfig()
+    values = {}
+    for name, default in (("PKI_NOTIFY_TIMEOUT", defaults.timeout), ("PKI_NOTIFY_MAX_ATTEMPTS", defaults.max_attempts),
+                          ("PKI_NOTIFY_RETRY_MINUTES", defaults.retry_minutes)):
+        low, high = NOTIFICATION_BOUNDS[name]
+        text = environ.get(name, "").strip()
+        if text and (not text.isascii() or not text.isdigit() or not low <= int(text) <= high):
+            raise ConfigError(f"{name} must be a whole number from {low} to {high} (it is {text!r}).")
+        values[name] = int(text) if text else default
+    return NotificationConfig(timeout=values["PKI_NOTIFY_TIMEOUT"], max_attempts=values["PKI_NOTIFY_MAX_ATTEMPTS"],
+                              retry_minutes=values["PKI_NOTIFY_RETRY_MINUTES"])
+
+
 def exit_on_config_error() -> None:
     """Entry-point guard: load `.env`, validate, and exit with one line on failure."""
     load_dotenv()
     try:
         validate_required_secrets()
         acme_validation_config()
+        notification_config()
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
