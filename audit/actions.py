@@ -47,6 +47,11 @@ class AuditAction(StrEnum):
     # one kind went past the per-window budget (when it starts, then how many were left out).
     ACCESS_DENY = "access.deny"
     ACCESS_DENY_SUPPRESSED = "access.deny_suppressed"
+    # Expiry notifications (certificates.services.notifications): targets, and every delivery attempt.
+    NOTIFICATION_TARGET_CREATE = "notification_target.create"
+    NOTIFICATION_TARGET_CHANGE = "notification_target.change"
+    NOTIFICATION_TARGET_DELETE = "notification_target.delete"
+    NOTIFICATION_SEND = "notification.send"
 
 
 class Outcome(StrEnum):

@@ -60,6 +60,7 @@ from certificates.vault.paths import normalize_relpath, validate_artifact_relpat
 ARTIFACT_REFERENCES = {
     "certificates.certificate": ("key_path", "pkcs12_path", "pkcs12_password_path"),
     "certificates.certificateauthority": ("key_directory",),
+    "certificates.notificationtarget": ("secret_path",),
 }
 
 GB = 1000**3

@@ -709,3 +709,5 @@ class CertificateProfileAdmin(admin.ModelAdmin):
         except ServiceError as error:
             self.message_user(request, error.message, messages.ERROR)
             return HttpResponseRedirect(request.path.removesuffix("delete/") + "change/")
+# Expiry notifications have their own admin module.
+from certificates import notification_admin  # noqa: E402, F401

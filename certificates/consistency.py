@@ -48,6 +48,7 @@ from certificates.models import (
     CertificateKind,
     CertificateRevocationList,
 )
+from certificates.notification_models import NotificationTarget
 from certificates.vault.custody import KEY_FILENAME
 from certificates.vault.errors import ArtifactNotFound, VaultError, WrongEncryptionKey
 from certificates.vault.paths import PASSWORD_FILENAME, TEMP_PREFIX, join_relpath
@@ -135,6 +136,9 @@ def _referenced_paths() -> Iterator[tuple[str, str]]:
         for relpath in [*paths, bundle, password]:
             if relpath:
                 yield f"certificate:{pk}", relpath
+    for pk, relpath in NotificationTarget.objects.exclude(secret_path="").order_by("pk").values_list(
+            "pk", "secret_path").iterator(chunk_size=CHUNK_ROWS):
+        yield f"notification_target:{pk}", relpath
 
 
 def _artifact_problem(store: ArtifactStore, relpath: str) -> tuple[str, str] | None:
@@ -180,6 +184,7 @@ def _still_unreferenced(relpath: str) -> bool:
         CertificateAuthority.objects.filter(key_directory=directory).exists()
         or Certificate.objects.filter(Q(key_path=directory) | Q(pkcs12_path=relpath)
                                       | Q(pkcs12_password_path=relpath)).exists()
+        or NotificationTarget.objects.filter(secret_path=relpath).exists()
     )
 
 

@@ -412,3 +412,6 @@ class CertificateProfile(models.Model):
 
 # The API's Idempotency-Key records live in their own module (certificates.idempotency).
 from certificates.idempotency import IdempotencyKey  # noqa: E402, F401
+
+# Expiry notifications (certificates.services.notifications) live in their own module.
+from certificates.notification_models import ExpiryNotification, NotificationTarget  # noqa: E402, F401

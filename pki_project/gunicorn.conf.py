@@ -9,6 +9,10 @@ Command-line options override what is set here (`--workers`, `--threads`, `--bin
   from `PKI_HEADER_TIMEOUT`, `PKI_BODY_TIMEOUT`, `PKI_IDLE_TIMEOUT`; see that module).
 * Upload files of a killed worker removed: the arbiter sweeps `PKI_UPLOAD_DIR` when it
   starts and removes a worker's files when it reaps it (`pki_project.tempfiles`).
+* Traffic metrics shared by the workers (`pki_project.metrics`): prometheus-client's
+  multiprocess mode in `PROMETHEUS_MULTIPROC_DIR`, by default a private directory per server
+  (`tmp/prometheus/<arbiter pid>`, those of servers no longer running removed), emptied when the
+  arbiter starts so that counters start from zero with the server.
 
 The arbiter never imports Django: this file reads `.env` (as `manage.py` does) only for
 the variables above, and checks them so a bad value stops the start with one line.
@@ -16,10 +20,13 @@ the variables above, and checks them so a bad value stops the start with one lin
 
 from __future__ import annotations
 
+import os
 import resource
+import shutil
+from pathlib import Path
 
 from pki_project import tempfiles
-from pki_project.config import load_dotenv
+from pki_project.config import BASE_DIR, load_dotenv
 from pki_project.serving import Timeouts, max_request_bytes
 
 load_dotenv()
@@ -29,6 +36,7 @@ try:  # a malformed PKI_*_TIMEOUT or PKI_MAX_REQUEST_BYTES stops gunicorn here, 
 except ValueError as error:
     raise SystemExit(f"Configuration error: {error}") from None
 _UPLOAD_DIR = tempfiles.upload_directory()
+_METRICS_BASE = BASE_DIR / "tmp" / "prometheus"
 
 wsgi_app = "pki_project.wsgi:application"
 worker_class = "pki_project.gunicorn_worker.GuardedThreadWorker"
@@ -53,9 +61,23 @@ control_socket_disable = True
 def on_starting(server) -> None:
     """Before any worker: the private upload directory exists, and nothing a dead process wrote stays in it."""
     tempfiles.ensure_private_directory(_UPLOAD_DIR)
+    _prepare_metrics_directory()
     removed = tempfiles.sweep_orphans(_UPLOAD_DIR)
     if removed:
         server.log.info("Removed %d upload file(s) left by processes that no longer run", removed)
+
+
+def _prepare_metrics_directory() -> None:
+    """Where the workers share their counters: set in the arbiter's environment, which the workers inherit."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        tempfiles.ensure_private_directory(_METRICS_BASE)
+        for old in _METRICS_BASE.iterdir():  # servers that no longer run
+            if old.is_dir() and old.name.isdigit() and not tempfiles.process_alive(int(old.name)):
+                shutil.rmtree(old, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_METRICS_BASE / str(os.getpid()))
+    directory = tempfiles.ensure_private_directory(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    for stale in directory.glob("*.db"):  # a previous server's counters
+        stale.unlink(missing_ok=True)
 
 
 def post_worker_init(worker) -> None:
@@ -68,3 +90,10 @@ def child_exit(server, worker) -> None:
     removed = tempfiles.remove_files_of(worker.pid, _UPLOAD_DIR)
     if removed:
         server.log.warning("Removed %d upload file(s) of worker %s, which exited mid-request", removed, worker.pid)
+
+
+def on_exit(server) -> None:
+    """The server stops: its own metrics directory goes (one the operator named stays)."""
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if directory.parent == _METRICS_BASE and directory.name == str(os.getpid()):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -14,8 +14,10 @@ from django.core.exceptions import ImproperlyConfigured
 from pki_project.config import (
     BASE_DIR,
     ConfigError,
+    acme_validation_config,
     load_dotenv,
     make_sqlite_database_private,
+    notification_config,
     validate_required_secrets,
 )
 from pki_project.serving import max_request_bytes
@@ -83,6 +85,7 @@ INSTALLED_APPS = [
 # parse request.POST (pki_project/middleware/body.py); the CSRF policy decides before
 # Django's own CsrfViewMiddleware (see pki_project/middleware/csrf.py).
 MIDDLEWARE = [
+    "pki_project.metrics.MetricsMiddleware",  # outermost: it times everything below, refusals included
     "django.middleware.security.SecurityMiddleware",
     "pki_project.middleware.headers.SecurityHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -227,6 +230,19 @@ PKI_OCSP_DELEGATED = env.bool("PKI_OCSP_DELEGATED", default=True)  # false: inte
 PKI_PUBLIC_RATE_WINDOW = env.int("PKI_PUBLIC_RATE_WINDOW", default=60)  # seconds
 PKI_PUBLIC_RATE_PER_IP = env.int("PKI_PUBLIC_RATE_PER_IP", default=1200)  # /pki/ requests per window per IP; 0: off
 
+# --- Expiry notifications (certificates.services.notifications; manage.py notify_expiring) ----
+# E-mail goes through Django's mail backends: PKI_EMAIL_URL is smtp://user:password@host:25,
+# submission://…:587 (STARTTLS) or smtps://…:465; the default prints messages to the console.
+vars().update(env.email_url("PKI_EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("PKI_NOTIFY_FROM", default="pki@localhost")
+try:
+    _NOTIFY = notification_config()  # bounds in pki_project.config; manage.py and wsgi stop on a bad one first
+except ConfigError as error:
+    raise ImproperlyConfigured(str(error)) from None
+PKI_NOTIFY_TIMEOUT = _NOTIFY.timeout  # seconds per SMTP or webhook delivery
+PKI_NOTIFY_MAX_ATTEMPTS = _NOTIFY.max_attempts
+PKI_NOTIFY_RETRY_MINUTES = _NOTIFY.retry_minutes  # before the first retry; doubles after each failure
+
 # --- Request bodies (pki_project.middleware.body, pki_project.uploads) -----------------------
 # Every body but the restore's is read into memory and may not exceed this. The largest
 # legitimate ones: the issuance page with a pasted 64 KiB CSR (url-encoded, about 70 KiB) or a
@@ -303,3 +319,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("PKI_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# ACME challenge validation (acme_server.validation)
+# The validator's reach and time: tests point it at local responders (pebble-challtestsrv).
+# Checked at start-up like the secrets (pki_project.config): a bad value stops with one line.
+try:
+    _acme_validation = acme_validation_config()
+except ConfigError as error:
+    raise ImproperlyConfigured(str(error)) from None
+PKI_ACME_HTTP_PORT = _acme_validation.http_port  # http-01 (RFC 8555 §8.3), default 80
+PKI_ACME_TLS_PORT = _acme_validation.tls_port  # tls-alpn-01 (RFC 8737), default 443
+PKI_ACME_DNS_RESOLVER = _acme_validation.dns_resolver  # "address:port"; "" = the system resolver
+PKI_ACME_VALIDATION_TIMEOUT = _acme_validation.timeout  # seconds for one whole validation, default 10

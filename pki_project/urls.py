@@ -7,12 +7,14 @@ from drf_spectacular.views import SpectacularAPIView
 from backups import views as backup_views
 from certificates.api import ApiDocsView
 from pki_project import auth_views, health
+from pki_project.metrics import metrics_view
 
 urlpatterns = [
     # First: the relying parties' hot path (OCSP, CRLs) resolves before the admin's and API's patterns.
     path("pki/", include("certificates.public_urls")),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("auth/login", auth_views.login_page, name="login"),
     path("auth/session", auth_views.session, name="session"),
     path("auth/logout", auth_views.logout, name="logout"),

@@ -23,6 +23,7 @@ done to *this* object. Interfaces ask `permits()` only to decide which controls 
 | `sign_crl` | an intermediate CA | admin, manager |
 | `sign_crl` | a root CA (its key needs the root password) | admin |
 | `create_ca` | a root in an organization, an intermediate below a CA | admin |
+| `manage_notifications` | an organization's expiry-notification targets | admin |
 
 An operator (`Actor.operator`: a `manage.py` command, the server's own schedule) may do
 everything. Tenancy comes first: an object of another organization than the member's
@@ -53,6 +54,7 @@ class Action(StrEnum):
     REVEAL_PKCS12_PASSWORD = "reveal_pkcs12_password"  # noqa: S105  (an action's name, not a password)
     SIGN_CRL = "sign_crl"
     CREATE_CA = "create_ca"
+    MANAGE_NOTIFICATIONS = "manage_notifications"
 
 
 Target = Certificate | CertificateAuthority | Organization
@@ -94,6 +96,8 @@ RULES: dict[tuple[Action, str], Rule] = {
            Rule(OPERATORS, "Only a manager or an admin may sign a CRL.")),
     **_for(Action.SIGN_CRL, (CertificateKind.ROOT_CA,), Rule(ADMINS, "Only an admin may sign a root CA's CRL.")),
     **_for(Action.CREATE_CA, (ORGANIZATION, *CA_KINDS), Rule(ADMINS, "Only an admin may create a CA.")),
+    **_for(Action.MANAGE_NOTIFICATIONS, (ORGANIZATION,),
+           Rule(ADMINS, "Only an admin may change the expiry notifications.")),
 }
 NO_RULE = "You do not have permission to do this."
 

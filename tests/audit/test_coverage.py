@@ -471,6 +471,63 @@ def profile_delete(world: World) -> Expected:
     delete_profile(profile, actor=actor)
     return Expected(actor_username=actor.username, target_type="certificate_profile", target_id=str(profile.pk),
                     organization_id=organization.pk, details={"name": "coverage-delete"})
+def _webhook_target(organization: Organization):
+    from certificates.services.notifications import create_target
+
+    return create_target(organization, "webhook", "https://hooks.example.com/pki", "7",
+                         actor=_member_actor(Role.ADMIN, organization)).target
+
+
+def notification_target_create(world: World) -> Expected:
+    actor, organization = _admin_actor()
+    world.mark()
+    from certificates.services.notifications import create_target
+
+    target = create_target(organization, "email", "ops@example.com", "30,7", actor=actor).target
+    return Expected(actor_username=actor.username, target_type="notification_target", target_id=str(target.pk),
+                    organization_id=organization.pk, details={"kind": "email", "bands": [30, 7]})
+
+
+def notification_target_change(world: World) -> Expected:
+    actor, organization = _admin_actor()
+    target = _webhook_target(organization)
+    world.mark()
+    from certificates.services.notifications import update_target
+
+    update_target(target, bands="3", enabled=False, actor=actor)
+    return Expected(actor_username=actor.username, target_type="notification_target", target_id=str(target.pk),
+                    organization_id=organization.pk, details={"bands": [3], "enabled": False,
+                                                              "to": "webhook hooks.example.com"})
+
+
+def notification_target_delete(world: World) -> Expected:
+    actor, organization = _admin_actor()
+    target = _webhook_target(organization)
+    target_id = str(target.pk)
+    world.mark()
+    from certificates.services.notifications import delete_target
+
+    delete_target(target, actor=actor)
+    return Expected(actor_username=actor.username, target_type="notification_target", target_id=target_id,
+                    organization_id=organization.pk)
+
+
+def notification_send(world: World) -> Expected:
+    """An unreachable webhook: the attempt's failure is on the record (the delivery tests cover success)."""
+    from datetime import timedelta
+
+    from certificates.services.notifications import create_target, notify_expiring
+
+    actor, organization = _admin_actor()
+    certificate = issue_certificate(_issuing_ca(organization), IssuanceRequest(
+        profile="server", common_name="soon.example.com", sans=["DNS:soon.example.com"], days=3), actor=actor)
+    create_target(organization, "webhook", "http://127.0.0.1:9/pki", "7", actor=actor)
+    world.mark()
+    summary = notify_expiring(now=certificate.not_after - timedelta(days=2))
+    assert summary.retrying == 1
+    return Expected(outcome="failure", actor_username="", actor_label="cli:notify_expiring",
+                    target_type="certificate", target_id=str(certificate.pk), target_serial=certificate.serial,
+                    organization_id=organization.pk, details={"band_days": 7, "attempt": 1, "will_retry": True})
 
 
 COVERAGE = [
@@ -509,6 +566,10 @@ COVERAGE = [
     pytest.param(AuditAction.PROFILE_CREATE, profile_create, id="profile-create"),
     pytest.param(AuditAction.PROFILE_CHANGE, profile_change, id="profile-change"),
     pytest.param(AuditAction.PROFILE_DELETE, profile_delete, id="profile-delete"),
+    pytest.param(AuditAction.NOTIFICATION_TARGET_CREATE, notification_target_create, id="notification-target-create"),
+    pytest.param(AuditAction.NOTIFICATION_TARGET_CHANGE, notification_target_change, id="notification-target-change"),
+    pytest.param(AuditAction.NOTIFICATION_TARGET_DELETE, notification_target_delete, id="notification-target-delete"),
+    pytest.param(AuditAction.NOTIFICATION_SEND, notification_send, id="notification-send"),
 ]
 
 

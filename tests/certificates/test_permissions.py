@@ -82,6 +82,7 @@ EXPECTED = {
     (Action.SIGN_CRL, "root"): {"user": False, "manager": False, "admin": True},
     (Action.CREATE_CA, "organization"): {"user": False, "manager": False, "admin": True},
     (Action.CREATE_CA, "root"): {"user": False, "manager": False, "admin": True},
+    (Action.MANAGE_NOTIFICATIONS, "organization"): {"user": False, "manager": False, "admin": True},
 }
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('certificates', '0011_serial_first_unique'),
+        ('certificates', '0012_expiry_notifications'),
         ('organizations', '0002_identity'),
     ]
 
