@@ -27,6 +27,10 @@ class AuditAction(StrEnum):
     BACKUP_RESTORE = "backup.restore"
     ENCRYPTION_KEY_ROTATE = "encryption_key.rotate"
     RBAC_DENY = "rbac.deny"
+    # Issue 20, certificate profiles as data: every change of what certificates contain.
+    PROFILE_CREATE = "profile.create"
+    PROFILE_CHANGE = "profile.change"
+    PROFILE_DELETE = "profile.delete"
     # Issue 18, roles: every change of who may do what (users, memberships, organizations).
     USER_CREATE = "user.create"
     USER_CHANGE = "user.change"

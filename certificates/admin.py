@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -39,6 +40,7 @@ from certificates.forms import CrlForm, IntermediateCAForm, RevokeForm, RootCAFo
 from certificates.models import (
     Certificate,
     CertificateAuthority,
+    CertificateProfile,
     CertificateRevocationList,
     CertificateStatus,
 )
@@ -47,6 +49,9 @@ from certificates.services.authorities import create_intermediate_ca, create_roo
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import renew_certificate
 from certificates.services.permissions import Action, may_ever, refusal
+from certificates.services.profiles import EDITABLE_FIELDS as PROFILE_EDITABLE_FIELDS
+from certificates.services.profiles import MANAGERS as PROFILE_MANAGERS
+from certificates.services.profiles import create_profile, delete_profile, update_profile, visible_profiles
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from organizations.admin import OrganizationScopedAdminMixin
@@ -613,5 +618,96 @@ class CertificateRevocationListAdmin(ReadOnlyAdminMixin, OrganizationScopedAdmin
         return format_html('<a href="/pki/crl/{}{}.crl">current {}CRL</a>', obj.ca.slug, suffix,
                            "delta " if obj.is_delta else "")
 
+
+# --- Certificate profiles ------------------------------------------------------------------------
+
+
+class CertificateProfileAdminForm(forms.ModelForm):
+    """The row's fields; the profile service checks them (a refusal becomes a message, nothing saved)."""
+
+    class Meta:
+        model = CertificateProfile
+        fields = ["name", "organization", *PROFILE_EDITABLE_FIELDS]
+
+
+@admin.register(CertificateProfile)
+class CertificateProfileAdmin(admin.ModelAdmin):
+    """Profiles: every write goes through `certificates.services.profiles` (rules, validation, audit).
+
+    Members see the global profiles and their organization's; admins and managers add and change
+    their organization's; global ones (the built-ins too) are a global admin's. Built-ins are never deleted.
+    """
+
+    form = CertificateProfileAdminForm
+    list_display = ["name", "organization", "is_builtin", "enabled", "max_validity_hours", "must_staple",
+                    "cabf_policy"]
+    list_filter = ["is_builtin", "enabled", "must_staple"]
+    search_fields = ["name", "description"]
+
+    def get_queryset(self, request: HttpRequest):
+        return visible_profiles(Actor.from_request(request))
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through the service
+        return actions
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        fixed = ["is_builtin", "created_at", "updated_at"]
+        principal = staff.principal_of(request)
+        if obj is not None:
+            return ["name", "organization", *fixed]
+        if principal is None or not principal.is_global_admin:
+            return ["organization", *fixed]  # a member's profile is their organization's
+        return fixed
+
+    def _may_manage(self, request: HttpRequest, obj: CertificateProfile | None) -> bool:
+        principal = staff.principal_of(request)
+        if principal is None or principal.role not in PROFILE_MANAGERS:
+            return False
+        return obj is None or obj.organization_id is not None or principal.is_global_admin
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return staff.principal_of(request) is not None
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return staff.principal_of(request) is not None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_manage(request, None)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._may_manage(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._may_manage(request, obj) and not (obj is not None and obj.is_builtin)
+
+    def save_model(self, request: HttpRequest, obj: CertificateProfile, form, change: bool) -> None:
+        values = {field: form.cleaned_data[field] for field in PROFILE_EDITABLE_FIELDS if field in form.cleaned_data}
+        actor = Actor.from_request(request)
+        if change:
+            update_profile(CertificateProfile.objects.get(pk=obj.pk), values, actor=actor)
+        else:
+            organization = form.cleaned_data.get("organization")
+            created = create_profile({**values, "name": form.cleaned_data["name"],
+                                      "organization": organization.pk if organization else None}, actor=actor)
+            obj.pk = created.pk
+
+    def delete_model(self, request: HttpRequest, obj: CertificateProfile) -> None:
+        delete_profile(obj, actor=Actor.from_request(request))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceError as error:  # the service refused: nothing was saved
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ServiceError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(request.path.removesuffix("delete/") + "change/")
 # Expiry notifications have their own admin module.
 from certificates import notification_admin  # noqa: E402, F401

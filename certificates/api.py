@@ -40,6 +40,8 @@ from certificates.serializers import (
     CertificateAuthorityCreateSerializer,
     CertificateAuthoritySerializer,
     CertificateDetailSerializer,
+    CertificateProfileSerializer,
+    CertificateProfileWriteSerializer,
     CertificateSerializer,
     CrlBatchResultSerializer,
     CrlBatchSerializer,
@@ -57,6 +59,13 @@ from certificates.services.artifacts import DownloadFormat, download_certificate
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
 from certificates.services.crls import generate_crl, publish_crls_for
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
+from certificates.services.profiles import (
+    create_profile,
+    delete_profile,
+    get_visible_profile,
+    update_profile,
+    visible_profiles,
+)
 from certificates.services.revocation import revoke_certificate
 from organizations.models import Organization
 from pki_project.actor import Actor
@@ -296,6 +305,7 @@ class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCre
         issuance = IssuanceRequest(
             profile=values["profile"], csr=values.get("csr") or None, common_name=values.get("common_name") or None,
             sans=tuple(values.get("sans") or ()), key_type=values.get("key_type"), days=values.get("days"),
+            hours=values.get("hours"),
         )
         return issue_certificate(ca, issuance, actor=_actor(self.request))
 
@@ -320,7 +330,8 @@ class CertificateRenew(CertificateQuerysetMixin, generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         renewed = renew_certificate(certificate, actor=_actor(request), csr=values.get("csr") or None,
-                                    days=values.get("days"), revoke_predecessor=values["revoke_predecessor"])
+                                    days=values.get("days"), revoke_predecessor=values["revoke_predecessor"],
+                                    hours=values.get("hours"))
         renewed = self.get_queryset().get(pk=renewed.pk)
         return Response(CertificateDetailSerializer(renewed).data, status=status.HTTP_201_CREATED)
 
@@ -398,6 +409,59 @@ class Pkcs12PasswordReveal(CertificateQuerysetMixin, generics.GenericAPIView):
         response = Response({"password": password})
         response["Cache-Control"] = "no-store"
         return response
+
+
+# --- Certificate profiles ------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(summary="List the profiles the caller may use: the global ones and the organization's."),
+    post=extend_schema(summary="Create a profile (admins, managers: their organization's; a global admin: any).",
+                       request=CertificateProfileWriteSerializer, responses={201: CertificateProfileSerializer}),
+)
+class CertificateProfileList(StableOrdering, generics.ListCreateAPIView):
+    """Profiles are data (issue 20): the issuance of every channel honours the one named in `profile`."""
+
+    serializer_class = CertificateProfileSerializer
+    filter_backends: list = []
+    tie_breaker = ("id",)
+
+    def get_queryset(self):
+        return visible_profiles(_actor(self.request)).order_by("name", "id")
+
+    def create(self, request, *args, **kwargs):
+        data = CertificateProfileWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        profile = create_profile(data.validated_data, actor=_actor(request))
+        return Response(CertificateProfileSerializer(profile).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    get=extend_schema(summary="One profile."),
+    patch=extend_schema(summary="Change a profile's fields (its name and organization stay).",
+                        request=CertificateProfileWriteSerializer, responses={200: CertificateProfileSerializer}),
+    put=extend_schema(summary="Change a profile's fields (as PATCH: the fields given).",
+                      request=CertificateProfileWriteSerializer, responses={200: CertificateProfileSerializer}),
+    delete=extend_schema(summary="Delete a custom profile no certificate was issued with.", responses={204: None}),
+)
+class CertificateProfileDetail(generics.RetrieveUpdateDestroyAPIView):
+    """Built-ins are edited by global admins only and never deleted; another organization's profile is 404."""
+
+    serializer_class = CertificateProfileSerializer
+    filter_backends: list = []
+
+    def get_object(self):
+        return get_visible_profile(_actor(self.request), self.kwargs["id"])
+
+    def update(self, request, *args, **kwargs):
+        data = CertificateProfileWriteSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        profile = update_profile(self.get_object(), data.validated_data, actor=_actor(request))
+        return Response(CertificateProfileSerializer(profile).data)
+
+    def destroy(self, request, *args, **kwargs):
+        delete_profile(self.get_object(), actor=_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Documentation ------------------------------------------------------------------------------------

@@ -110,6 +110,7 @@ def check_consistency(*, now: datetime | None = None, grace_seconds: float = DEF
     check_orphans(store, referenced, report, grace_seconds=grace_seconds)
     check_chains(report)
     check_crls(report, now)
+    check_profiles(report, now)
     if audit:
         check_audit(report)
     return report
@@ -301,6 +302,27 @@ def _check_certificate_row(report: ConsistencyReport, issuers: dict[int, x509.Ce
     if problem:
         report.add(ERROR, "chain_invalid", f"certificate {pk} does not verify against its issuer: {problem}",
                    f"certificate:{pk}")
+
+
+# --- Certificate profiles (issue 20) -------------------------------------------------------------
+
+
+def check_profiles(report: ConsistencyReport, now: datetime) -> None:
+    """The built-ins exist (the CONTRACT's four names), and every valid certificate's profile is a row
+    (renewal looks it up by name: a missing one refuses to renew)."""
+    from certificates.crypto.profiles import PROFILES
+    from certificates.models import CertificateKind, CertificateProfile
+
+    known = set(CertificateProfile.objects.values_list("name", flat=True))
+    report.count("profiles", len(known))
+    for name in sorted(set(PROFILES) - known):
+        report.add(ERROR, "builtin_profile_missing", f"The built-in profile '{name}' is missing: run migrate.",
+                   f"profile:{name}")
+    used = (Certificate.objects.valid(now).filter(kind=CertificateKind.END_ENTITY).exclude(profile="")
+            .values_list("profile", flat=True).distinct())
+    for name in sorted(set(used) - known):
+        report.add(WARNING, "profile_missing", f"Valid certificates name the profile '{name}', which does not "
+                   "exist: they cannot be renewed.", f"profile:{name}")
 
 
 # --- 4. CRLs -------------------------------------------------------------------------------------

@@ -10,12 +10,10 @@ from django import forms
 from django.db.models import QuerySet
 
 from certificates.crypto.keys import KeyType
-from certificates.crypto.profiles import PROFILES
-from certificates.models import CertificateAuthority, RevocationReason
+from certificates.models import CertificateAuthority, CertificateProfile, RevocationReason
 from organizations.models import Organization
 
 KEY_TYPE_CHOICES = [(key_type.value, key_type.value) for key_type in KeyType]
-PROFILE_CHOICES = [(name, f"{name}: {profile.description}") for name, profile in PROFILES.items()]
 REASON_CHOICES = [(reason.value, reason.label) for reason in RevocationReason]
 MAX_UPLOAD_BYTES = 64 * 1024
 
@@ -95,7 +93,7 @@ class IssueForm(forms.Form):
     SOURCE_SERVER = "server"
 
     ca = CAChoiceField(label="Issuing CA", queryset=CertificateAuthority.objects.none())
-    profile = forms.ChoiceField(label="Profile", choices=PROFILE_CHOICES)
+    profile = forms.ChoiceField(label="Profile", choices=[])
     key_source = forms.ChoiceField(
         label="Key", widget=forms.RadioSelect, initial=SOURCE_CSR,
         choices=[(SOURCE_CSR, "I have a CSR (the private key stays with me)"),
@@ -117,9 +115,17 @@ class IssueForm(forms.Form):
                                  initial=KeyType.EC_P256.value, required=False)
     days = forms.IntegerField(label="Validity (days, optional)", min_value=1, max_value=3650, required=False,
                               help_text="Empty: the profile's default (at most a year).")
+    hours = forms.IntegerField(label="…or validity in hours (short-lived, optional)", min_value=1,
+                               max_value=3650 * 24, required=False, help_text="Instead of days.")
 
-    def __init__(self, *args, issuers: QuerySet[CertificateAuthority], **kwargs) -> None:
+    def __init__(self, *args, issuers: QuerySet[CertificateAuthority],
+                 profiles: QuerySet[CertificateProfile] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        profiles = profiles if profiles is not None else CertificateProfile.objects.filter(
+            organization__isnull=True, enabled=True)
+        self.fields["profile"].choices = [
+            (profile.name, f"{profile.name}: {profile.description}" if profile.description else profile.name)
+            for profile in profiles.order_by("-is_builtin", "name")]
         self.fields["ca"].queryset = issuers
         self.fields["ca"].empty_label = "Choose the issuing CA"
         first_two = list(issuers[:2])

@@ -107,7 +107,7 @@ class Certificate(models.Model):
         "CertificateAuthority", null=True, blank=True, on_delete=models.PROTECT, related_name="issued"
     )
     kind = models.CharField(max_length=20, choices=CertificateKind.choices)
-    profile = models.CharField(max_length=20, blank=True)
+    profile = models.CharField(max_length=64, blank=True)
     serial = models.CharField(max_length=40, help_text="Lower-case hex, no separators.")
     common_name = models.CharField(max_length=64, blank=True)
     subject = models.TextField(help_text="RFC 4514 string of the subject.")
@@ -337,6 +337,77 @@ class PresignedOCSPResponse(models.Model):
 
     def __str__(self) -> str:
         return f"OCSP {self.status} for {self.serial[:16]} ({self.hash_algorithm}) by {self.ca}"
+
+
+#: The longest validity any profile may allow (50 years, in hours): the crypto layer's own bound.
+MAX_PROFILE_VALIDITY_HOURS = 50 * 366 * 24
+PROFILE_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+
+
+class CertificateProfile(models.Model):
+    """What an end-entity certificate of one kind contains and may name: a profile as data.
+
+    The four built-ins (`server`, `client`, `server-client`, `email`) are rows made by a
+    migration; they cannot be deleted and only a global admin edits them. A profile with an
+    `organization` belongs to that organization (only its CAs issue with it, only its members
+    see it); without one it is global. The service layer turns a row into the crypto layer's
+    frozen `Profile` (`certificates.services.profiles.as_crypto_profile`).
+
+    List fields are JSON lists of names: `extended_key_usages` of RFC 5280 EKU names
+    (`serverAuth`, ...), the key usage fields of flag names (`digital_signature`, ...),
+    `allowed_key_types` of key types (`ec-p256`, ...; empty: all), the SAN type fields of
+    `dns`/`ip`/`email`, `allowed_dns_suffixes` of domains, `allowed_ip_networks` of CIDR
+    networks, `policy_oids` of dotted OIDs (empty: the installation's PKI_POLICY_OID, if set).
+    """
+
+    name = models.CharField(max_length=64, help_text="Lower-case letters, digits and hyphens.")
+    description = models.CharField(max_length=200, blank=True)
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="certificate_profiles",
+                                     help_text="Empty: a global profile every organization may use.")
+    is_builtin = models.BooleanField(default=False, editable=False)
+    enabled = models.BooleanField(default=True)
+    extended_key_usages = models.JSONField(default=list)
+    key_usage = models.JSONField(default=list, help_text="Key usage flags for every key type.")
+    rsa_key_usage = models.JSONField(default=list, blank=True, help_text="Added for RSA keys.")
+    ec_key_usage = models.JSONField(default=list, blank=True, help_text="Added for EC keys.")
+    allowed_key_types = models.JSONField(default=list, blank=True, help_text="Empty: every key type.")
+    max_validity_hours = models.PositiveIntegerField(
+        help_text="Longest validity in hours (TLS server profiles also follow the BR 6.3.2 schedule).")
+    allowed_san_types = models.JSONField(default=list)
+    required_san_types = models.JSONField(default=list, blank=True)
+    requires_san = models.BooleanField(default=True, help_text="At least one SAN.")
+    allow_wildcard = models.BooleanField(default=False)
+    common_name_in_san = models.BooleanField(default=True, help_text="BR 7.1.4.3: the CN repeats a SAN.")
+    allowed_dns_suffixes = models.JSONField(default=list, blank=True, help_text="Empty: any domain.")
+    allowed_ip_networks = models.JSONField(default=list, blank=True, help_text="Empty: any address.")
+    policy_oids = models.JSONField(default=list, blank=True)
+    cabf_policy = models.BooleanField(
+        default=False, help_text="Also assert the CA/B Forum reserved policy OID (never for Ed25519 TLS keys or "
+                                 "internal names).")
+    must_staple = models.BooleanField(default=False, help_text="RFC 7633 TLS Feature status_request.")
+    crl_distribution_point = models.BooleanField(default=True)
+    ocsp_url = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # One name across the installation: certificates record their profile by name.
+            models.UniqueConstraint(fields=["name"], name="certificate_profile_unique_name"),
+            # The full pattern (PROFILE_NAME_PATTERN) is the service's check: a regex constraint would need
+            # SQLite's REGEXP function, which a backup's plain sqlite3 snapshot connection does not have.
+            models.CheckConstraint(condition=~Q(name=""), name="certificate_profile_name_not_empty"),
+            models.CheckConstraint(condition=Q(max_validity_hours__gte=1,
+                                               max_validity_hours__lte=MAX_PROFILE_VALIDITY_HOURS),
+                                   name="certificate_profile_validity_positive"),
+            models.CheckConstraint(condition=Q(is_builtin=False) | Q(organization__isnull=True),
+                                   name="certificate_profile_builtin_is_global"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 # The API's Idempotency-Key records live in their own module (certificates.idempotency).

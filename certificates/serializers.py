@@ -16,11 +16,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from certificates.crypto.keys import KeyType
-from certificates.crypto.profiles import PROFILES
 from certificates.models import (
     Certificate,
     CertificateAuthority,
     CertificateKind,
+    CertificateProfile,
     CertificateRevocationList,
     CertificateStatus,
     KeySource,
@@ -283,7 +283,8 @@ class IssueSerializer(serializers.Serializer):
     """Issue from a CSR (`csr`), or with a key generated on the server (`common_name`, `sans`, `key_type`)."""
 
     ca = serializers.SlugField(max_length=MAX_REFERENCE_LENGTH, help_text="The issuing CA's id or slug.")
-    profile = serializers.ChoiceField(choices=list(PROFILES))
+    profile = serializers.CharField(max_length=64, help_text="A profile's name (GET profiles/): a built-in "
+                                    "(server, client, server-client, email) or one of the organization's.")
     csr = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PEM_LENGTH, trim_whitespace=False,
                                 help_text="A PKCS#10 request, PEM.")
     common_name = serializers.CharField(required=False, allow_blank=True, max_length=MAX_NAME_LENGTH)
@@ -293,6 +294,8 @@ class IssueSerializer(serializers.Serializer):
                                        help_text="Only without a CSR (default ec-p256).")
     days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_DAYS,
                                     help_text="Default: a year, or the profile's maximum when shorter.")
+    hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_DAYS * 24,
+                                     help_text="The validity in hours instead of days (short-lived certificates).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("csr") and not attrs.get("common_name") and not attrs.get("sans"):
@@ -305,6 +308,7 @@ class RenewSerializer(serializers.Serializer):
     csr = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PEM_LENGTH, trim_whitespace=False,
                                 help_text="A new CSR (a new key); without it the same public key is certified again.")
     days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_DAYS)
+    hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_DAYS * 24)
     revoke_predecessor = serializers.BooleanField(required=False, default=False)
 
 
@@ -332,3 +336,71 @@ class BinaryField(serializers.Field):
 
 
 DOWNLOAD_FORMATS = [f.value for f in DownloadFormat]
+
+
+# --- Certificate profiles ----------------------------------------------------------------------------
+
+PROFILE_LIST_FIELDS = ("extended_key_usages", "key_usage", "rsa_key_usage", "ec_key_usage", "allowed_key_types",
+                       "allowed_san_types", "required_san_types", "allowed_dns_suffixes", "allowed_ip_networks",
+                       "policy_oids")
+PROFILE_BOOLEAN_FIELDS = ("enabled", "requires_san", "allow_wildcard", "common_name_in_san", "cabf_policy",
+                          "must_staple", "crl_distribution_point", "ocsp_url")
+
+
+def _string_list_field(**kwargs) -> serializers.ListField:
+    return serializers.ListField(child=serializers.CharField(max_length=255), max_length=64, **kwargs)
+
+
+class CertificateProfileSerializer(serializers.ModelSerializer):
+    """A profile as the API shows it (`organization`: the slug, null for a global profile)."""
+
+    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    extended_key_usages = _string_list_field(read_only=True)
+    key_usage = _string_list_field(read_only=True)
+    rsa_key_usage = _string_list_field(read_only=True)
+    ec_key_usage = _string_list_field(read_only=True)
+    allowed_key_types = _string_list_field(read_only=True)
+    allowed_san_types = _string_list_field(read_only=True)
+    required_san_types = _string_list_field(read_only=True)
+    allowed_dns_suffixes = _string_list_field(read_only=True)
+    allowed_ip_networks = _string_list_field(read_only=True)
+    policy_oids = _string_list_field(read_only=True)
+
+    class Meta:
+        model = CertificateProfile
+        fields = ["id", "name", "description", "organization", "is_builtin", "max_validity_hours",
+                  *PROFILE_LIST_FIELDS, *PROFILE_BOOLEAN_FIELDS, "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class CertificateProfileWriteSerializer(serializers.Serializer):
+    """Create (`name` and `max_validity_hours` required) or change a profile: shapes here, rules in the service.
+
+    EKUs: serverAuth, clientAuth, emailProtection, codeSigning, timeStamping. Key usage flags:
+    digital_signature, content_commitment, key_encipherment, data_encipherment, key_agreement,
+    encipher_only, decipher_only. SAN types: dns, ip, email.
+    """
+
+    name = serializers.CharField(max_length=64)
+    organization = serializers.CharField(max_length=64, required=False, allow_null=True,
+                                         help_text="Slug or id; only a global admin chooses (empty: global).")
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    max_validity_hours = serializers.IntegerField(min_value=1, max_value=MAX_DAYS * 24)
+    extended_key_usages = _string_list_field(required=False)
+    key_usage = _string_list_field(required=False)
+    rsa_key_usage = _string_list_field(required=False)
+    ec_key_usage = _string_list_field(required=False)
+    allowed_key_types = _string_list_field(required=False)
+    allowed_san_types = _string_list_field(required=False)
+    required_san_types = _string_list_field(required=False)
+    allowed_dns_suffixes = _string_list_field(required=False)
+    allowed_ip_networks = _string_list_field(required=False)
+    policy_oids = _string_list_field(required=False)
+    enabled = serializers.BooleanField(required=False)
+    requires_san = serializers.BooleanField(required=False)
+    allow_wildcard = serializers.BooleanField(required=False)
+    common_name_in_san = serializers.BooleanField(required=False)
+    cabf_policy = serializers.BooleanField(required=False)
+    must_staple = serializers.BooleanField(required=False)
+    crl_distribution_point = serializers.BooleanField(required=False)
+    ocsp_url = serializers.BooleanField(required=False)

@@ -28,6 +28,7 @@ from certificates.services.artifacts import DownloadFormat, download_certificate
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
 from certificates.services.permissions import Action, permits
+from certificates.services.profiles import visible_profiles
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from organizations.services import OrganizationError, create_organization
@@ -107,16 +108,18 @@ def _issuance_request(form: IssueForm) -> IssuanceRequest:
     if data["key_source"] == IssueForm.SOURCE_CSR:
         return IssuanceRequest(profile=data["profile"], csr=data["csr_data"],
                                common_name=(data.get("common_name") or "").strip() or None,
-                               sans=tuple(form.san_list()), days=data.get("days"))
+                               sans=tuple(form.san_list()), days=data.get("days"), hours=data.get("hours"))
     return IssuanceRequest(profile=data["profile"], common_name=(data.get("common_name") or "").strip() or None,
-                           sans=tuple(form.san_list()), key_type=data.get("key_type") or None, days=data.get("days"))
+                           sans=tuple(form.san_list()), key_type=data.get("key_type") or None, days=data.get("days"),
+                           hours=data.get("hours"))
 
 
 @takes_files  # the CSR file field (within PKI_MAX_REQUEST_BYTES, parsed in memory)
 @require_http_methods(["GET", "POST"])
 def issue(request: HttpRequest) -> HttpResponse:
     issuers = staff.issuing_cas(staff.principal_of(request))
-    form = IssueForm(request.POST or None, request.FILES or None, issuers=issuers)
+    profiles = visible_profiles(Actor.from_request(request)).filter(enabled=True)
+    form = IssueForm(request.POST or None, request.FILES or None, issuers=issuers, profiles=profiles)
     if request.method == "POST" and form.is_valid():
         try:
             certificate = issue_certificate(form.cleaned_data["ca"], _issuance_request(form),

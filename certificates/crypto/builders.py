@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -32,7 +32,7 @@ from ._common import (
     start_time,
 )
 from .errors import InvalidRequestError, PolicyError
-from .keys import PrivateKey, PublicKey, key_type_of
+from .keys import KeyType, PrivateKey, PublicKey, key_type_of
 from .names import dedupe_sans
 from .policy import (
     NameConstraintSpec,
@@ -42,7 +42,7 @@ from .policy import (
     clamp_validity,
     validate_sans_for_profile,
 )
-from .profiles import Profile, key_usage_from_flags
+from .profiles import Profile, key_usage_from_flags, subscriber_policy_oids
 
 #: anyPolicy (RFC 5280 4.2.1.4). BR 7.1.2.10.5 lets a CA affiliated with the
 #: root's operator assert it in a subordinate CA certificate, which is what a
@@ -101,36 +101,33 @@ def _check_url(label: str, url: object) -> None:
 # --------------------------------------------------------------------------
 
 
-def publication_extensions(urls: PublicationUrls) -> list[x509.Extension[x509.ExtensionType]]:
-    """CRLDP, freshestCRL (if a delta CRL URL is set) and AIA for ``urls`` (a new list each call)."""
-    return list(_publication_extensions(urls))
+def publication_extensions(urls: PublicationUrls, *, crl: bool = True,
+                            ocsp: bool = True) -> list[x509.Extension[x509.ExtensionType]]:
+    """CRLDP, freshestCRL (if a delta CRL URL is set) and AIA for ``urls`` (a new list each call).
+
+    ``crl=False`` leaves out the CRL pointers, ``ocsp=False`` the AIA OCSP URL (a profile's
+    choice); the AIA caIssuers URL is always written.
+    """
+    return list(_publication_extensions(urls, crl, ocsp))
 
 
 @functools.lru_cache(maxsize=1024)
-def _publication_extensions(urls: PublicationUrls) -> tuple[x509.Extension[x509.ExtensionType], ...]:
+def _publication_extensions(urls: PublicationUrls, crl: bool = True,
+                            ocsp: bool = True) -> tuple[x509.Extension[x509.ExtensionType], ...]:
     """Built once per set of URLs: the extension objects are immutable, so issuances share them."""
-    extensions: list[x509.Extension[x509.ExtensionType]] = [
-        extension(x509.CRLDistributionPoints([distribution_point(urls.crl_url)]), False),
-    ]
-    if urls.delta_crl_url:
+    extensions: list[x509.Extension[x509.ExtensionType]] = []
+    if crl:
+        extensions.append(extension(x509.CRLDistributionPoints([distribution_point(urls.crl_url)]), False))
+    if crl and urls.delta_crl_url:
         # RFC 5280 4.2.1.15: freshestCRL MUST be non-critical.
         extensions.append(extension(x509.FreshestCRL([distribution_point(urls.delta_crl_url)]), False))
-    extensions.append(
-        extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp_url)
-                    ),
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(urls.ca_issuers_url),
-                    ),
-                ]
-            ),
-            False,
-        )
-    )
+    access = []
+    if ocsp:
+        access.append(x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                             x509.UniformResourceIdentifier(urls.ocsp_url)))
+    access.append(x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                         x509.UniformResourceIdentifier(urls.ca_issuers_url)))
+    extensions.append(extension(x509.AuthorityInformationAccess(access), False))
     return tuple(extensions)
 
 
@@ -356,6 +353,16 @@ def checked_issuer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> Che
     return issuer
 
 
+def check_key_type_for_profile(profile: Profile, key_type: KeyType | str) -> None:
+    """Refuse a key type the profile does not list (an empty list allows every type)."""
+    if profile.allowed_key_types and str(key_type) not in profile.allowed_key_types:
+        allowed = ", ".join(sorted(profile.allowed_key_types))
+        raise InvalidRequestError(
+            f"profile {profile.name!r} does not allow {key_type} keys (allowed: {allowed})",
+            code="key_type_not_allowed",
+        )
+
+
 def build_end_entity_certificate(
     issuer_cert: x509.Certificate,
     issuer_key: PrivateKey,
@@ -363,7 +370,7 @@ def build_end_entity_certificate(
     subject: x509.Name,
     sans: Sequence[x509.GeneralName],
     profile: Profile,
-    days: int,
+    days: int | timedelta,
     urls: PublicationUrls,
     serial: int | None = None,
     now: datetime | None = None,
@@ -383,16 +390,18 @@ def build_end_entity_certificate(
     pkilint accepts it; stating it makes misuse as a CA impossible even for
     sloppy relying parties), keyUsage critical per profile and key type, EKU,
     SAN (critical iff the subject is empty, RFC 5280 4.2.1.6), SKI, AKI,
-    CRLDP (+ freshestCRL), AIA, certificatePolicies from the profile.
+    CRLDP (+ freshestCRL) and the AIA OCSP URL where the profile keeps them, AIA caIssuers,
+    certificatePolicies (:func:`subscriber_policy_oids`), TLS Feature status_request for a
+    Must-Staple profile (RFC 7633). ``days`` is a number of days or a :class:`timedelta`.
     """
     issuer = checked_issuer(issuer_cert, issuer_key)
-    key_type_of(public_key)
+    check_key_type_for_profile(profile, key_type_of(public_key))
     if public_key == issuer.public_key:
         raise InvalidRequestError("the request reuses the issuing CA's own key", code="key_reuse")
     sans = dedupe_sans(sans)
     validate_sans_for_profile(profile, sans)
     if profile.common_name_in_san:
-        check_common_name_in_sans(subject, sans)
+        subject = check_common_name_in_sans(subject, sans)
     # RFC 5280 6.1.4 (g): the constraints of every CA on the path apply.
     if issuer.name_constraints is not None:
         check_general_subtrees(issuer.name_constraints.permitted_subtrees, issuer.name_constraints.excluded_subtrees,
@@ -415,10 +424,13 @@ def build_end_entity_certificate(
     extensions += [
         extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
         issuer.authority_key_identifier,
-        *publication_extensions(urls),
+        *publication_extensions(urls, crl=profile.crl_distribution_point, ocsp=profile.ocsp_url),
     ]
-    if profile.policy_oids:
-        extensions.append(extension(_policies(profile.policy_oids), False))
+    if policy_oids := subscriber_policy_oids(profile, public_key, sans):
+        extensions.append(extension(_policies(policy_oids), False))
+    if profile.must_staple:
+        # RFC 7633 section 4: the TLS Feature extension with status_request (5), non-critical.
+        extensions.append(extension(x509.TLSFeature([x509.TLSFeatureType.status_request]), False))
     return sign_certificate(
         issuer_name=issuer.subject,
         subject=subject,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from .errors import InvalidRequestError, PolicyError
 from .names import (
@@ -18,7 +19,7 @@ from .names import (
     normalize_email,
     san_type,
 )
-from .profiles import Profile, max_validity_days
+from .profiles import Profile, max_validity
 
 # --------------------------------------------------------------------------
 # Times
@@ -41,20 +42,49 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def describe_validity(validity: timedelta) -> str:
+    """``90 days`` or ``36 hours`` or ``30 minutes``: the largest whole unit."""
+    seconds = int(validity.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def _requested_validity(requested: int | timedelta) -> timedelta:
+    """An int is a number of days (the historical unit); a timedelta is taken as it is."""
+    if isinstance(requested, timedelta):
+        if requested < timedelta(minutes=1):
+            raise InvalidRequestError("validity must be at least one minute", code="validity_invalid")
+        validity = requested
+    else:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise InvalidRequestError("validity must be a positive number of days", code="validity_invalid")
+        if requested > MAX_DAYS:
+            raise InvalidRequestError(f"validity must not exceed {MAX_DAYS} days", code="validity_invalid")
+        validity = timedelta(days=requested)
+    if validity > timedelta(days=MAX_DAYS):
+        raise InvalidRequestError(f"validity must not exceed {MAX_DAYS} days", code="validity_invalid")
+    return validity
+
+
 def clamp_validity(
     not_before: datetime,
-    requested_days: int,
+    requested: int | timedelta,
     profile: Profile | None,
     issuer_not_after: datetime | None,
     issuer_not_before: datetime | None = None,
 ) -> tuple[datetime, datetime]:
-    """Compute ``(not_before, not_after)`` for a certificate of ``requested_days``.
+    """Compute ``(not_before, not_after)`` for a certificate valid for ``requested``.
 
+    * ``requested`` is a number of days, or a :class:`timedelta` (short-lived
+      certificates of hours or minutes).
     * RFC 5280 4.1.2.5: the validity period is inclusive, so a certificate of
       N days ends at ``not_before + N days - 1 second`` (this is also how BR
       6.3.2 and pkilint count the day limits).
-    * More days than the profile allows at ``not_before`` (``max_validity_days``:
-      the BR schedule for serverAuth, else ``profile.max_days``) raise
+    * More than the profile allows at ``not_before`` (``max_validity``: the BR
+      schedule for serverAuth, else the profile's own maximum) raises
       :class:`PolicyError` (code ``validity_too_long``); ``profile=None`` (CA
       certificates) skips that check.
     * The certificate never outlives its issuer: ``not_after`` is *clamped* to
@@ -63,19 +93,17 @@ def clamp_validity(
       raised to ``issuer_not_before`` when given. If nothing is left (issuer
       expired) :class:`PolicyError` (code ``issuer_expired``) is raised.
     """
-    if isinstance(requested_days, bool) or not isinstance(requested_days, int) or requested_days < 1:
-        raise InvalidRequestError("validity must be a positive number of days", code="validity_invalid")
-    if requested_days > MAX_DAYS:
-        raise InvalidRequestError(f"validity must not exceed {MAX_DAYS} days", code="validity_invalid")
+    validity = _requested_validity(requested)
     start = ensure_utc(not_before, "not_before")
-    if profile is not None and requested_days > (allowed := max_validity_days(profile, start)):
+    if profile is not None and validity > (allowed := max_validity(profile, start)):
         raise PolicyError(
-            f"profile {profile.name!r} allows at most {allowed} days, {requested_days} requested",
+            f"profile {profile.name!r} allows at most {describe_validity(allowed)}, "
+            f"{describe_validity(validity)} requested",
             code="validity_too_long",
         )
     if issuer_not_before is not None:
         start = max(start, ensure_utc(issuer_not_before, "issuer not_before"))
-    end = start + timedelta(days=requested_days) - timedelta(seconds=1)
+    end = start + validity - timedelta(seconds=1)
     if issuer_not_after is not None:
         end = min(end, ensure_utc(issuer_not_after, "issuer not_after"))
     if end <= start:
@@ -89,7 +117,7 @@ def clamp_validity(
 
 
 def validate_sans_for_profile(profile: Profile, sans: Sequence[x509.GeneralName]) -> None:
-    """Check the SAN types, presence and wildcards a profile allows.
+    """Check the SAN types, presence, wildcards, domains and IP ranges a profile allows.
 
     Raises :class:`InvalidRequestError` with code ``san_not_allowed``.
     """
@@ -103,24 +131,88 @@ def validate_sans_for_profile(profile: Profile, sans: Sequence[x509.GeneralName]
             )
         if is_wildcard(name) and not profile.allow_wildcard:
             raise InvalidRequestError(f"profile {profile.name!r} does not allow wildcard names", code="san_not_allowed")
+        _check_san_in_allowed_ranges(profile, name)
     if profile.requires_san and not sans:
         raise InvalidRequestError(
             f"profile {profile.name!r} requires at least one subject alternative name",
             code="san_not_allowed",
         )
+    present = {san_type(name) for name in sans}
+    if missing := sorted(set(profile.required_san_types) - present):
+        raise InvalidRequestError(
+            f"profile {profile.name!r} requires a SAN of each type: {', '.join(missing)} missing",
+            code="san_not_allowed",
+        )
 
 
-def check_common_name_in_sans(subject: x509.Name, sans: Sequence[x509.GeneralName]) -> None:
-    """BR 7.1.4.3: a subject commonName must repeat one of the SAN values."""
+def dns_name_in_suffixes(host: str, suffixes: Iterable[str]) -> bool:
+    """``host`` (a wildcard by its base) equals one of ``suffixes`` or is below one (label-wise)."""
+    host = host.lower().rstrip(".").removeprefix("*.")
+    for suffix in suffixes:
+        suffix = suffix.lower().strip(".")
+        if host == suffix or host.endswith(f".{suffix}"):
+            return True
+    return False
+
+
+def _check_san_in_allowed_ranges(profile: Profile, name: x509.GeneralName) -> None:
+    if (isinstance(name, x509.DNSName) and profile.allowed_dns_suffixes
+            and not dns_name_in_suffixes(name.value, profile.allowed_dns_suffixes)):
+        raise InvalidRequestError(
+            f"profile {profile.name!r} allows DNS names only under: {', '.join(profile.allowed_dns_suffixes)}",
+            code="san_not_allowed",
+        )
+    if isinstance(name, x509.IPAddress) and profile.allowed_ip_networks:
+        networks = [ipaddress.ip_network(network, strict=False) for network in profile.allowed_ip_networks]
+        if not any(_ip_matches(name.value, network) for network in networks):
+            raise InvalidRequestError(
+                f"profile {profile.name!r} allows IP addresses only in: {', '.join(profile.allowed_ip_networks)}",
+                code="san_not_allowed",
+            )
+
+
+def _normalised_common_name(common_name: str) -> str | None:
+    """The form a SAN of this value takes: a lower-case A-label, a normalised mailbox, or an IP."""
+    for parse in (lambda text: normalize_email(text) if "@" in text else None,
+                  lambda text: str(ipaddress.ip_address(text)),
+                  lambda text: normalize_dns_name(text, allow_wildcard=True)):
+        try:
+            value = parse(common_name)
+        except (InvalidRequestError, ValueError):
+            continue
+        if value is not None:
+            return value
+    return None
+
+
+def check_common_name_in_sans(subject: x509.Name, sans: Sequence[x509.GeneralName]) -> x509.Name:
+    """BR 7.1.4.3: a subject commonName must repeat one of the SAN values, as the SAN spells it.
+
+    Returns ``subject`` with the commonName replaced by the matching SAN's normalised value
+    (a CSR's ``WWW.EXAMPLE.COM`` becomes ``www.example.com``, like its SAN), or raises
+    :class:`InvalidRequestError` (code ``san_not_allowed``) when no SAN matches.
+    """
     common_name = common_name_of(subject)
     if common_name is None:
-        return
-    values = {str(name.value).lower() for name in sans}
-    if common_name.lower() not in values:
+        return subject
+    values = {str(name.value).lower(): str(name.value) for name in sans}
+    normalised = _normalised_common_name(common_name.strip())
+    match = values.get(normalised.lower()) if normalised else None
+    match = match or values.get(common_name.lower())
+    if match is None:
         raise InvalidRequestError(
             "the common name must also be one of the subject alternative names",
             code="san_not_allowed",
         )
+    if match == common_name:
+        return subject
+    return x509.Name([
+        x509.RelativeDistinguishedName([
+            x509.NameAttribute(NameOID.COMMON_NAME, match) if attribute.oid == NameOID.COMMON_NAME else attribute
+            for attribute in rdn
+        ])
+        for rdn in subject.rdns
+    ])
 
 
 # --------------------------------------------------------------------------

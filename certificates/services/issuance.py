@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from cryptography import x509
 from django.db import IntegrityError
@@ -19,13 +20,14 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import record_event
-from certificates.crypto.builders import build_end_entity_certificate
+from certificates.crypto.builders import build_end_entity_certificate, check_key_type_for_profile
 from certificates.crypto.csr import vet_csr
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, PublicKey, generate_private_key, parse_key_type
-from certificates.crypto.names import build_subject, check_name_characters, parse_sans
+from certificates.crypto.names import SAN_DNS, build_subject, check_name_characters, dedupe_sans, parse_sans
 from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
-from certificates.crypto.profiles import PROFILES, Profile, max_validity_days
+from certificates.crypto.policy import check_common_name_in_sans, describe_validity
+from certificates.crypto.profiles import Profile, max_validity
 from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error, storage_errors
 from certificates.keystore import (
     artifact_store,
@@ -38,6 +40,7 @@ from certificates.models import Certificate, CertificateAuthority, CertificateKi
 from certificates.selectors import ca_chain
 from certificates.services.authorities import ensure_usable_issuer
 from certificates.services.permissions import Action, require
+from certificates.services.profiles import profile_for_issuance
 from certificates.services.records import SignedFrom, create_certificate_row, load_x509
 from certificates.vault.storage import ArtifactStore
 from pki_project.actor import Actor
@@ -60,6 +63,7 @@ class IssuanceRequest:
     sans: Sequence[str] = field(default_factory=tuple)
     key_type: str | None = None
     days: int | None = None
+    hours: int | None = None  # short-lived certificates: the validity in hours instead of days
 
 
 @dataclass(frozen=True)
@@ -81,21 +85,29 @@ def _crypto(call, *args, **kwargs):
         raise from_crypto_error(error) from None
 
 
-def get_profile(name: str) -> Profile:
-    profile = PROFILES.get(str(name or ""))
-    if profile is None:
-        raise InvalidInput(f"Unknown profile '{name}'. Choose one of: {', '.join(PROFILES)}.", code="unknown_profile")
-    return profile
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _validated_days(days: int | None, profile: Profile) -> int:
-    """Default: a year, or less where the profile (for TLS servers, the BR schedule) allows less today."""
-    allowed = max_validity_days(profile, timezone.now())
+def validated_validity(profile: Profile, days: int | None = None, hours: int | None = None) -> timedelta:
+    """The validity asked for in days or hours (not both), within the profile's maximum today.
+
+    Default: a year, or less where the profile (for TLS servers, the BR schedule) allows less.
+    """
+    allowed = max_validity(profile, timezone.now())
+    if days is not None and hours is not None:
+        raise InvalidInput("Give the validity in days or in hours, not both.", code="invalid_validity")
+    if hours is not None:
+        if not _is_count(hours) or not 1 <= hours <= allowed.total_seconds() // 3600:
+            raise InvalidInput(f"The '{profile.name}' profile allows between 1 and "
+                               f"{int(allowed.total_seconds() // 3600)} hours.", code="invalid_hours")
+        return timedelta(hours=hours)
     if days is None:
-        return min(DEFAULT_DAYS, allowed)
-    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= allowed:
-        raise InvalidInput(f"The '{profile.name}' profile allows between 1 and {allowed} days.", code="invalid_days")
-    return days
+        return min(timedelta(days=DEFAULT_DAYS), allowed)
+    if not _is_count(days) or not days >= 1 or timedelta(days=days) > allowed:
+        limit = f"between 1 and {allowed.days} days" if allowed.days else f"at most {describe_validity(allowed)}"
+        raise InvalidInput(f"The '{profile.name}' profile allows {limit}.", code="invalid_days")
+    return timedelta(days=days)
 
 
 def ensure_issuing_ca(ca: CertificateAuthority) -> None:
@@ -115,9 +127,14 @@ def _requested_sans(texts: Sequence[str]) -> list[x509.GeneralName]:
     return _crypto(parse_sans, texts)
 
 
-def _sans_with_common_name(sans: list[x509.GeneralName], common_name: str | None) -> list[x509.GeneralName]:
-    """With no SAN given, a DNS-looking common name becomes the SAN (RFC 6125: SANs are what clients check)."""
-    if sans or not common_name:
+def _sans_with_common_name(sans: list[x509.GeneralName], common_name: str | None,
+                           profile: Profile) -> list[x509.GeneralName]:
+    """With no SAN given, a DNS-looking common name becomes the SAN (RFC 6125: SANs are what clients check).
+
+    Only for profiles whose common name must repeat a SAN (TLS servers): a client's `robot-1` or an
+    e-mail address is a name, not a host, and no DNS SAN is invented for it (issue 20).
+    """
+    if sans or not common_name or not profile.common_name_in_san or SAN_DNS not in profile.allowed_san_types:
         return sans
     try:
         return parse_sans([f"DNS:{common_name}"])
@@ -131,25 +148,26 @@ def _subject(common_name: str | None) -> x509.Name:
     return _crypto(build_subject, common_name.strip() if common_name else None)
 
 
-def _subscriber_from_csr(request: IssuanceRequest) -> _Subscriber:
+def _subscriber_from_csr(request: IssuanceRequest, profile: Profile) -> _Subscriber:
     if request.key_type:
         raise InvalidInput("key_type applies only to keys generated on the server, not to a CSR.", code="invalid")
     csr = _crypto(vet_csr, request.csr)
     common_name = request.common_name or csr.common_name
     sans = _requested_sans(request.sans) if request.sans else csr.sans
     return _Subscriber(
-        subject=_subject(common_name), sans=_sans_with_common_name(sans, common_name),
+        subject=_subject(common_name), sans=_sans_with_common_name(sans, common_name, profile),
         public_key=csr.public_key, key_source=KeySource.CSR,
     )
 
 
-def _subscriber_with_server_key(request: IssuanceRequest) -> _Subscriber:
+def _subscriber_with_server_key(request: IssuanceRequest, profile: Profile) -> _Subscriber:
     if not request.common_name and not request.sans:
         raise InvalidInput("Give a CSR, or a common name and/or SANs for a key generated on the server.",
                            code="invalid")
     key_type = _crypto(parse_key_type, request.key_type or DEFAULT_SERVER_KEY_TYPE)
+    _crypto(check_key_type_for_profile, profile, key_type)  # refused before a key is generated
     subject = _subject(request.common_name)  # refused names cost no key generation
-    sans = _sans_with_common_name(_requested_sans(request.sans), request.common_name)
+    sans = _sans_with_common_name(_requested_sans(request.sans), request.common_name, profile)
     private_key = generate_private_key(key_type)
     return _Subscriber(
         subject=subject, sans=sans, public_key=private_key.public_key(),
@@ -157,11 +175,21 @@ def _subscriber_with_server_key(request: IssuanceRequest) -> _Subscriber:
     )
 
 
-def _sign(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int) -> x509.Certificate:
+def _sign(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile,
+          days: int | timedelta) -> x509.Certificate:
     return _crypto(
         build_end_entity_certificate, ca_certificate(ca), intermediate_signing_key(ca),
         subscriber.public_key, subscriber.subject, subscriber.sans, profile, days, publication_urls(ca),
     )
+
+
+def _with_normalised_common_name(subscriber: _Subscriber, profile: Profile) -> _Subscriber:
+    """BR 7.1.4.3: the common name is written as the SAN it repeats (a CSR's `WWW.EXAMPLE.COM` and the
+    SAN `www.example.com` give CN `www.example.com`; a mailbox likewise), here so the row says it too."""
+    if not profile.common_name_in_san:
+        return subscriber
+    subject = _crypto(check_common_name_in_sans, subscriber.subject, dedupe_sans(subscriber.sans))
+    return subscriber if subject == subscriber.subject else replace(subscriber, subject=subject)
 
 
 @dataclass(frozen=True)
@@ -199,8 +227,10 @@ def _pkcs12_removed_on_failure(store: ArtifactStore | None, paths: _Pkcs12Paths)
         raise
 
 
-def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int, *, actor: Actor,
+def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int | timedelta, *,
+           actor: Actor,
            predecessor: Certificate | None = None) -> Certificate:
+    subscriber = _with_normalised_common_name(subscriber, profile)
     certificate = _sign(ca, subscriber, profile, days)
     store = artifact_store() if subscriber.private_key else None
     paths = _store_pkcs12(store, ca, certificate, subscriber.private_key) if store else _Pkcs12Paths()
@@ -230,11 +260,14 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
 def issue_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, actor: Actor) -> Certificate:
     """Issue from a CSR, or with a key generated here (then sealed in an encrypted PKCS#12)."""
     require(actor, Action.ISSUE, ca)
-    profile = get_profile(request.profile)
-    days = _validated_days(request.days, profile)
+    profile = profile_for_issuance(request.profile, ca)
+    validity = validated_validity(profile, request.days, request.hours)
     ensure_issuing_ca(ca)
-    subscriber = _subscriber_from_csr(request) if request.csr else _subscriber_with_server_key(request)
-    return _issue(ca, subscriber, profile, days, actor=actor)
+    if request.csr:
+        subscriber = _subscriber_from_csr(request, profile)
+    else:
+        subscriber = _subscriber_with_server_key(request, profile)
+    return _issue(ca, subscriber, profile, validity, actor=actor)
 
 
 def _renewal_subscriber(old: x509.Certificate, row: Certificate, csr: bytes | str | None) -> _Subscriber:
@@ -248,7 +281,8 @@ def _renewal_subscriber(old: x509.Certificate, row: Certificate, csr: bytes | st
 
 
 def renew_certificate(certificate: Certificate, *, actor: Actor, csr: bytes | str | None = None,
-                      days: int | None = None, revoke_predecessor: bool = False) -> Certificate:
+                      days: int | None = None, revoke_predecessor: bool = False,
+                      hours: int | None = None) -> Certificate:
     """A new certificate with the same subject, SANs and profile, linked to its predecessor."""
     require(actor, Action.RENEW, certificate)
     if certificate.kind != CertificateKind.END_ENTITY:
@@ -260,12 +294,12 @@ def renew_certificate(certificate: Certificate, *, actor: Actor, csr: bytes | st
                            code="invalid")
     if Certificate.objects.filter(predecessor=certificate).exists():
         raise Conflict("That certificate has already been renewed: renew its successor.", code="already_renewed")
-    profile = get_profile(certificate.profile)
-    days = _validated_days(days, profile)
     ca = CertificateAuthority.objects.select_related("certificate", "organization").get(pk=certificate.issuer_id)
+    profile = profile_for_issuance(certificate.profile, ca)
+    validity = validated_validity(profile, days, hours)
     ensure_issuing_ca(ca)
     subscriber = _renewal_subscriber(load_x509(certificate), certificate, csr)
-    renewed = _issue(ca, subscriber, profile, days, actor=actor, predecessor=certificate)
+    renewed = _issue(ca, subscriber, profile, validity, actor=actor, predecessor=certificate)
     if revoke_predecessor:
         from certificates.services.revocation import revoke_certificate
 

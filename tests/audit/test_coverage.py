@@ -437,6 +437,40 @@ def backup_restore(world: World) -> Expected:
     return Expected(actor_username="", actor_label="cli:restore_database", target_type="backup")
 
 
+def _profile_values(name: str) -> dict[str, object]:
+    return {"name": name, "extended_key_usages": ["serverAuth"], "allowed_san_types": ["dns"],
+            "max_validity_hours": 24}
+
+
+def profile_create(world: World) -> Expected:
+    client = world.make_client("manager", OrganizationFactory())
+    world.mark()
+    response = client.post("/api/v1/profiles/", _profile_values("coverage-create"), content_type="application/json")
+    assert response.status_code == 201, response.content
+    return Expected(actor_username=client.user.username, target_type="certificate_profile",
+                    target_id=str(response.json()["id"]), organization_id=client.organization.pk,
+                    details={"name": "coverage-create"})
+
+
+def profile_change(world: World) -> Expected:
+    from certificates.models import CertificateProfile
+
+    world.mark()
+    call_command("update_profile", "server", "--max-days", "100", stdout=StringIO(), stderr=StringIO())
+    server = CertificateProfile.objects.get(name="server")
+    return Expected(actor_username="", actor_label="cli:update_profile", target_type="certificate_profile",
+                    target_id=str(server.pk), details={"name": "server", "fields": ["max_validity_hours"]})
+
+
+def profile_delete(world: World) -> Expected:
+    from certificates.services.profiles import create_profile, delete_profile
+
+    actor, organization = _admin_actor()
+    profile = create_profile(_profile_values("coverage-delete"), actor=actor)
+    world.mark()
+    delete_profile(profile, actor=actor)
+    return Expected(actor_username=actor.username, target_type="certificate_profile", target_id=str(profile.pk),
+                    organization_id=organization.pk, details={"name": "coverage-delete"})
 def _webhook_target(organization: Organization):
     from certificates.services.notifications import create_target
 
@@ -528,6 +562,10 @@ COVERAGE = [
     # Issue 18, login limits and denials on the record.
     pytest.param(AuditAction.ACCESS_DENY, access_deny, id="access-deny"),
     pytest.param(AuditAction.ACCESS_DENY_SUPPRESSED, access_deny_suppressed, id="access-deny-suppressed"),
+    # Issue 20, certificate profiles as data.
+    pytest.param(AuditAction.PROFILE_CREATE, profile_create, id="profile-create"),
+    pytest.param(AuditAction.PROFILE_CHANGE, profile_change, id="profile-change"),
+    pytest.param(AuditAction.PROFILE_DELETE, profile_delete, id="profile-delete"),
     pytest.param(AuditAction.NOTIFICATION_TARGET_CREATE, notification_target_create, id="notification-target-create"),
     pytest.param(AuditAction.NOTIFICATION_TARGET_CHANGE, notification_target_change, id="notification-target-change"),
     pytest.param(AuditAction.NOTIFICATION_TARGET_DELETE, notification_target_delete, id="notification-target-delete"),

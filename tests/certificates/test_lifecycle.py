@@ -86,6 +86,13 @@ def _root_crl(root: CertificateAuthority, operator) -> CertificateRevocationList
 @pytest.mark.django_db
 def test_issued_server_certificate_and_crl_pass_pkilint(intermediate_ca, operator,
                                                         django_capture_on_commit_callbacks):
+    # Issue 20: a built-in asserts no CA/B Forum policy OID until a global admin opts in (then a
+    # private policy OID and DV, which the CA/B Forum lint wants).
+    from certificates.models import CertificateProfile
+    from certificates.services.profiles import update_profile
+
+    update_profile(CertificateProfile.objects.get(name="server"),
+                   {"cabf_policy": True, "policy_oids": ["1.3.6.1.5.5.7.13.1"]}, actor=operator)
     issued = issue_certificate(intermediate_ca, IssuanceRequest(profile="server", csr=make_csr()), actor=operator)
     pem = load_x509(issued).public_bytes(Encoding.PEM)
     assert pkilint_findings("lint_pkix_cert", pem) == []

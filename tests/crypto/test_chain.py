@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, ObjectIdentifier
 
 from certificates.crypto import (
     PROFILES,
@@ -79,9 +80,15 @@ def _pkix_allowed(cert: x509.Certificate) -> frozenset[str]:
     return frozenset()
 
 
+#: RFC 7229 id-TEST-certPolicyOne: a policy OID meant for tests, standing in for an operator's own.
+TEST_POLICY_OID = ObjectIdentifier("1.3.6.1.5.5.7.13.1")
+
+
 def _leaf(key_type: KeyType, profile_name: str) -> x509.Certificate:
+    """A leaf of a built-in profile that opts in to the CA/B Forum policy OID (issue 20: no built-in
+    asserts it by default, and the CA/B Forum lints want it)."""
     chain = cached_chain(key_type)
-    profile = PROFILES[profile_name]
+    profile = replace(PROFILES[profile_name], cabf_policy=True, policy_oids=(TEST_POLICY_OID,))
     return build_end_entity_certificate(
         chain.inter,
         chain.inter_key,
@@ -477,7 +484,7 @@ def test_lint_harness_reports_errors(tmp_path: Path) -> None:
         cached_key(KeyType.EC_P256, "leaf").public_key(),
         build_subject("www.example.com"),
         [parse_san("DNS:www.example.com")],
-        PROFILES["server"],
+        replace(PROFILES["server"], cabf_policy=True),
         LEAF_DAYS,
         internal,
     )

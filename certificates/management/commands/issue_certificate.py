@@ -4,7 +4,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from certificates.crypto.csr import MAX_CSR_SIZE
 from certificates.crypto.keys import KeyType
-from certificates.crypto.profiles import PROFILES
 from certificates.selectors import get_ca
 from certificates.services.artifacts import certificate_pem, chain_pem, download_certificate, reveal_pkcs12_password
 from certificates.services.issuance import IssuanceRequest, issue_certificate
@@ -26,14 +25,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--ca", required=True, help="issuing CA: slug or id")
-        parser.add_argument("--profile", required=True, choices=sorted(PROFILES))
+        parser.add_argument("--profile", required=True, metavar="NAME",
+                            help="server, client, server-client, email, or a custom profile (list_profiles)")
         parser.add_argument("--csr", metavar="FILE", help="PEM or DER certificate signing request")
         parser.add_argument("--common-name", metavar="CN")
         parser.add_argument("--san", action="append", default=[], metavar="TYPE:VALUE",
                             help="DNS:name, IP:address or EMAIL:address (repeatable)")
         parser.add_argument("--key-type", choices=[k.value for k in KeyType],
                             help="for a key generated on the server (default ec-p256)")
-        parser.add_argument("--days", type=int)
+        validity = parser.add_mutually_exclusive_group()
+        validity.add_argument("--days", type=int)
+        validity.add_argument("--hours", type=int, help="the validity in hours (short-lived certificates)")
         parser.add_argument("--out", metavar="DIR", help="write the certificate, chain (and PKCS#12) into DIR")
         add_json_argument(parser)
 
@@ -44,14 +46,14 @@ class Command(BaseCommand):
         request = IssuanceRequest(
             profile=options["profile"], csr=read_csr(options["csr"]) if options["csr"] else None,
             common_name=options["common_name"], sans=tuple(options["san"]), key_type=options["key_type"],
-            days=options["days"],
+            days=options["days"], hours=options["hours"],
         )
         with service_errors_as_command_errors():
             certificate = issue_certificate(get_ca(options["ca"]), request, actor=actor)
             written = self._write_files(certificate, options["out"], actor) if options["out"] else {}
         payload = {"id": certificate.pk, "serial": certificate.serial, "not_after": certificate.not_after,
                    "fingerprint_sha256": certificate.fingerprint_sha256, **written}
-        until = f"{certificate.not_after:%Y-%m-%d}"
+        until = f"{certificate.not_after:%Y-%m-%d %H:%M} UTC"
         lines = [f"Issued certificate {certificate.serial} (id {certificate.pk}) until {until}."]
         lines += [f"  {key}: {value}" for key, value in written.items()]
         emit(self, options, payload, "\n".join(lines))
