@@ -201,7 +201,7 @@ def test_revoking_a_ca_with_valid_children_needs_an_explicit_choice(intermediate
                                      root_password=ROOT_PASSWORD, revoke_children=True)
     assert {c.pk for c in revoked} == {intermediate_ca.certificate_id, leaf.pk}
     leaf.refresh_from_db()
-    assert leaf.revocation_reason == "cACompromise"
+    assert leaf.revocation_reason == "cessationOfOperation"  # BR 7.2.2: no cACompromise for subscribers
 
 
 @pytest.mark.django_db
