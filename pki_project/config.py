@@ -55,6 +55,28 @@ def validate_required_secrets(environ: os._Environ[str] | dict[str, str] | None 
     _require_salt(environ, "PKI_ENCRYPTION_SALT")
     if jwt_secret == encryption_key:
         raise ConfigError("PKI_JWT_SECRET must differ from PKI_ENCRYPTION_KEY.")
+    ocsp_response_validity(environ)  # a bound the BR sets, refused at start like a weak secret
+
+
+#: BR 4.9.10: an OCSP answer about a subscriber certificate is valid (nextUpdate - thisUpdate)
+#: at least eight hours and at most ten days.
+MIN_OCSP_RESPONSE_VALIDITY = 8 * 3600
+MAX_OCSP_RESPONSE_VALIDITY = 10 * 86400
+DEFAULT_OCSP_RESPONSE_VALIDITY = 86400
+
+
+def ocsp_response_validity(environ: os._Environ[str] | dict[str, str] | None = None) -> int:
+    """`PKI_OCSP_RESPONSE_VALIDITY` in seconds (default a day), within BR 4.9.10's 8 hours to 10 days."""
+    environ = os.environ if environ is None else environ
+    text = environ.get("PKI_OCSP_RESPONSE_VALIDITY", "").strip()
+    if not text:
+        return DEFAULT_OCSP_RESPONSE_VALIDITY
+    if not text.isdigit() or not MIN_OCSP_RESPONSE_VALIDITY <= int(text) <= MAX_OCSP_RESPONSE_VALIDITY:
+        raise ConfigError(
+            f"PKI_OCSP_RESPONSE_VALIDITY must be a number of seconds from {MIN_OCSP_RESPONSE_VALIDITY} (8 hours) "
+            f"to {MAX_OCSP_RESPONSE_VALIDITY} (10 days), BR 4.9.10 (it is {text!r})."
+        )
+    return int(text)
 
 
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
