@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 from django.db import IntegrityError
@@ -25,11 +25,13 @@ from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, PublicKey, generate_private_key, parse_key_type
 from certificates.crypto.names import build_subject, check_name_characters, parse_sans
 from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
+from certificates.crypto.policy import subject_within_directory_subtrees
 from certificates.crypto.profiles import PROFILES, Profile, max_validity_days
 from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error, storage_errors
 from certificates.keystore import (
     artifact_store,
     ca_certificate,
+    chain_name_constraints,
     intermediate_signing_key,
     new_certificate_directory,
     publication_urls,
@@ -201,6 +203,9 @@ def _pkcs12_removed_on_failure(store: ArtifactStore | None, paths: _Pkcs12Paths)
 
 def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int, *, actor: Actor,
            predecessor: Certificate | None = None) -> Certificate:
+    # RFC 5280 4.2.1.10: below a CA constrained to its C and O (BR 7.1.2.5.2) the subject names them too.
+    subscriber = replace(subscriber, subject=subject_within_directory_subtrees(subscriber.subject,
+                                                                               chain_name_constraints(ca)))
     certificate = _sign(ca, subscriber, profile, days)
     store = artifact_store() if subscriber.private_key else None
     paths = _store_pkcs12(store, ca, certificate, subscriber.private_key) if store else _Pkcs12Paths()

@@ -55,6 +55,7 @@ from certificates.crypto.ocsp import (
     parse_ocsp_request,
     request_nonce,
 )
+from certificates.crypto.policy import directory_subtree
 from certificates.crypto.serials import serial_to_hex
 from certificates.keystore import artifact_store, intermediate_signing_key, ocsp_responder_key
 from certificates.models import (
@@ -372,8 +373,13 @@ def current_responder(issuer: _Issuer, now: datetime) -> tuple[x509.Certificate,
 
 
 def _responder_subject(ca: CertificateAuthority) -> x509.Name:
-    return build_subject(f"OCSP Responder {ca.name}"[:64], organization=ca.organization.name[:64],
-                         country=settings.PKI_DEFAULT_COUNTRY)
+    """C and O as in the CA's own subject (so they fall in a directoryName constraint of the CA), then CN."""
+    common_name = build_subject(f"OCSP Responder {ca.name}"[:64])
+    organization = directory_subtree(load_x509(ca.certificate).subject)
+    if organization is None:
+        return build_subject(f"OCSP Responder {ca.name}"[:64], organization=ca.organization.name[:64],
+                             country=settings.PKI_DEFAULT_COUNTRY)
+    return x509.Name([*organization.rdns, *common_name.rdns])
 
 
 def issue_responder_certificate(ca: CertificateAuthority, *, now: datetime | None = None) -> Certificate:
