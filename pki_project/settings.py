@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from pki_project.config import (
     BASE_DIR,
     ConfigError,
+    crl_full_interval_hours,
     load_dotenv,
     make_sqlite_database_private,
     ocsp_response_validity,
@@ -223,6 +224,8 @@ PKI_AUDIT_DENIALS_WINDOW = env.int("PKI_AUDIT_DENIALS_WINDOW", default=60)  # se
 # Seconds from thisUpdate to nextUpdate of an intermediate's answers: default 86400, 8 h to 10 days (BR 4.9.10,
 # checked with the secrets at start-up).
 PKI_OCSP_RESPONSE_VALIDITY = ocsp_response_validity()
+# Hours between two full CRLs of an intermediate (revocations in between: delta CRLs at once); 1 to 240.
+PKI_CRL_FULL_INTERVAL_HOURS = crl_full_interval_hours()
 PKI_OCSP_RESPONDER_DAYS = env.int("PKI_OCSP_RESPONDER_DAYS", default=7)  # delegated responder certificates
 PKI_OCSP_DELEGATED = env.bool("PKI_OCSP_DELEGATED", default=True)  # false: intermediates sign answers themselves
 PKI_PUBLIC_RATE_WINDOW = env.int("PKI_PUBLIC_RATE_WINDOW", default=60)  # seconds

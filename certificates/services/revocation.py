@@ -6,7 +6,8 @@ is right; a CA certificate is revoked only with its root's password; a CA that s
 has valid certificates below it is revoked only when the caller explicitly asks to
 revoke them too. cACompromise and aACompromise are refused for subscriber certificates
 (BR 7.2.2); subscriber certificates below a revoked CA go with cessationOfOperation.
-The issuer's CRL is re-signed once the revocation has committed.
+Once the revocation has committed the issuer publishes it: an intermediate in a new delta
+CRL, a root in a new full CRL (`crls.publish_revocations`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from certificates.keystore import forget_signing_key
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, RevocationReason
 from certificates.selectors import ca_chain
 from certificates.services.authorities import signing_key, unlock_root
-from certificates.services.crls import publish_crls
+from certificates.services.crls import publish_revocations
 from certificates.services.ocsp import forget_responders
 from certificates.services.permissions import Action, require
 from pki_project.actor import Actor
@@ -134,10 +135,10 @@ def _republish_after_commit(issuers: list[CertificateAuthority], keys: dict[int,
     def republish() -> None:
         for ca in issuers:
             try:
-                # Full CRL (and, for an intermediate, a delta against it); for a root this also
-                # re-signs the pre-signed OCSP answers. Cached OCSP answers need nothing: their
-                # cache key holds the revocation state (certificates.services.ocsp).
-                publish_crls(ca, actor=actor, key=keys.get(ca.pk) or signing_key(ca, None, actor))
+                # An intermediate: a delta CRL against its current base (RFC 5280 5.2.4); a root: a
+                # full CRL, which also re-signs its pre-signed OCSP answers. Cached OCSP answers
+                # need nothing: their cache key holds the revocation state (services.ocsp).
+                publish_revocations(ca, actor=actor, key=keys.get(ca.pk) or signing_key(ca, None, actor))
             except Exception:  # the revocation stands; `generate_crl --all` (cron) catches up
                 logger.exception("Re-signing the CRL of CA %s after a revocation failed", ca.slug)
 
