@@ -53,7 +53,7 @@ from certificates.services.profiles import EDITABLE_FIELDS as PROFILE_EDITABLE_F
 from certificates.services.profiles import MANAGERS as PROFILE_MANAGERS
 from certificates.services.profiles import create_profile, delete_profile, update_profile, visible_profiles
 from certificates.services.records import load_x509
-from certificates.services.revocation import revoke_certificate
+from certificates.services.revocation import check_reason_allowed, parse_revocation_reason, revoke_certificate
 from organizations.admin import OrganizationScopedAdminMixin
 from pki_project.actor import Actor
 
@@ -365,7 +365,7 @@ class CertificateAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, OrganizationSc
         if refused is not None:
             return refused
         form = RevokeForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
+        if "apply" in request.POST and form.is_valid() and self._reason_fits_all(form, queryset):
             self._revoke(request, queryset, form.cleaned_data)
             return None
         context = {
@@ -379,6 +379,19 @@ class CertificateAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, OrganizationSc
         }
         status = 400 if "apply" in request.POST else 200
         return TemplateResponse(request, f"{TEMPLATE_DIR}/certificate/revoke.html", context, status=status)
+
+    @staticmethod
+    def _reason_fits_all(form: RevokeForm, queryset: QuerySet[Certificate]) -> bool:
+        """BR 7.2.2 before anything is revoked: a CA-only reason with a subscriber certificate among
+        the selection revokes none of them (the form comes back with the rule's sentence)."""
+        reason = parse_revocation_reason(form.cleaned_data["reason"])
+        for certificate in queryset.order_by("pk"):
+            try:
+                check_reason_allowed(certificate, reason)
+            except ServiceError as error:
+                form.add_error("reason", f"Nothing was revoked: {error.message}")
+                return False
+        return True
 
     def _revoke(self, request: HttpRequest, queryset: QuerySet[Certificate], data: dict) -> None:
         done, failed = [], []

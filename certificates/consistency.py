@@ -359,10 +359,16 @@ def _check_latest_crl(report: ConsistencyReport, ca: CertificateAuthority, lates
     if latest.next_update <= now:
         report.add(ERROR, "crl_expired", f"CRL #{latest.number} of '{ca.slug}' is past its nextUpdate "
                                          f"({latest.next_update:%Y-%m-%d %H:%M:%S}Z): run generate_crl.", obj)
+    # An intermediate publishes revocations in delta CRLs between two full CRLs (RFC 5280 5.2.4):
+    # what the full CRL lacks must be on the latest delta against it.
+    delta_row = None if ca.is_root else ca.crls.filter(delta_base_number=latest.number).order_by("-number").first()
+    delta = x509.load_der_x509_crl(bytes(delta_row.der)) if delta_row is not None else None
     missing = [serial for serial in _revoked_since(ca, latest.this_update, now)
-               if crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is None]
+               if crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is None
+               and (delta is None or delta.get_revoked_certificate_by_serial_number(int(serial, 16)) is None)]
     if missing:
-        report.add(WARNING, "crl_outdated", f"CRL #{latest.number} of '{ca.slug}' does not list {len(missing)} "
+        which = f"CRL #{latest.number} of '{ca.slug}' " + ("does" if ca.is_root else "and its latest delta do")
+        report.add(WARNING, "crl_outdated", f"{which} not list {len(missing)} "
                                             f"revocation(s) made after it (e.g. {missing[0]}): run generate_crl.",
                    obj)
 

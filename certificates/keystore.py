@@ -88,6 +88,30 @@ def ca_certificate(ca: CertificateAuthority) -> x509.Certificate:
     return _parsed_certificate(bytes(ca.certificate.der))
 
 
+_chain_constraints: dict[tuple[str, int, str], tuple[x509.NameConstraints, ...]] = {}
+
+
+def chain_name_constraints(ca: CertificateAuthority) -> tuple[x509.NameConstraints, ...]:
+    """The nameConstraints of `ca` and of every CA above it (RFC 5280 6.1.4 (g): all of them bind
+    what `ca` signs); read once per process and CA (a CA's chain never changes)."""
+    from certificates.selectors import ca_chain  # selectors imports the models, which import this module
+
+    memo_key = (str(settings.PKI_DATA_DIR), ca.pk, ca.certificate.fingerprint_sha256)
+    found = _chain_constraints.get(memo_key)
+    if found is None:
+        constraints = []
+        for authority in ca_chain(ca):
+            try:
+                constraints.append(
+                    ca_certificate(authority).extensions.get_extension_for_class(x509.NameConstraints).value)
+            except x509.ExtensionNotFound:
+                continue
+        if len(_chain_constraints) > 1024:
+            _chain_constraints.clear()
+        found = _chain_constraints[memo_key] = tuple(constraints)
+    return found
+
+
 def forget_signing_key(ca: CertificateAuthority) -> None:
     """Drop a CA's unlocked key from memory (revocation, renewal, rotation, restore), and its OCSP responders' keys."""
     INTERMEDIATE_KEYS.invalidate(_cache_key(ca))

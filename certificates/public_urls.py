@@ -17,4 +17,7 @@ urlpatterns = [
     path("crl/<slug:ca>.delta.pem", public_views.crl, {"encoding": "pem", "delta": True}, name="pki-delta-crl-pem"),
     path("ocsp/<slug:ca>/", public_views.ocsp_post, name="pki-ocsp-post"),
     path("ocsp/<slug:ca>/<path:request_b64>", public_views.ocsp_get, name="pki-ocsp-get"),
+    # Everything else below ocsp/ answers in OCSP too (malformedRequest / unauthorized), never a page.
+    path("ocsp/", public_views.ocsp_elsewhere, name="pki-ocsp-no-ca"),
+    path("ocsp/<path:rest>", public_views.ocsp_elsewhere, name="pki-ocsp-other"),
 ]

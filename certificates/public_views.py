@@ -20,7 +20,7 @@ from csp.decorators import csp_exempt
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.http import http_date
+from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -97,16 +97,28 @@ def _etag(content: bytes) -> str:
     return '"' + hashlib.sha256(content).hexdigest() + '"'
 
 
-def _not_modified(request: HttpRequest, etag: str) -> bool:
+def _not_modified(request: HttpRequest, etag: str, last_modified: datetime | None = None) -> bool:
+    """RFC 9110 13.1.2 / 13.1.3: If-None-Match decides when present; else If-Modified-Since (whole seconds).
+
+    `If-Modified-Since` counts only on GET and HEAD, and only when it parses (an unparsable date is
+    ignored, as RFC 9110 13.1.3 says).
+    """
     wanted = request.headers.get("If-None-Match", "")
-    return any(tag.strip() in (etag, f"W/{etag}", "*") for tag in wanted.split(",")) if wanted else False
+    if wanted:
+        return any(tag.strip() in (etag, f"W/{etag}", "*") for tag in wanted.split(","))
+    since = request.headers.get("If-Modified-Since", "")
+    if not since or last_modified is None or request.method not in ("GET", "HEAD"):
+        return False
+    since_seconds = parse_http_date_safe(since)
+    return since_seconds is not None and int(last_modified.timestamp()) <= since_seconds
 
 
 def _cached_artifact(request: HttpRequest, content: bytes, content_type: str, *, last_modified: datetime,
                      max_age: int, expires: datetime | None = None, filename: str = "") -> HttpResponse:
-    """A public, cacheable artifact with ETag (SHA-256 of the bytes), Last-Modified and 304 support."""
+    """A public, cacheable artifact with ETag (SHA-256 of the bytes), Last-Modified and 304 support
+    (`If-None-Match`, or `If-Modified-Since` against `last_modified`: a CRL's thisUpdate)."""
     etag = _etag(content)
-    response = HttpResponse(status=304) if _not_modified(request, etag) else HttpResponse(
+    response = HttpResponse(status=304) if _not_modified(request, etag, last_modified) else HttpResponse(
         content, content_type=content_type)
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified.timestamp())
@@ -174,22 +186,36 @@ def crl(request: HttpRequest, ca: str, encoding: str, delta: bool = False) -> Ht
 # --- OCSP ---------------------------------------------------------------------------------------
 
 
-def _ocsp_response(answer: OCSPAnswer, *, cacheable: bool) -> HttpResponse:
-    """RFC 5019 section 6.2 caching headers on successful answers to GET requests."""
-    response = HttpResponse(answer.der, content_type=OCSP_RESPONSE_TYPE)
+def _ocsp_response(answer: OCSPAnswer, *, cacheable: bool, request: HttpRequest | None = None) -> HttpResponse:
+    """RFC 5019 section 6.2 caching headers on successful answers to GET requests.
+
+    A GET whose `If-None-Match` names the answer's ETag (SHA-256 of its DER) gets a 304 with the
+    same caching headers and no body; so does one whose `If-Modified-Since` is at or after the
+    answer's thisUpdate (its Last-Modified).
+    """
     if not answer.successful:
+        response = HttpResponse(answer.der, content_type=OCSP_RESPONSE_TYPE)
         response["Cache-Control"] = "no-store"
         return response
-    if cacheable:
-        now = timezone.now()
-        max_age = max(0, int((answer.next_update - now).total_seconds()))
-        response["Cache-Control"] = f"max-age={max_age}, public, no-transform, must-revalidate"
-        response["Last-Modified"] = http_date(answer.this_update.timestamp())
-        response["Expires"] = http_date(answer.next_update.timestamp())
-        response["ETag"] = _etag(answer.der)
-    else:
+    if not cacheable:
+        response = HttpResponse(answer.der, content_type=OCSP_RESPONSE_TYPE)
         response["Cache-Control"] = "no-store"  # a POST answer (maybe with a nonce) is for this client only
+        return response
+    etag = _etag(answer.der)
+    if request is not None and _not_modified(request, etag, answer.this_update):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(answer.der, content_type=OCSP_RESPONSE_TYPE)
+    max_age = max(0, int((answer.next_update - timezone.now()).total_seconds()))
+    response["Cache-Control"] = f"max-age={max_age}, public, no-transform, must-revalidate"
+    response["Last-Modified"] = http_date(answer.this_update.timestamp())
+    response["Expires"] = http_date(answer.next_update.timestamp())
+    response["ETag"] = etag
     return response
+
+
+def _malformed() -> HttpResponse:
+    return _ocsp_response(OCSPAnswer.error("malformedRequest"), cacheable=False)
 
 
 def _internal_error(reference: str) -> HttpResponse:
@@ -197,21 +223,48 @@ def _internal_error(reference: str) -> HttpResponse:
     return HttpResponse(ocsp_error_response("internalError"), content_type=OCSP_RESPONSE_TYPE)
 
 
-@answers_oversized_bodies(MAX_OCSP_REQUEST_SIZE)  # malformedRequest, not an HTTP 413 (pki_project.middleware.body)
-@csrf_exempt  # anonymous, no cookies used: an OCSP POST is no CSRF target
-@csp_exempt()  # binary answers: no document a Content-Security-Policy could protect
-@require_http_methods(["POST"])
-@_rate_limited(_ocsp_too_many)
-def ocsp_post(request: HttpRequest, ca: str) -> HttpResponse:
-    """POST /pki/ocsp/{ca}/ with a DER OCSPRequest body (RFC 6960 A.1)."""
+def _answer_post(request: HttpRequest, ca: str) -> HttpResponse:
     try:
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if not declared.isdigit() or int(declared) > MAX_OCSP_REQUEST_SIZE:  # refuse before reading it
-            return _ocsp_response(OCSPAnswer.error("malformedRequest"), cacheable=False)
+            return _malformed()
         body = request.read(MAX_OCSP_REQUEST_SIZE + 1)
         return _ocsp_response(answer_ocsp_request(ca, body), cacheable=False)
     except Exception:
         return _internal_error(ca)
+
+
+@answers_oversized_bodies(MAX_OCSP_REQUEST_SIZE)  # malformedRequest, not an HTTP 413 (pki_project.middleware.body)
+@csrf_exempt  # anonymous, no cookies used: an OCSP POST is no CSRF target
+@csp_exempt()  # binary answers: no document a Content-Security-Policy could protect
+@require_http_methods(["GET", "HEAD", "POST"])
+@_rate_limited(_ocsp_too_many)
+def ocsp_post(request: HttpRequest, ca: str) -> HttpResponse:
+    """POST /pki/ocsp/{ca}/ with a DER OCSPRequest body (RFC 6960 A.1).
+
+    A GET here carries no request at all: malformedRequest (an OCSP answer, never a page).
+    """
+    if request.method != "POST":
+        return _malformed()
+    return _answer_post(request, ca)
+
+
+@answers_oversized_bodies(MAX_OCSP_REQUEST_SIZE)
+@csrf_exempt
+@csp_exempt()
+@require_http_methods(["GET", "HEAD", "POST"])
+@_rate_limited(_ocsp_too_many)
+def ocsp_elsewhere(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any other path below /pki/ocsp/ (none, a name that is no CA slug, `{ca}` without the slash).
+
+    An OCSP client gets an OCSP answer, never an HTML page: a GET malformedRequest (there is no
+    request to read); a POST to `/pki/ocsp/{ca}` (no trailing slash, as some clients are set up) is
+    answered as `/pki/ocsp/{ca}/`, and to anything else (no CA) unauthorized or malformedRequest
+    as its body deserves (RFC 6960 2.3).
+    """
+    if request.method != "POST":
+        return _malformed()
+    return _answer_post(request, rest.strip("/") or "-")
 
 
 @csp_exempt()
@@ -223,8 +276,8 @@ def ocsp_get(request: HttpRequest, ca: str, request_b64: str) -> HttpResponse:
         try:
             parsed = ocsp_request_from_get_path(request_b64)
         except MalformedOCSPRequest:
-            return _ocsp_response(OCSPAnswer.error("malformedRequest"), cacheable=False)
+            return _malformed()
         answer = answer_parsed_ocsp_request(ca, parsed)
-        return _ocsp_response(answer, cacheable=not answer.nonce)
+        return _ocsp_response(answer, cacheable=not answer.nonce, request=request)
     except Exception:
         return _internal_error(ca)

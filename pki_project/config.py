@@ -58,6 +58,29 @@ def validate_required_secrets(environ: os._Environ[str] | dict[str, str] | None 
     _require_salt(environ, "PKI_ENCRYPTION_SALT")
     if jwt_secret == encryption_key:
         raise ConfigError("PKI_JWT_SECRET must differ from PKI_ENCRYPTION_KEY.")
+    ocsp_response_validity(environ)  # bounds the BR sets, refused at start like a weak secret
+    crl_full_interval_hours(environ)
+
+
+#: BR 4.9.10: an OCSP answer about a subscriber certificate is valid (nextUpdate - thisUpdate)
+#: at least eight hours and at most ten days.
+MIN_OCSP_RESPONSE_VALIDITY = 8 * 3600
+MAX_OCSP_RESPONSE_VALIDITY = 10 * 86400
+DEFAULT_OCSP_RESPONSE_VALIDITY = 86400
+
+
+def ocsp_response_validity(environ: os._Environ[str] | dict[str, str] | None = None) -> int:
+    """`PKI_OCSP_RESPONSE_VALIDITY` in seconds (default a day), within BR 4.9.10's 8 hours to 10 days."""
+    environ = os.environ if environ is None else environ
+    text = environ.get("PKI_OCSP_RESPONSE_VALIDITY", "").strip()
+    if not text:
+        return DEFAULT_OCSP_RESPONSE_VALIDITY
+    if not text.isdigit() or not MIN_OCSP_RESPONSE_VALIDITY <= int(text) <= MAX_OCSP_RESPONSE_VALIDITY:
+        raise ConfigError(
+            f"PKI_OCSP_RESPONSE_VALIDITY must be a number of seconds from {MIN_OCSP_RESPONSE_VALIDITY} (8 hours) "
+            f"to {MAX_OCSP_RESPONSE_VALIDITY} (10 days), BR 4.9.10 (it is {text!r})."
+        )
+    return int(text)
 
 
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -218,3 +241,21 @@ def exit_on_config_error() -> None:
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+#: How often an intermediate's full (base) CRL is re-signed; revocations in between go out in
+#: delta CRLs at once. At most 10 days: BR 4.9.7's longest CRL validity below a root.
+DEFAULT_CRL_FULL_INTERVAL_HOURS = 24
+MAX_CRL_FULL_INTERVAL_HOURS = 240
+
+
+def crl_full_interval_hours(environ: os._Environ[str] | dict[str, str] | None = None) -> int:
+    """`PKI_CRL_FULL_INTERVAL_HOURS` (default 24), from 1 to 240 hours."""
+    environ = os.environ if environ is None else environ
+    text = environ.get("PKI_CRL_FULL_INTERVAL_HOURS", "").strip()
+    if not text:
+        return DEFAULT_CRL_FULL_INTERVAL_HOURS
+    if not text.isdigit() or not 1 <= int(text) <= MAX_CRL_FULL_INTERVAL_HOURS:
+        raise ConfigError(f"PKI_CRL_FULL_INTERVAL_HOURS must be a number of hours from 1 to "
+                          f"{MAX_CRL_FULL_INTERVAL_HOURS} (it is {text!r}).")
+    return int(text)

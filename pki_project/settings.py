@@ -15,9 +15,11 @@ from pki_project.config import (
     BASE_DIR,
     ConfigError,
     acme_validation_config,
+    crl_full_interval_hours,
     load_dotenv,
     make_sqlite_database_private,
     notification_config,
+    ocsp_response_validity,
     validate_required_secrets,
 )
 from pki_project.serving import max_request_bytes
@@ -224,7 +226,11 @@ PKI_AUDIT_DENIALS_PER_WINDOW = env.int("PKI_AUDIT_DENIALS_PER_WINDOW", default=1
 PKI_AUDIT_DENIALS_WINDOW = env.int("PKI_AUDIT_DENIALS_WINDOW", default=60)  # seconds
 
 # --- Revocation publishing: CRLs and OCSP (certificates.services.crls / .ocsp) -------------
-PKI_OCSP_RESPONSE_VALIDITY = env.int("PKI_OCSP_RESPONSE_VALIDITY", default=3600)  # seconds; nextUpdate - thisUpdate
+# Seconds from thisUpdate to nextUpdate of an intermediate's answers: default 86400, 8 h to 10 days (BR 4.9.10,
+# checked with the secrets at start-up).
+PKI_OCSP_RESPONSE_VALIDITY = ocsp_response_validity()
+# Hours between two full CRLs of an intermediate (revocations in between: delta CRLs at once); 1 to 240.
+PKI_CRL_FULL_INTERVAL_HOURS = crl_full_interval_hours()
 PKI_OCSP_RESPONDER_DAYS = env.int("PKI_OCSP_RESPONDER_DAYS", default=7)  # delegated responder certificates
 PKI_OCSP_DELEGATED = env.bool("PKI_OCSP_DELEGATED", default=True)  # false: intermediates sign answers themselves
 PKI_PUBLIC_RATE_WINDOW = env.int("PKI_PUBLIC_RATE_WINDOW", default=60)  # seconds

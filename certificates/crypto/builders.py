@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID, ObjectIdentifier
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, ObjectIdentifier
 
 from ._common import (
     authority_key_identifier,
@@ -36,7 +36,9 @@ from .keys import KeyType, PrivateKey, PublicKey, key_type_of
 from .names import dedupe_sans
 from .policy import (
     NameConstraintSpec,
+    ca_name_constraints,
     check_common_name_in_sans,
+    check_directory_subtrees,
     check_general_subtrees,
     check_issuer_name_constraints,
     clamp_validity,
@@ -260,6 +262,12 @@ def build_intermediate_ca_certificate(
     :class:`certificates.crypto.policy.NameConstraintSpec`); when given, a
     critical nameConstraints extension is added (RFC 5280 4.2.1.10).
 
+    Name constraints (:func:`certificates.crypto.policy.ca_name_constraints`): with
+    permitted names, a CA that may issue TLS certificates also gets the CA's own C and O
+    as a directoryName permitted subtree and excluded subtrees for the name forms it
+    does not permit (BR 7.1.2.5.2); a CA whose EKU has no emailProtection gets no
+    rfc822Name subtree.
+
     ``extended_key_usages`` restricts the CA (BR 7.1.2.10.6 requires
     serverAuth [+ clientAuth] and nothing else in a TLS subordinate CA); the
     default ``None`` leaves the CA unrestricted so it can issue every profile,
@@ -273,6 +281,7 @@ def build_intermediate_ca_certificate(
         # issuer's would make the certificate self-issued and confuse path building.
         raise InvalidRequestError("a subordinate CA needs its own non-empty subject name", code="subject_invalid")
     _check_path_length(path_length)
+    check_directory_subtrees(subject, [_name_constraints_of(issuer_cert)])  # RFC 5280 4.2.1.10
     effective_path_length = _effective_path_length(issuer_cert, path_length)
     start, end = clamp_validity(
         start_time(now), days, None, issuer_cert.not_valid_after_utc, issuer_cert.not_valid_before_utc
@@ -291,7 +300,16 @@ def build_intermediate_ca_certificate(
     if permitted or excluded:
         # RFC 5280 6.1.4 (g): relying parties intersect the constraints of every
         # CA on the path, so a subordinate cannot widen its issuer's subtrees.
-        extensions.append(extension(NameConstraintSpec.of(permitted, excluded).to_extension(), True))
+        # BR 7.1.2.5.2: a directoryName subtree and the excluded forms of a
+        # technically constrained TLS CA; no rfc822Name on a CA without e-mail.
+        usages = set(extended_key_usages or ())
+        unrestricted = not usages or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages
+        constraints = ca_name_constraints(
+            permitted, excluded, subject=subject,
+            email=unrestricted or ExtendedKeyUsageOID.EMAIL_PROTECTION in usages,
+            tls=unrestricted or ExtendedKeyUsageOID.SERVER_AUTH in usages,
+        )
+        extensions.append(extension(constraints, True))
     return sign_certificate(
         issuer_name=issuer_cert.subject,
         subject=subject,
@@ -340,6 +358,13 @@ def _ca_certificate_facts(issuer_cert: x509.Certificate) -> CheckedIssuer:
         not_valid_before=issuer_cert.not_valid_before_utc,
         not_valid_after=issuer_cert.not_valid_after_utc,
     )
+
+
+def _name_constraints_of(certificate: x509.Certificate) -> x509.NameConstraints | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def checked_issuer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> CheckedIssuer:
@@ -408,6 +433,9 @@ def build_end_entity_certificate(
                                sans)
     for ca_cert in ca_chain:
         check_issuer_name_constraints(ca_cert, sans)
+    # RFC 5280 4.2.1.10: directoryName subtrees bind the subject (callers prefix it with
+    # `subject_within_directory_subtrees`; this refuses what relying parties would refuse).
+    check_directory_subtrees(subject, [issuer.name_constraints, *(_name_constraints_of(c) for c in ca_chain)])
     if name_constraints is not None:
         spec = name_constraints.to_extension()
         check_general_subtrees(spec.permitted_subtrees, spec.excluded_subtrees, sans)

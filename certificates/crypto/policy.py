@@ -246,12 +246,14 @@ class NameConstraintSpec:
         return x509.NameConstraints(permitted_subtrees=permitted or None, excluded_subtrees=excluded or None)
 
 
-def constraint_general_names(entries: Iterable[str]) -> list[x509.GeneralName]:
+def constraint_general_names(entries: Iterable[str], *, email: bool = True) -> list[x509.GeneralName]:
     """Turn constraint strings into the GeneralNames of a nameConstraints extension.
 
     A domain yields a dNSName and an rfc822Name subtree (RFC 5280 4.2.1.10:
     constraints apply per name form, so constraining only dNSName would leave
     e-mail addresses unconstrained). An IP network yields an iPAddress subtree.
+    With ``email=False`` (a CA that issues no e-mail certificates) a domain yields
+    only its dNSName subtree and a mailbox entry is refused.
     """
     result: list[x509.GeneralName] = []
     for entry in entries:
@@ -268,6 +270,11 @@ def constraint_general_names(entries: Iterable[str]) -> list[x509.GeneralName]:
                 ) from None
             result.append(x509.IPAddress(network))
         elif "@" in text:
+            if not email:
+                raise InvalidRequestError(
+                    f"'{text}' is an e-mail constraint, but this CA issues no e-mail certificates (its extended "
+                    "key usage has no emailProtection): give domains or IP networks", code="name_constraints_invalid",
+                )
             result.append(x509.RFC822Name(normalize_email(text)))
         else:
             leading_dot = text.startswith(".")
@@ -278,8 +285,103 @@ def constraint_general_names(entries: Iterable[str]) -> list[x509.GeneralName]:
                     "invalid domain in name constraints", code="name_constraints_invalid"
                 ) from None
             value = f".{domain}" if leading_dot else domain
-            result.extend([x509.DNSName(value), x509.RFC822Name(value)])
+            result.append(x509.DNSName(value))
+            if email:
+                result.append(x509.RFC822Name(value))
     return result
+
+
+_EVERY_IPV4 = x509.IPAddress(ipaddress.ip_network("0.0.0.0/0"))
+_EVERY_IPV6 = x509.IPAddress(ipaddress.ip_network("::/0"))
+_EVERY_DNS_NAME = x509.DNSName("")  # RFC 5280 4.2.1.10: the empty dNSName matches every name
+
+
+def directory_subtree(subject: x509.Name) -> x509.Name | None:
+    """The CA's organization as a directoryName subtree: its countryName and organizationName, in order."""
+    kept = [attribute for attribute in subject
+            if attribute.oid in (NameOID.COUNTRY_NAME, NameOID.ORGANIZATION_NAME)]
+    return x509.Name(kept) if kept else None
+
+
+def ca_name_constraints(
+    permitted: Iterable[str] | None,
+    excluded: Iterable[str] | None,
+    *,
+    subject: x509.Name,
+    email: bool,
+    tls: bool,
+) -> x509.NameConstraints:
+    """The nameConstraints of a new subordinate CA named ``subject``.
+
+    ``email``: the CA may issue e-mail certificates (its EKU has emailProtection, or it has none);
+    otherwise no rfc822Name subtree is written and e-mail constraints are refused. ``tls``: the CA
+    may issue TLS certificates; with permitted names it is then a technically constrained TLS CA
+    (BR 7.1.2.5.2), which takes a directoryName permitted subtree (the CA's own C and O: every
+    certificate below it names this organization) and, for each of dNSName, IPv4 and IPv6 without
+    a permitted subtree, the excluded subtree that shuts that form out (the empty dNSName,
+    0.0.0.0/0, ::/0). Exclusions alone make no technically constrained CA: they are written as given.
+    """
+    permitted_names = constraint_general_names(permitted or (), email=email)
+    excluded_names = constraint_general_names(excluded or (), email=email)
+    if not permitted_names and not excluded_names:
+        raise InvalidRequestError("name constraints are empty", code="name_constraints_invalid")
+    if permitted_names and tls:
+        directory = directory_subtree(subject)
+        if directory is not None:
+            permitted_names.insert(0, x509.DirectoryName(directory))
+        forms = {
+            _EVERY_DNS_NAME: any(isinstance(name, x509.DNSName) for name in permitted_names),
+            _EVERY_IPV4: any(isinstance(name, x509.IPAddress) and name.value.version == 4 for name in permitted_names),
+            _EVERY_IPV6: any(isinstance(name, x509.IPAddress) and name.value.version == 6 for name in permitted_names),
+        }
+        excluded_names += [everything for everything, has_permitted in forms.items()
+                           if not has_permitted and everything not in excluded_names]
+    return x509.NameConstraints(permitted_subtrees=permitted_names or None, excluded_subtrees=excluded_names or None)
+
+
+def _directory_names_within(subject: x509.Name, base: x509.Name) -> bool:
+    """RFC 5280 4.2.1.10 / 7.1: ``subject`` starts with the RDNs of ``base`` (compared as encoded)."""
+    rdns, prefix = list(subject.rdns), list(base.rdns)
+    return len(rdns) >= len(prefix) and rdns[: len(prefix)] == prefix
+
+
+def permitted_directory_names(constraints: Iterable[x509.NameConstraints | None]) -> list[list[x509.Name]]:
+    """For each constraining CA, its permitted directoryName subtrees (CAs without any are left out)."""
+    found = []
+    for constraint in constraints:
+        if constraint is None or not constraint.permitted_subtrees:
+            continue
+        names = [subtree.value for subtree in constraint.permitted_subtrees if isinstance(subtree, x509.DirectoryName)]
+        if names:
+            found.append(names)
+    return found
+
+
+def subject_within_directory_subtrees(subject: x509.Name,
+                                      constraints: Iterable[x509.NameConstraints | None]) -> x509.Name:
+    """``subject`` made to fall in the permitted directoryName subtrees of every CA on the path.
+
+    RFC 5280 4.2.1.10: a directoryName constraint applies to a non-empty subject, so a subject of
+    only a commonName below a CA constrained to ``C=US, O=Example`` is refused by relying parties;
+    it is issued as ``C=US, O=Example, CN=...``. An empty subject stays empty; a subject that
+    already falls inside is kept as it is.
+    """
+    if not list(subject):
+        return subject
+    for bases in permitted_directory_names(constraints):
+        if not any(_directory_names_within(subject, base) for base in bases):
+            subject = x509.Name([*bases[0].rdns, *subject.rdns])
+    return subject
+
+
+def check_directory_subtrees(subject: x509.Name, constraints: Iterable[x509.NameConstraints | None]) -> None:
+    """Refuse a non-empty ``subject`` outside a CA's permitted directoryName subtrees (RFC 5280 4.2.1.10)."""
+    if not list(subject):
+        return
+    for bases in permitted_directory_names(constraints):
+        if not any(_directory_names_within(subject, base) for base in bases):
+            raise PolicyError(f"the subject {subject.rfc4514_string()} is outside the issuer's directoryName "
+                              "constraints", code="name_constraints")
 
 
 def _dns_matches(name: str, constraint: str) -> bool:

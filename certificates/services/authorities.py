@@ -8,6 +8,7 @@ live here and in the pure builders.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
@@ -52,6 +53,8 @@ from certificates.vault.errors import UnlockFailed, WeakPassword
 from certificates.vault.storage import ArtifactStore
 from organizations.models import Organization
 from pki_project.actor import Actor
+
+logger = logging.getLogger(__name__)
 
 ROOT_CRL_VALIDITY_HOURS = 2160  # 90 days: a root's CRL is signed only with the operator's password
 INTERMEDIATE_CRL_VALIDITY_HOURS = 168  # 7 days (BR 4.9.7: at most 10); re-signed on revocation and by cron
@@ -315,4 +318,15 @@ def create_intermediate_ca(
             _publish_root_status(parent, issuer_key, actor)
     finally:
         del issuer_key  # the root key lives no longer than this operation
+    _publish_first_crls(ca, private_key, actor)
     return ca
+
+
+def _publish_first_crls(ca: CertificateAuthority, key: PrivateKey, actor: Actor) -> None:
+    """A new intermediate's first full CRL and delta, so its distribution points answer from the start."""
+    from certificates.services.crls import publish_crls  # crls imports this module
+
+    try:
+        publish_crls(ca, actor=actor, key=key)
+    except Exception:  # the CA stands; the first fetch or `generate_crl --all` signs it
+        logger.exception("Signing the first CRLs of CA %s failed", ca.slug)

@@ -13,8 +13,15 @@ is not held while a large CRL is built.
 Lifetimes: `CertificateAuthority.crl_validity_hours` per CA (roots 90 days, since
 their CRL is signed only when the operator gives the root password; intermediates
 7 days); a delta CRL lives `DELTA_CRL_VALIDITY_HOURS` at most, never beyond its base.
-Intermediates publish delta CRLs; roots do not (every root signature needs the
-operator).
+
+Schedule (RFC 5280 5.2.4): an intermediate signs a full (base) CRL when it is created and
+then every `PKI_CRL_FULL_INTERVAL_HOURS` (cron, `generate_crl --all`), each with a fresh
+delta; a revocation signs only a new delta, which lists everything revoked since its base.
+A relying party that reads deltas sees a revocation at once; one that reads only full CRLs
+sees it with the next base. Roots publish no deltas: every root signature needs the operator,
+so a root's full CRL is re-signed whenever its key is open (each revocation it makes, a CA
+created below it, `generate_crl` with the password), and a delta signed then could not be
+renewed before it expired.
 
 Who may sign: `permissions` (an intermediate's CRL: managers and admins; a root's:
 admins), asked before any key is opened, whichever channel asks.
@@ -29,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
@@ -50,6 +58,11 @@ logger = logging.getLogger(__name__)
 
 STREAM_CHUNK_ROWS = 5000
 DELTA_CRL_VALIDITY_HOURS = 24
+#: A delta lists revocations from this long before its base's thisUpdate: a revocation whose
+#: transaction was still open while the base was read (its revocation time is earlier than the
+#: base's thisUpdate, yet the base could not see it) is then on the delta. Entries that are on
+#: the base as well are harmless (the client takes the union).
+DELTA_OVERLAP = timedelta(hours=1)
 #: `crls_due` re-signs a CRL once less than this share of its lifetime remains.
 RESIGN_WHEN_REMAINING = 0.5
 #: ... or at once when one of this many recent revocations is missing from it (a lost re-sign).
@@ -124,6 +137,16 @@ def crl_validity(ca: CertificateAuthority) -> timedelta:
     return timedelta(hours=ca.crl_validity_hours)
 
 
+def full_crl_interval() -> timedelta:
+    """How often an intermediate's full CRL is re-signed (`PKI_CRL_FULL_INTERVAL_HOURS`)."""
+    return timedelta(hours=settings.PKI_CRL_FULL_INTERVAL_HOURS)
+
+
+def delta_content_since(base: CertificateRevocationList) -> datetime:
+    """The earliest revocation time a delta against `base` lists (see `DELTA_OVERLAP`)."""
+    return base.this_update - DELTA_OVERLAP
+
+
 def delta_crl_url(ca: CertificateAuthority) -> str | None:
     return publication_urls(ca).delta_crl_url
 
@@ -188,10 +211,10 @@ def generate_delta_crl(
 ) -> CertificateRevocationList | None:
     """Sign and store a delta CRL (RFC 5280 5.2.4) against the latest full CRL of an intermediate.
 
-    It lists what was revoked since the base's thisUpdate (revocation times are whole
-    seconds, so a revocation in the base's own second is listed again: harmless) and
-    carries a critical deltaCRLIndicator naming the base's number. None for a root, or
-    while there is no base.
+    It lists what was revoked since the base's thisUpdate, less `DELTA_OVERLAP` (so a few
+    entries of the base may be listed again: harmless), and carries a critical
+    deltaCRLIndicator naming the base's number. None for a root, or while there is no
+    usable base.
     """
     require(actor, Action.SIGN_CRL, ca)
     if ca.is_root:
@@ -209,8 +232,8 @@ def generate_delta_crl(
     if next_update <= now:
         return None
     crl = build_crl(
-        load_x509(ca.certificate), key, revoked_entries(ca, now, since=base.this_update), number, now, next_update,
-        delta_base_crl_number=base.number,
+        load_x509(ca.certificate), key, revoked_entries(ca, now, since=delta_content_since(base)), number, now,
+        next_update, delta_base_crl_number=base.number,
     )
     return _store_crl(ca, actor, number=number, this_update=now, next_update=next_update,
                       der=crl.public_bytes(Encoding.DER), entry_count=len(crl), delta_base_number=base.number)
@@ -232,6 +255,29 @@ def publish_crls(
     return [full] if delta is None else [full, delta]
 
 
+def publish_revocations(
+    ca: CertificateAuthority,
+    *,
+    actor: Actor,
+    key: PrivateKey | None = None,
+    now: datetime | None = None,
+) -> list[CertificateRevocationList]:
+    """What a revocation by `ca` signs once it has committed.
+
+    An intermediate signs only a new delta CRL against its current base (the base keeps its
+    schedule); without a usable base (none yet, or past nextUpdate) it signs a full CRL and a
+    delta. A root, whose key the revocation of a CA opened anyway, signs a full CRL (and so
+    re-signs its pre-signed OCSP answers): roots publish no deltas.
+    """
+    require(actor, Action.SIGN_CRL, ca)
+    if not ca.is_root:
+        key = key or signing_key(ca, None, actor)
+        delta = generate_delta_crl(ca, actor=actor, key=key, now=now)
+        if delta is not None:
+            return [delta]
+    return publish_crls(ca, actor=actor, key=key, now=now)
+
+
 def latest_crl(ca: CertificateAuthority) -> CertificateRevocationList | None:
     return ca.crls.filter(delta_base_number__isnull=True).order_by("-number").first()
 
@@ -247,14 +293,22 @@ def _needs_resigning(crl: CertificateRevocationList | None, now: datetime) -> bo
     return crl.next_update - now < lifetime * RESIGN_WHEN_REMAINING
 
 
-def _misses_revocations(ca: CertificateAuthority, crl: CertificateRevocationList, now: datetime) -> bool:
-    """True when a revocation made at or after the CRL's thisUpdate is not on it.
+def _past_full_interval(ca: CertificateAuthority, crl: CertificateRevocationList, now: datetime) -> bool:
+    """An intermediate's full CRL is re-signed every `PKI_CRL_FULL_INTERVAL_HOURS` (roots: half their life)."""
+    return not ca.is_root and now - crl.this_update >= full_crl_interval()
 
-    The re-sign after a revocation runs once the revocation commits; a process killed
-    in between leaves the revocation off the CRL, and cron must catch up at once, not
-    when the CRL nears nextUpdate. Only those few recent serials are looked up.
+
+def _misses_revocations(ca: CertificateAuthority, crl: CertificateRevocationList, now: datetime,
+                        since: datetime | None = None) -> bool:
+    """True when a revocation made at or after `since` (default: the CRL's thisUpdate) is not on `crl`.
+
+    The signature after a revocation runs once the revocation commits; a process killed
+    in between leaves the revocation off the CRL (a root's full CRL, an intermediate's
+    delta), and cron must catch up at once, not when the CRL nears nextUpdate. Only those
+    few recent serials are looked up.
     """
-    serials = (Certificate.objects.filter(issuer=ca, revoked_at__gte=crl.this_update, not_after__gt=now)
+    since = crl.this_update if since is None else since
+    serials = (Certificate.objects.filter(issuer=ca, revoked_at__gte=since, not_after__gt=now)
                .values_list("serial", flat=True)[:MISSING_REVOCATIONS_PROBE])
     serials = list(serials)
     if not serials:
@@ -265,22 +319,49 @@ def _misses_revocations(ca: CertificateAuthority, crl: CertificateRevocationList
 
 @dataclass(frozen=True)
 class DueCRL:
+    """A CA whose CRLs are due; `delta_only`: its full CRL is current, only its delta must be signed."""
+
     ca: CertificateAuthority
     latest: CertificateRevocationList | None
     misses_revocations: bool = False
+    delta_only: bool = False
+    delta: CertificateRevocationList | None = None
+    past_interval: bool = False
 
     @property
     def reason(self) -> str:
         if self.latest is None:
             return "no CRL yet"
+        if self.delta_only:
+            if self.delta is None or self.delta.delta_base_number != self.latest.number:
+                return f"no delta CRL against CRL #{self.latest.number} yet"
+            if self.misses_revocations:
+                return f"delta CRL #{self.delta.number} misses revocations made since its base"
+            return f"delta CRL #{self.delta.number} nears nextUpdate"
         if self.misses_revocations:
             return f"CRL #{self.latest.number} misses revocations made after it"
+        if self.past_interval:
+            return f"CRL #{self.latest.number} is older than PKI_CRL_FULL_INTERVAL_HOURS"
         return f"CRL #{self.latest.number} nears nextUpdate"
 
 
-def crls_due(now: datetime | None = None, cas: list[CertificateAuthority] | None = None) -> list[DueCRL]:
-    """CAs whose full CRL is missing, has less than half its lifetime left, or misses a recent revocation (cron).
+def _due_delta(ca: CertificateAuthority, base: CertificateRevocationList, now: datetime) -> DueCRL | None:
+    """An intermediate with a current base: is its delta missing, on another base, old or missing a revocation?"""
+    delta = latest_delta_crl(ca)
+    if delta is None or delta.delta_base_number != base.number or _needs_resigning(delta, now):
+        return DueCRL(ca, base, delta_only=True, delta=delta)
+    if _misses_revocations(ca, delta, now, since=delta_content_since(base)):
+        return DueCRL(ca, base, misses_revocations=True, delta_only=True, delta=delta)
+    return None
 
+
+def crls_due(now: datetime | None = None, cas: list[CertificateAuthority] | None = None) -> list[DueCRL]:
+    """CAs whose CRLs must be signed now (cron).
+
+    A full CRL is due when it is missing, has less than half its lifetime left, or (an
+    intermediate's) is older than `PKI_CRL_FULL_INTERVAL_HOURS`, or (a root's) misses a recent
+    revocation. Otherwise an intermediate's delta alone is due when it is missing, names an
+    older base, has less than half its lifetime left or misses a revocation made since its base.
     Revoked or expired CAs are left out: nothing relies on their CRLs any more.
     """
     now = now or timezone.now()
@@ -294,8 +375,13 @@ def crls_due(now: datetime | None = None, cas: list[CertificateAuthority] | None
         latest = latest_crl(ca)
         if _needs_resigning(latest, now):
             due.append(DueCRL(ca, latest))
-        elif _misses_revocations(ca, latest, now):
-            due.append(DueCRL(ca, latest, misses_revocations=True))
+        elif _past_full_interval(ca, latest, now):
+            due.append(DueCRL(ca, latest, past_interval=True))
+        elif ca.is_root:
+            if _misses_revocations(ca, latest, now):
+                due.append(DueCRL(ca, latest, misses_revocations=True))
+        elif (delta_due := _due_delta(ca, latest, now)) is not None:
+            due.append(delta_due)
     return due
 
 
@@ -347,6 +433,11 @@ class CrlPublication:
 
 
 ROOT_SKIP_REASON = "A root CA's CRL needs the root password."
+ROOT_DELTA_SKIP_REASON = "Root CAs publish no delta CRLs (their full CRL is re-signed whenever they are unlocked)."
+
+#: What `publish_crls_for` signs: what is due (a delta alone where only the delta is due), full
+#: CRLs (each with a fresh delta), or delta CRLs only.
+PUBLISH_MODES = ("due", "full", "delta")
 
 
 def publish_crls_for(
@@ -356,15 +447,21 @@ def publish_crls_for(
     only_due: bool = True,
     root_password: str | None = None,
     now: datetime | None = None,
+    mode: str = "due",
 ) -> list[CrlPublication]:
     """Sign the CRLs of each CA in `cas` (with `only_due`, only those `crls_due` names), CA by CA.
 
+    `mode` (`PUBLISH_MODES`): `due` signs a full CRL and delta where the full CRL is due (or
+    `only_due` is off) and a delta alone where only the delta is; `full` signs full CRLs with
+    their delta; `delta` only deltas (roots are then skipped: they publish none).
     One CA's refusal (a wrong root password, a full disk) is its `failed` outcome and does
     not stop the others; what was signed before stays signed. Roots are signed only with
     `root_password`; a CA whose CRL the actor may not sign (`permissions`: a root, for a
     manager) is `skipped` with the rule's message, and another organization's CA is left
     out altogether (it does not exist for the actor).
     """
+    if mode not in PUBLISH_MODES:
+        raise ValueError(f"mode must be one of {PUBLISH_MODES}")
     now = now or timezone.now()
     cas = [ca for ca in cas if not isinstance(refusal(actor, Action.SIGN_CRL, ca), NotFound)]
     due = {entry.ca.pk: entry for entry in crls_due(now, cas)} if only_due else None
@@ -375,20 +472,30 @@ def publish_crls_for(
             results.append(CrlPublication(ca, "current", (latest,) if latest else (),
                                           reason="More than half of its CRL's lifetime is left."))
             continue
-        reason = due[ca.pk].reason if due is not None else "forced"
-        results.append(_publish_one(ca, actor=actor, root_password=root_password, now=now, reason=reason))
+        entry = due[ca.pk] if due is not None else None
+        reason = entry.reason if entry is not None else "forced"
+        delta_only = mode == "delta" or (mode == "due" and entry is not None and entry.delta_only)
+        results.append(_publish_one(ca, actor=actor, root_password=root_password, now=now, reason=reason,
+                                    delta_only=delta_only))
     return results
 
 
 def _publish_one(ca: CertificateAuthority, *, actor: Actor, root_password: str | None, now: datetime,
-                 reason: str) -> CrlPublication:
+                 reason: str, delta_only: bool = False) -> CrlPublication:
     refused = refusal(actor, Action.SIGN_CRL, ca)
     if isinstance(refused, PermissionRefused):
         return CrlPublication(ca, "skipped", reason=refused.message)
+    if ca.is_root and delta_only:
+        return CrlPublication(ca, "skipped", reason=ROOT_DELTA_SKIP_REASON)
     if ca.is_root and not root_password:
         return CrlPublication(ca, "skipped", reason=ROOT_SKIP_REASON)
     try:
-        published = publish_crls(ca, actor=actor, root_password=root_password if ca.is_root else None, now=now)
+        published = None
+        if delta_only:
+            delta = generate_delta_crl(ca, actor=actor, now=now)
+            published = [delta] if delta is not None else None  # no usable base: a full CRL and delta
+        if published is None:
+            published = publish_crls(ca, actor=actor, root_password=root_password if ca.is_root else None, now=now)
     except ServiceError as error:
         return CrlPublication(ca, "failed", reason=reason, error=error)
     return CrlPublication(ca, "signed", tuple(published), reason=reason)

@@ -26,12 +26,13 @@ from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, PublicKey, generate_private_key, parse_key_type
 from certificates.crypto.names import SAN_DNS, build_subject, check_name_characters, dedupe_sans, parse_sans
 from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
-from certificates.crypto.policy import check_common_name_in_sans, describe_validity
+from certificates.crypto.policy import check_common_name_in_sans, describe_validity, subject_within_directory_subtrees
 from certificates.crypto.profiles import Profile, max_validity
 from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error, storage_errors
 from certificates.keystore import (
     artifact_store,
     ca_certificate,
+    chain_name_constraints,
     intermediate_signing_key,
     new_certificate_directory,
     publication_urls,
@@ -231,6 +232,9 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
            actor: Actor,
            predecessor: Certificate | None = None) -> Certificate:
     subscriber = _with_normalised_common_name(subscriber, profile)
+    # RFC 5280 4.2.1.10: below a CA constrained to its C and O (BR 7.1.2.5.2) the subject names them too.
+    subscriber = replace(subscriber, subject=subject_within_directory_subtrees(subscriber.subject,
+                                                                               chain_name_constraints(ca)))
     certificate = _sign(ca, subscriber, profile, days)
     store = artifact_store() if subscriber.private_key else None
     paths = _store_pkcs12(store, ca, certificate, subscriber.private_key) if store else _Pkcs12Paths()

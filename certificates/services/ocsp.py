@@ -11,8 +11,11 @@ Who signs:
   pre-signed whenever the root is unlocked (`presign_root_responses`, called from
   `generate_crl` for a root) and served as they are until the root CRL's nextUpdate.
 
+Validity: `PKI_OCSP_RESPONSE_VALIDITY` (a day by default, 8 hours to 10 days: BR 4.9.10); an
+answer is re-signed once half its validity is gone (at most four days after its thisUpdate).
+
 Caching: a signed answer without a nonce is kept in Django's cache (Redis when
-`CACHE_URL` is set) under the CA, the responder, the CertID hash algorithm, the serial
+`CACHE_URL` is set) for that time, under the CA, the responder, the CertID hash algorithm, the serial
 and the *current revocation state read from the database* (one indexed query per
 request). A revocation therefore changes the key and invalidates the cached answer
 at once, in every worker, without any shared cache. A request with a nonce is
@@ -52,6 +55,7 @@ from certificates.crypto.ocsp import (
     parse_ocsp_request,
     request_nonce,
 )
+from certificates.crypto.policy import directory_subtree
 from certificates.crypto.serials import serial_to_hex
 from certificates.keystore import artifact_store, intermediate_signing_key, ocsp_responder_key
 from certificates.models import (
@@ -244,10 +248,10 @@ def _answer(reference: str, request: ocsp.OCSPRequest, now: datetime | None = No
     cache_key = (f"pki:ocsp:resp:{issuer.ca_id}:{issuer.fingerprint[:16]}:{request.hash_algorithm.name}:"
                  f"{request.serial_number:x}:{status.token}")
     cached = _cache_get(cache_key)
-    if cached is not None and cached.next_update > (now or timezone.now()) + _response_validity() / 2:
+    if cached is not None and (now or timezone.now()) < cached.this_update + refresh_after():
         return OCSPAnswer(cached.der, cached.status, cached.this_update, cached.next_update, from_cache=True)
     answer = _signed_answer(issuer, request, status, now)
-    _cache_set(cache_key, answer, int(_response_validity().total_seconds() // 2))
+    _cache_set(cache_key, answer, int(refresh_after().total_seconds()))
     return answer
 
 
@@ -269,6 +273,21 @@ def _cache_set(key: str, answer: OCSPAnswer, timeout: int) -> None:
 
 def _response_validity() -> timedelta:
     return timedelta(seconds=settings.PKI_OCSP_RESPONSE_VALIDITY)
+
+
+#: BR 4.9.10: an answer valid 16 hours or more is replaced no later than four days after its thisUpdate.
+MAX_REFRESH_AFTER = timedelta(days=4)
+
+
+def refresh_after() -> timedelta:
+    """How long after its thisUpdate a cached answer is still served: half its validity, at most four days.
+
+    BR 4.9.10: an answer valid less than 16 hours is replaced before half its validity is gone; one
+    valid 16 hours or more at least 8 hours before its nextUpdate and no later than four days after its
+    thisUpdate. Half the validity (at least 4 of the 8 to 240 hours allowed) with a four-day cap
+    meets all three.
+    """
+    return min(_response_validity() / 2, MAX_REFRESH_AFTER)
 
 
 def _signed_answer(issuer: _Issuer, request: ocsp.OCSPRequest, status: _Status, now: datetime | None,
@@ -354,8 +373,13 @@ def current_responder(issuer: _Issuer, now: datetime) -> tuple[x509.Certificate,
 
 
 def _responder_subject(ca: CertificateAuthority) -> x509.Name:
-    return build_subject(f"OCSP Responder {ca.name}"[:64], organization=ca.organization.name[:64],
-                         country=settings.PKI_DEFAULT_COUNTRY)
+    """C and O as in the CA's own subject (so they fall in a directoryName constraint of the CA), then CN."""
+    common_name = build_subject(f"OCSP Responder {ca.name}"[:64])
+    organization = directory_subtree(load_x509(ca.certificate).subject)
+    if organization is None:
+        return build_subject(f"OCSP Responder {ca.name}"[:64], organization=ca.organization.name[:64],
+                             country=settings.PKI_DEFAULT_COUNTRY)
+    return x509.Name([*organization.rdns, *common_name.rdns])
 
 
 def issue_responder_certificate(ca: CertificateAuthority, *, now: datetime | None = None) -> Certificate:

@@ -4,7 +4,10 @@ Rules: who may revoke what is `permissions` (a CA or OCSP responder certificate:
 asked before anything else, so no one without the right learns whether a root password
 is right; a CA certificate is revoked only with its root's password; a CA that still
 has valid certificates below it is revoked only when the caller explicitly asks to
-revoke them too. The issuer's CRL is re-signed once the revocation has committed.
+revoke them too. cACompromise and aACompromise are refused for subscriber certificates
+(BR 7.2.2); subscriber certificates below a revoked CA go with cessationOfOperation.
+Once the revocation has committed the issuer publishes it: an intermediate in a new delta
+CRL, a root in a new full CRL (`crls.publish_revocations`).
 """
 
 from __future__ import annotations
@@ -23,18 +26,24 @@ from certificates.keystore import forget_signing_key
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, RevocationReason
 from certificates.selectors import ca_chain
 from certificates.services.authorities import signing_key, unlock_root
-from certificates.services.crls import publish_crls
+from certificates.services.crls import publish_revocations
 from certificates.services.ocsp import forget_responders
 from certificates.services.permissions import Action, require
 from pki_project.actor import Actor
 
 logger = logging.getLogger(__name__)
 
-# Certificates below a revoked CA inherit a reason that says why they go.
-_CHILD_REASON = {
+# CA certificates below a revoked CA inherit a reason that says why they go.
+_CHILD_CA_REASON = {
     RevocationReason.KEY_COMPROMISE: RevocationReason.CA_COMPROMISE,
     RevocationReason.CA_COMPROMISE: RevocationReason.CA_COMPROMISE,
 }
+#: BR 7.2.2: a CRL entry (or OCSP answer) of a subscriber certificate never says cACompromise or
+#: aACompromise; RFC 5280 5.3.1 meant them for CA and attribute-authority certificates.
+SUBSCRIBER_PROHIBITED_REASONS = frozenset({RevocationReason.CA_COMPROMISE, RevocationReason.AA_COMPROMISE})
+#: What a subscriber certificate below a revoked CA is revoked with, whatever happened to the CA
+#: (one of the reasons BR 7.2.2 allows for subscribers).
+_CHILD_SUBSCRIBER_REASON = RevocationReason.CESSATION_OF_OPERATION
 
 
 def parse_revocation_reason(reason: str) -> RevocationReason:
@@ -45,6 +54,27 @@ def parse_revocation_reason(reason: str) -> RevocationReason:
             f"Unknown revocation reason '{reason}'. Use one of: {', '.join(RevocationReason.values)}.",
             code="invalid_reason",
         ) from None
+
+
+def is_ca_certificate(certificate: Certificate) -> bool:
+    return certificate.kind in (CertificateKind.INTERMEDIATE_CA, CertificateKind.ROOT_CA)
+
+
+def check_reason_allowed(certificate: Certificate, reason: RevocationReason) -> None:
+    """BR 7.2.2: cACompromise and aACompromise are for CA certificates, never for a subscriber's."""
+    if reason in SUBSCRIBER_PROHIBITED_REASONS and not is_ca_certificate(certificate):
+        allowed = [r for r in RevocationReason.values if r not in SUBSCRIBER_PROHIBITED_REASONS]
+        raise InvalidInput(
+            f"The reason '{reason}' is only for CA certificates (CA/B Forum BR 7.2.2); certificate "
+            f"{certificate.serial} is not a CA. Use one of: {', '.join(allowed)}.",
+            code="reason_not_allowed",
+        )
+
+
+def _child_reason(child: Certificate, reason: RevocationReason) -> RevocationReason:
+    if is_ca_certificate(child):
+        return _CHILD_CA_REASON.get(reason, RevocationReason.CESSATION_OF_OPERATION)
+    return _CHILD_SUBSCRIBER_REASON
 
 
 def _checked_invalidity_date(invalidity_date: datetime | None, now: datetime) -> datetime | None:
@@ -105,10 +135,10 @@ def _republish_after_commit(issuers: list[CertificateAuthority], keys: dict[int,
     def republish() -> None:
         for ca in issuers:
             try:
-                # Full CRL (and, for an intermediate, a delta against it); for a root this also
-                # re-signs the pre-signed OCSP answers. Cached OCSP answers need nothing: their
-                # cache key holds the revocation state (certificates.services.ocsp).
-                publish_crls(ca, actor=actor, key=keys.get(ca.pk) or signing_key(ca, None, actor))
+                # An intermediate: a delta CRL against its current base (RFC 5280 5.2.4); a root: a
+                # full CRL, which also re-signs its pre-signed OCSP answers. Cached OCSP answers
+                # need nothing: their cache key holds the revocation state (services.ocsp).
+                publish_revocations(ca, actor=actor, key=keys.get(ca.pk) or signing_key(ca, None, actor))
             except Exception:  # the revocation stands; `generate_crl --all` (cron) catches up
                 logger.exception("Re-signing the CRL of CA %s after a revocation failed", ca.slug)
 
@@ -128,6 +158,7 @@ def revoke_certificate(
     """Revoke `certificate` (and, when asked, everything valid below it). Returns what was revoked."""
     require(actor, Action.REVOKE, certificate)
     reason = parse_revocation_reason(reason)
+    check_reason_allowed(certificate, reason)
     now = (now or timezone.now()).replace(microsecond=0)
     invalidity_date = _checked_invalidity_date(invalidity_date, now)
     if certificate.is_revoked:
@@ -148,12 +179,11 @@ def revoke_certificate(
             )
     with transaction.atomic():
         _mark_revoked(certificate, reason, now, invalidity_date, actor)
-        child_reason = _CHILD_REASON.get(reason, RevocationReason.CESSATION_OF_OPERATION)
         for child in descendants:
-            _mark_revoked(child, child_reason, now, None, actor)
+            _mark_revoked(child, _child_reason(child, reason), now, None, actor)
         revoked = [certificate, *descendants]
         for cert in revoked:
-            if cert.kind in (CertificateKind.INTERMEDIATE_CA, CertificateKind.ROOT_CA):
+            if is_ca_certificate(cert):
                 forget_signing_key(CertificateAuthority.objects.select_related("certificate").get(certificate=cert))
                 forget_responders()  # this worker stops signing with the CA's responder at once
         _republish_after_commit(_issuers_to_republish(revoked), keys, actor)

@@ -256,7 +256,7 @@ def test_ca_certificate_revocation_is_for_admins_with_the_root_password(clients,
     assert response.status_code == 200, response.content
     assert set(response.json()["revoked"]) == {inter.certificate_id, issued.pk}
     issued.refresh_from_db()
-    assert issued.revocation_reason == "cACompromise"
+    assert issued.revocation_reason == "cessationOfOperation"  # BR 7.2.2
 
 
 # --- Downloads and the PKCS#12 password ------------------------------------------------------------

@@ -16,7 +16,7 @@ from certificates.errors import Conflict, InvalidInput, PolicyViolation
 from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList
 from certificates.services.artifacts import download_certificate, reveal_pkcs12_password
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
-from certificates.services.crls import latest_crl
+from certificates.services.crls import latest_crl, latest_delta_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
@@ -71,8 +71,10 @@ def test_issue_verify_revoke_and_crl_says_revoked(key_type, profile, hierarchy_f
     with django_capture_on_commit_callbacks(execute=True):
         revoke_certificate(issued, reason="keyCompromise", actor=operator)
     root_crl = _root_crl(root, operator)
-    crls = crl_file(tmp_path, latest_crl(inter), root_crl)
-    result = openssl_verify(tmp_path, root_x509, leaf, [inter_x509], ["-crl_check_all", "-CRLfile", str(crls)])
+    # The revocation went out in a delta CRL against the intermediate's base (RFC 5280 5.2.4).
+    crls = crl_file(tmp_path, latest_crl(inter), latest_delta_crl(inter), root_crl)
+    result = openssl_verify(tmp_path, root_x509, leaf, [inter_x509],
+                            ["-crl_check_all", "-use_deltas", "-CRLfile", str(crls)])
     assert result.returncode != 0
     assert "certificate revoked" in result.stdout + result.stderr
 
@@ -100,11 +102,13 @@ def test_issued_server_certificate_and_crl_pass_pkilint(intermediate_ca, operato
     assert findings == [], "\n".join(findings)
     with django_capture_on_commit_callbacks(execute=True):
         revoke_certificate(issued, reason="superseded", actor=operator)
-    crl = latest_crl(intermediate_ca)
-    assert crl is not None
-    assert crl.entry_count == 1
-    assert pkilint_findings("lint_crl", bytes(crl.der), "-t", "CRL", "-p", "PKIX") == []
-    assert pkilint_findings("lint_crl", bytes(crl.der), "-t", "CRL", "-p", "BR") == []
+    delta = latest_delta_crl(intermediate_ca)
+    assert delta is not None
+    assert delta.delta_base_number == latest_crl(intermediate_ca).number
+    assert delta.entry_count == 1
+    for crl in (latest_crl(intermediate_ca), delta):
+        assert pkilint_findings("lint_crl", bytes(crl.der), "-t", "CRL", "-p", "PKIX") == []
+        assert pkilint_findings("lint_crl", bytes(crl.der), "-t", "CRL", "-p", "BR") == []
 
 
 @pytest.mark.django_db
@@ -208,7 +212,7 @@ def test_revoking_a_ca_with_valid_children_needs_an_explicit_choice(intermediate
                                      root_password=ROOT_PASSWORD, revoke_children=True)
     assert {c.pk for c in revoked} == {intermediate_ca.certificate_id, leaf.pk}
     leaf.refresh_from_db()
-    assert leaf.revocation_reason == "cACompromise"
+    assert leaf.revocation_reason == "cessationOfOperation"  # BR 7.2.2: no cACompromise for subscribers
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -193,20 +194,15 @@ def test_name_constrained_intermediate(tmp_path: Path) -> None:
     assert ext.critical
     inter_pem = write_pem(tmp_path / "inter.pem", inter)
     root_pem = write_pem(tmp_path / "root.pem", chain.root)
-    # BR 7.1.2.5.2 wants a directoryName in the permittedSubtrees of a
-    # technically constrained TLS CA. RFC 5280 4.2.1.10 applies directoryName
-    # subtrees to the subject DN of every certificate below, so a permitted
-    # "C=DE, O=Acme" would make every DV leaf (subject: CN only, BR 7.1.2.7.2)
-    # fail path validation. Our constrained CAs issue DV-style leaves, so this
-    # single finding is expected and documented rather than papered over.
-    result = assert_lints_clean(
-        "lint_cabf_serverauth_cert",
-        inter_pem,
-        "-t",
-        "INTERNAL-CONSTRAINED-TLS-CA",
-        allowed=frozenset({"cabf.serverauth.ca.incomplete_name_constraints"}),
-    )
-    assert result.error_codes() <= {"cabf.serverauth.ca.incomplete_name_constraints"}
+    # BR 7.1.2.5.2: a directoryName (the CA's C and O) in the permittedSubtrees, and
+    # the IPv6 form (not permitted) excluded. RFC 5280 4.2.1.10 applies directoryName
+    # subtrees to the subject DN of every certificate below, so the leaves below
+    # name C=DE, O=Acme Test PKI before their CN.
+    constraints = ext.value
+    assert x509.DirectoryName(build_subject(None, "Acme Test PKI", country="DE")) in constraints.permitted_subtrees
+    assert not [s for s in constraints.permitted_subtrees if isinstance(s, x509.RFC822Name)]  # a TLS-only CA
+    assert x509.IPAddress(ipaddress.ip_network("::/0")) in constraints.excluded_subtrees
+    assert_lints_clean("lint_cabf_serverauth_cert", inter_pem, "-t", "INTERNAL-CONSTRAINED-TLS-CA")
     assert_lints_clean("lint_pkix_cert", inter_pem)
 
     leaf_key = cached_key(KeyType.EC_P256, "leaf")
@@ -214,7 +210,7 @@ def test_name_constrained_intermediate(tmp_path: Path) -> None:
         inter,
         inter_key,
         leaf_key.public_key(),
-        build_subject("www.example.com"),
+        build_subject("www.example.com", "Acme Test PKI", country="DE"),
         [parse_san("DNS:www.example.com"), parse_san("IP:93.184.216.34")],
         PROFILES["server"],
         LEAF_DAYS,
@@ -524,7 +520,7 @@ def test_constraints_of_every_ca_on_the_path(tmp_path: Path) -> None:
             sub,
             sub_key,
             cached_key(KeyType.EC_P256, "leaf").public_key(),
-            build_subject(host),
+            build_subject(host, "Acme Test PKI", country="DE"),  # inside the constrained CA's directoryName
             [parse_san(f"DNS:{host}")],
             PROFILES["server"],
             30,

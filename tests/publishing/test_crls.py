@@ -161,12 +161,22 @@ def test_openssl_crl_check_full_and_delta_before_and_after_revocation(root_ca, i
     with django_capture_on_commit_callbacks(execute=True):
         other = issue_certificate(intermediate_ca, IssuanceRequest(profile="server", csr=make_csr("b.example.com")),
                                   actor=operator)
-        revoke_certificate(other, reason="superseded", actor=operator)  # re-signs full + delta on commit
+        revoke_certificate(other, reason="superseded", actor=operator)  # signs a delta on commit, not a base
     new_base, new_delta = latest_crl(intermediate_ca), latest_delta_crl(intermediate_ca)
-    assert new_base.number > delta.number
-    assert new_delta.delta_base_number == new_base.number
+    assert new_base == base  # the base keeps its schedule (PKI_CRL_FULL_INTERVAL_HOURS)
+    assert new_delta.number > delta.number
+    assert new_delta.delta_base_number == base.number
+    assert new_delta.entry_count == 2  # everything revoked since the base, not only the last one
+    other_x509 = load_x509(other)
+    for certificate in (leaf_x509, other_x509):
+        result = verify(tmp_path, root, inter, certificate, crl_pem(base, new_delta, root_crl), "-crl_check",
+                        "-use_deltas")
+        assert result.returncode != 0
+        assert "certificate revoked" in result.stdout + result.stderr
+    # The next full CRL (on its schedule) lists both; clients that read no deltas see them then.
+    next_base = generate_crl(intermediate_ca, actor=operator)
     for options in (["-crl_check"], ["-crl_check_all"]):
-        result = verify(tmp_path, root, inter, leaf_x509, crl_pem(new_base, root_crl), *options)
+        result = verify(tmp_path, root, inter, other_x509, crl_pem(next_base, root_crl), *options)
         assert result.returncode != 0
         assert "certificate revoked" in result.stdout + result.stderr
 
@@ -232,13 +242,24 @@ def test_full_and_delta_crls_share_one_growing_number_sequence(intermediate_ca, 
 @pytest.mark.django_db
 def test_crls_due_and_ensure_fresh_crl(root_ca, intermediate_ca, operator):
     now = timezone.now()
+    assert crls_due(now) == []  # both CAs signed their first CRLs when they were created
+    CertificateRevocationList.objects.filter(ca=intermediate_ca).delete()
     due = {entry.ca.slug: entry for entry in crls_due(now)}
-    assert set(due) == {intermediate_ca.slug}  # the root's CRL was signed at creation; 90 days left
+    assert set(due) == {intermediate_ca.slug}  # the root's CRL has 90 days left
     assert due[intermediate_ca.slug].reason == "no CRL yet"
     crl = ensure_fresh_crl(intermediate_ca, now=now)
     assert crl is not None
     assert ensure_fresh_crl(intermediate_ca, now=now) == crl
+    [due] = crls_due(now)
+    assert due.delta_only  # the full CRL is current; its delta is missing
+    assert ensure_fresh_crl(intermediate_ca, delta=True, now=now).delta_base_number == crl.number
     assert crls_due(now) == []
+    later = now + timedelta(hours=24)  # PKI_CRL_FULL_INTERVAL_HOURS: the next full CRL
+    [due] = crls_due(later)
+    assert (due.ca, due.delta_only, due.past_interval) == (intermediate_ca, False, True)
+    assert crls_due(now + timedelta(hours=11)) == []
+    [due] = crls_due(now + timedelta(hours=13))  # the delta (24 h) is past half its life; the base is not
+    assert due.delta_only
     later = now + timedelta(days=4)  # less than half of the 7 days left
     assert {entry.ca.slug for entry in crls_due(later)} == {intermediate_ca.slug}
     assert {entry.ca.slug for entry in crls_due(now + timedelta(days=46))} == {root_ca.slug, intermediate_ca.slug}

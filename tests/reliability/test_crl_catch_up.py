@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from django.core.management import call_command
 
-from certificates.services.crls import crls_due, generate_crl, latest_crl
+from certificates.services.crls import crls_due, latest_crl, latest_delta_crl, publish_crls
 from certificates.services.issuance import IssuanceRequest, issue_certificate
 from certificates.services.revocation import revoke_certificate
 from tests.certificates.csrs import make_csr
@@ -16,7 +16,8 @@ from tests.certificates.csrs import make_csr
 
 @pytest.mark.django_db
 def test_a_crl_missing_a_revocation_is_due_at_once(intermediate_ca, operator) -> None:
-    generate_crl(intermediate_ca, actor=operator)
+    publish_crls(intermediate_ca, actor=operator)
+    base = latest_crl(intermediate_ca)
     assert crls_due() == []  # fresh: nothing to do
     certificate = issue_certificate(intermediate_ca, IssuanceRequest(profile="server", csr=make_csr()),
                                     actor=operator)
@@ -24,9 +25,12 @@ def test_a_crl_missing_a_revocation_is_due_at_once(intermediate_ca, operator) ->
 
     [due] = crls_due()
     assert due.ca == intermediate_ca
-    assert due.reason.endswith("misses revocations made after it")
+    assert due.delta_only  # the base keeps its schedule: the revocation goes out in a delta
+    assert due.reason.endswith("misses revocations made since its base")
     call_command("generate_crl", "--all", stdout=StringIO(), stderr=StringIO())
-    crl = latest_crl(intermediate_ca)
-    assert x509.load_der_x509_crl(bytes(crl.der)).get_revoked_certificate_by_serial_number(
+    assert latest_crl(intermediate_ca) == base
+    delta = latest_delta_crl(intermediate_ca)
+    assert delta.delta_base_number == base.number
+    assert x509.load_der_x509_crl(bytes(delta.der)).get_revoked_certificate_by_serial_number(
         int(certificate.serial, 16)) is not None
     assert crls_due() == []

@@ -142,7 +142,7 @@ def summary(args: argparse.Namespace) -> None:
     from certificates.crypto.serials import serial_to_hex
     from certificates.models import Certificate, CertificateKind
     from certificates.selectors import get_ca
-    from certificates.services.crls import latest_crl
+    from certificates.services.crls import latest_crl, latest_delta_crl
 
     ca = get_ca(args.ca)
     rows = list(Certificate.objects.filter(issuer=ca, kind=CertificateKind.END_ENTITY)
@@ -152,6 +152,11 @@ def summary(args: argparse.Namespace) -> None:
     listed = [] if latest is None else [
         serial_to_hex(entry.serial_number) for entry in x509.load_der_x509_crl(bytes(latest.der))
     ]
+    # What a client reading deltas sees: the base and the latest delta against it (RFC 5280 5.2.4).
+    delta = latest_delta_crl(ca)
+    published = set(listed)
+    if delta is not None and latest is not None and delta.delta_base_number == latest.number:
+        published |= {serial_to_hex(entry.serial_number) for entry in x509.load_der_x509_crl(bytes(delta.der))}
     chain = verify_chain()
     say({
         "ids": [row["pk"] for row in rows],
@@ -165,6 +170,7 @@ def summary(args: argparse.Namespace) -> None:
         "crl_counter": type(ca).objects.get(pk=ca.pk).crl_number,
         "latest_crl": None if latest is None else latest.number,
         "latest_crl_serials": listed,
+        "published_serials": sorted(published),
         "audit_ok": chain.ok,
         "audit_count": chain.count,
     })

@@ -1,8 +1,11 @@
-"""`manage.py generate_crl --ca CA | --all [--force]`: re-sign CRLs, for cron.
+"""`manage.py generate_crl --ca CA | --all [--force] [--full | --delta]`: sign CRLs, for cron.
 
-Without `--force` only CRLs that are missing or have less than half their lifetime left
-are signed (`crls_due`), so an hourly cron line is cheap. Intermediates sign a full CRL
-and a delta CRL against it. A root is signed only when its password is given
+Without `--force` only what is due is signed (`crls_due`), so a cron line every few minutes
+is cheap: an intermediate's full CRL (with a fresh delta against it) every
+`PKI_CRL_FULL_INTERVAL_HOURS` or once it has less than half its lifetime left, and in between
+only its delta CRL when that is missing, old, on an older base or misses a revocation.
+`--full` signs full CRLs (with their delta) where anything is due (with `--force`: everywhere);
+`--delta` signs delta CRLs only (roots publish none). A root is signed only when its password is given
 (`--password-file` / `--password-env`; never a prompt under `--all`, so cron never
 hangs): otherwise it is skipped with a line saying so. Signing a root's CRL also
 pre-signs the OCSP answers about its children.
@@ -18,7 +21,7 @@ from django.utils import timezone
 
 from certificates.models import CertificateAuthority
 from certificates.selectors import get_ca
-from certificates.services.crls import crls_due, publish_crls_for
+from certificates.services.crls import ROOT_DELTA_SKIP_REASON, publish_crls_for
 from pki_project.actor import Actor
 from pki_project.cli import (
     add_json_argument,
@@ -37,6 +40,9 @@ class Command(BaseCommand):
         target.add_argument("--ca", metavar="CA", help="the CA: slug or id")
         target.add_argument("--all", action="store_true", help="every usable CA whose CRL is due")
         parser.add_argument("--force", action="store_true", help="sign even when the current CRL is still fresh")
+        kind = parser.add_mutually_exclusive_group()
+        kind.add_argument("--full", action="store_true", help="full CRLs (each with a fresh delta), not deltas alone")
+        kind.add_argument("--delta", action="store_true", help="delta CRLs only (against the current full CRL)")
         add_password_arguments(parser, "root password (to sign a root's CRL)")
         add_json_argument(parser)
 
@@ -46,17 +52,21 @@ class Command(BaseCommand):
         with service_errors_as_command_errors():
             named = get_ca(options["ca"]) if options["ca"] else None
         password = self._root_password(options, named)
-        if options["force"]:
-            due = [named] if named else list(CertificateAuthority.objects.select_related("certificate").usable(now))
-        else:
-            due = [entry.ca for entry in crls_due(now, [named] if named else None)]
+        cas = [named] if named else list(CertificateAuthority.objects.select_related("certificate").usable(now))
+        mode = "full" if options["full"] else "delta" if options["delta"] else "due"
         results, skipped, failed = [], [], []
-        for publication in publish_crls_for(due, actor=actor, only_due=False, root_password=password, now=now):
+        publications = [publication for publication in publish_crls_for(
+            cas, actor=actor, only_due=not options["force"], root_password=password, now=now, mode=mode,
+        ) if publication.outcome != "current"]
+        for publication in publications:
             ca = publication.ca
             if publication.outcome == "skipped":
                 skipped.append(ca.slug)
-                self._say(options, f"Skipped root CA '{ca.slug}': its CRL needs the root password "
-                                   "(--password-file FILE or --password-env VAR).")
+                if publication.reason == ROOT_DELTA_SKIP_REASON:
+                    self._say(options, f"Skipped root CA '{ca.slug}': {ROOT_DELTA_SKIP_REASON}")
+                else:
+                    self._say(options, f"Skipped root CA '{ca.slug}': its CRL needs the root password "
+                                       "(--password-file FILE or --password-env VAR).")
                 continue
             if publication.outcome == "failed":
                 failed.append({"ca": ca.slug, "error": publication.error.message})
@@ -69,8 +79,9 @@ class Command(BaseCommand):
                     f"CRL #{crl.number}")
                 self._say(options, f"Signed {kind} of '{ca.slug}': {crl.entry_count} entries, "
                                    f"next update {crl.next_update:%Y-%m-%d %H:%M:%S}Z.")
-        if not due:
-            self._say(options, "No CRL is due (each has more than half its lifetime left; --force signs anyway).")
+        if not publications:
+            self._say(options, "No CRL is due (each full CRL is younger than PKI_CRL_FULL_INTERVAL_HOURS with more "
+                               "than half its lifetime left, and its delta is current; --force signs anyway).")
         if options["json"]:
             emit(self, options, {"crls": results, "skipped": skipped, "failed": failed}, "")
         if failed:
