@@ -45,7 +45,7 @@ from certificates.models import (
     CertificateStatus,
 )
 from certificates.services.artifacts import download_certificate, issuer_chain
-from certificates.services.authorities import create_intermediate_ca, create_root_ca
+from certificates.services.authorities import ca_purposes, create_intermediate_ca, create_root_ca
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import renew_certificate
 from certificates.services.permissions import Action, may_ever, refusal
@@ -469,7 +469,7 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
     search_fields = ["name", "slug"]
     actions = ["regenerate_crl"]
     fields = ["name", "slug", "kind", "organization", "parent", "certificate_link", "status_badge", "not_after",
-              "path_length", "permitted_names", "excluded_names", "crl_number", "crl_validity_hours",
+              "path_length", "purposes", "permitted_names", "excluded_names", "crl_number", "crl_validity_hours",
               "crl_next_update", "publication", "created_at"]
     readonly_fields = fields
 
@@ -515,6 +515,10 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
         return format_html('<a href="{}">{}</a> (<a href="{}">certificate page</a>)',
                            reverse("admin:certificates_certificate_change", args=[obj.certificate_id]),
                            obj.certificate.serial, reverse("pki-certificate", args=[obj.certificate_id]))
+
+    @admin.display(description="purposes (EKU)")
+    def purposes(self, obj: CertificateAuthority) -> str:
+        return ", ".join(ca_purposes(obj))
 
     @admin.display(description="public URLs")
     def publication(self, obj: CertificateAuthority) -> str:
@@ -569,7 +573,7 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
                 ca = create_intermediate_ca(
                     parent=data["parent"], common_name=data["common_name"], actor=Actor.from_request(request),
                     root_password=data["root_password"] or None, key_type=data["key_type"], days=data["days"],
-                    path_length=data["path_length"],
+                    path_length=data["path_length"], purposes=data["purposes"] or None,
                 )
             except ServiceError as error:
                 form.add_error(None, error.message)

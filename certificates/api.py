@@ -190,7 +190,8 @@ class CertificateAuthorityList(StableOrdering, CaQuerysetMixin, generics.ListCre
             extra = {"path_length": values["path_length"]} if "path_length" in values else {}
             ca = create_intermediate_ca(parent=parent, root_password=values.get("root_password") or None,
                                         permitted_names=values.get("permitted_names"),
-                                        excluded_names=values.get("excluded_names"), **extra, **common)
+                                        excluded_names=values.get("excluded_names"),
+                                        purposes=values.get("purposes"), **extra, **common)
         ca = self.get_queryset().get(pk=ca.pk)
         return Response(CertificateAuthoritySerializer(ca).data, status=status.HTTP_201_CREATED)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+from certificates.crypto.purposes import CA_PURPOSES
 from certificates.models import CertificateAuthority
-from certificates.services.authorities import create_intermediate_ca, create_root_ca
+from certificates.services.authorities import ca_purposes, create_intermediate_ca, create_root_ca
 from certificates.services.crls import generate_crl
 from organizations.models import ApiKey, Organization
 from organizations.services import create_api_key, create_organization, ensure_member
@@ -53,11 +54,13 @@ def ensure_demo_admin(say: Callable[[str], None]) -> str | None:
 def ensure_demo_cas(organization: Organization, say: Callable[[str], None]) -> None:
     """A root (EC P-384) and an issuing intermediate (EC P-256) with their first CRLs.
 
-    The root password is random, printed once and never stored: whoever runs the
-    demo keeps it to create more intermediates or revoke a CA.
+    The intermediate vouches for every purpose (serverAuth, clientAuth, emailProtection), so it
+    issues all four built-in profiles. The root password is random, printed once and never
+    stored: whoever runs the demo keeps it to create more intermediates or revoke a CA.
     """
     if CertificateAuthority.objects.filter(slug=DEMO_ROOT_SLUG).exists():
         say(f"Root CA '{DEMO_ROOT_SLUG}' already exists (its password was shown only when it was created).")
+        _say_if_missing_purposes(say)
         return
     actor = Actor.operator("bootstrap_demo")
     root_password = secrets.token_urlsafe(18)
@@ -65,12 +68,26 @@ def ensure_demo_cas(organization: Organization, say: Callable[[str], None]) -> N
                           key_type="ec-p384", path_length=1, slug=DEMO_ROOT_SLUG, actor=actor)
     intermediate = create_intermediate_ca(parent=root, common_name="Demo Issuing CA", root_password=root_password,
                                           key_type="ec-p256", path_length=0, slug=DEMO_INTERMEDIATE_SLUG,
-                                          actor=actor)
+                                          purposes=list(CA_PURPOSES), actor=actor)
     # The root's CRL was signed by create_root_ca/create_intermediate_ca while its key was open.
     generate_crl(intermediate, actor=actor)
     say(f"Created root CA '{root.slug}' and intermediate CA '{intermediate.slug}'.")
     say("The demo root CA password, shown only now (needed to create intermediates or revoke a CA):")
     say(f"    {root_password}")
+
+
+def _say_if_missing_purposes(say: Callable[[str], None]) -> None:
+    """A demo made before CAs had purposes has a TLS-only intermediate: say how to get one for e-mail too."""
+    intermediate = CertificateAuthority.objects.select_related("certificate").filter(
+        slug=DEMO_INTERMEDIATE_SLUG).first()
+    if intermediate is None:
+        return
+    missing = [name for name in CA_PURPOSES if name not in ca_purposes(intermediate)]
+    if missing:
+        say(f"Intermediate CA '{DEMO_INTERMEDIATE_SLUG}' does not vouch for {', '.join(missing)} (it was made before "
+            f"CAs had purposes), so it cannot issue every profile. Create one that does with: manage.py "
+            f"create_intermediate_ca --root {DEMO_ROOT_SLUG} --name 'Demo Issuing CA 2' --purposes "
+            f"{','.join(CA_PURPOSES)}")
 
 
 def bootstrap_demo(say: Callable[[str], None]) -> None:

@@ -10,10 +10,13 @@ from django import forms
 from django.db.models import QuerySet
 
 from certificates.crypto.keys import KeyType
+from certificates.crypto.purposes import CA_PURPOSES
 from certificates.models import CertificateAuthority, CertificateProfile, RevocationReason
 from organizations.models import Organization
 
 KEY_TYPE_CHOICES = [(key_type.value, key_type.value) for key_type in KeyType]
+_PURPOSE_LABELS = {"serverAuth": "TLS servers", "clientAuth": "TLS clients", "emailProtection": "S/MIME e-mail"}
+PURPOSE_CHOICES = [(name, f"{name}: {_PURPOSE_LABELS.get(name, name)}") for name in CA_PURPOSES]
 REASON_CHOICES = [(reason.value, reason.label) for reason in RevocationReason]
 MAX_UPLOAD_BYTES = 64 * 1024
 
@@ -81,6 +84,12 @@ class IntermediateCAForm(forms.Form):
     key_type = forms.ChoiceField(label="Key type", choices=KEY_TYPE_CHOICES, initial=KeyType.EC_P256.value)
     days = forms.IntegerField(label="Validity (days)", min_value=1, max_value=9125, initial=1825)
     path_length = forms.IntegerField(label="Path length", min_value=0, max_value=8, required=False, initial=0)
+    purposes = forms.MultipleChoiceField(
+        label="Purposes", choices=PURPOSE_CHOICES, required=False, widget=forms.CheckboxSelectMultiple,
+        initial=list(CA_PURPOSES),
+        help_text="What the CA vouches for (its extended key usage): it can issue only profiles within them. "
+                  "None ticked: the parent's purposes (all three below a root).",
+    )
     root_password = root_password_field(required=False, help_text="Needed when the parent is a root CA.")
 
     def __init__(self, *args, parents: QuerySet[CertificateAuthority], **kwargs) -> None:

@@ -16,6 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from certificates.crypto.keys import KeyType
+from certificates.crypto.purposes import CA_PURPOSES
 from certificates.models import (
     Certificate,
     CertificateAuthority,
@@ -27,7 +28,12 @@ from certificates.models import (
     RevocationReason,
 )
 from certificates.services.artifacts import DownloadFormat, certificate_pem, chain_pem
-from certificates.services.authorities import MAX_CA_DAYS, MAX_PATH_LENGTH, MAX_ROOT_CRL_VALIDITY_HOURS
+from certificates.services.authorities import (
+    MAX_CA_DAYS,
+    MAX_PATH_LENGTH,
+    MAX_ROOT_CRL_VALIDITY_HOURS,
+    ca_purposes,
+)
 
 MAX_PEM_LENGTH = 64 * 1024  # a CSR with a 16k-bit RSA key and 100 SANs fits many times over
 MAX_NAME_LENGTH = 64  # X.509 ub-common-name (RFC 5280 appendix A)
@@ -74,16 +80,22 @@ class CertificateAuthoritySerializer(serializers.ModelSerializer):
     not_after = serializers.DateTimeField(source="certificate.not_after", read_only=True)
     status = serializers.ChoiceField(source="certificate.status", choices=CertificateStatus.choices, read_only=True)
     certificate_pem = serializers.SerializerMethodField()
+    purposes = serializers.SerializerMethodField(
+        help_text="What the CA vouches for: its certificate's extended key usage (all purposes when it has none).")
 
     class Meta:
         model = CertificateAuthority
         fields = ["id", "slug", "name", "kind", "organization", "parent", "certificate", "serial",
                   "fingerprint_sha256", "key_type", "not_before", "not_after", "status", "path_length",
-                  "permitted_names", "excluded_names", "crl_number", "certificate_pem", "created_at"]
+                  "permitted_names", "excluded_names", "purposes", "crl_number", "certificate_pem", "created_at"]
         read_only_fields = fields
 
     def get_certificate_pem(self, ca: CertificateAuthority) -> str:
         return certificate_pem(ca.certificate).decode()
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_purposes(self, ca: CertificateAuthority) -> list[str]:
+        return ca_purposes(ca)
 
 
 class CertificateAuthorityCreateSerializer(serializers.Serializer):
@@ -117,12 +129,18 @@ class CertificateAuthorityCreateSerializer(serializers.Serializer):
     excluded_names = serializers.ListField(
         child=serializers.CharField(max_length=MAX_SAN_LENGTH), required=False, max_length=MAX_NAME_CONSTRAINTS,
     )
+    purposes = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(CA_PURPOSES)), required=False, allow_empty=False,
+        max_length=len(CA_PURPOSES),
+        help_text="Intermediate only: what the CA vouches for (its extended key usage), which limits the profiles "
+                  "it can issue. Default: the parent's purposes; all three below a root.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["kind"] == CertificateAuthority.Kind.INTERMEDIATE and not attrs.get("parent"):
             raise serializers.ValidationError({"parent": ["An intermediate CA needs a parent."]})
         if attrs["kind"] == CertificateAuthority.Kind.ROOT:
-            for name in ("parent", "permitted_names", "excluded_names"):
+            for name in ("parent", "permitted_names", "excluded_names", "purposes"):
                 if attrs.get(name):
                     raise serializers.ValidationError({name: ["Only an intermediate CA takes this field."]})
         return attrs

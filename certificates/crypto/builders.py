@@ -45,6 +45,7 @@ from .policy import (
     validate_sans_for_profile,
 )
 from .profiles import Profile, key_usage_from_flags, subscriber_policy_oids
+from .purposes import certificate_extended_key_usages, check_ca_covers, purpose_names, uncovered_usages
 
 #: anyPolicy (RFC 5280 4.2.1.4). BR 7.1.2.10.5 lets a CA affiliated with the
 #: root's operator assert it in a subordinate CA certificate, which is what a
@@ -271,10 +272,14 @@ def build_intermediate_ca_certificate(
     ``extended_key_usages`` restricts the CA (BR 7.1.2.10.6 requires
     serverAuth [+ clientAuth] and nothing else in a TLS subordinate CA); the
     default ``None`` leaves the CA unrestricted so it can issue every profile,
-    including e-mail. ``policy_oids`` default to anyPolicy (BR 7.1.2.10.5).
+    including e-mail. Verifiers intersect the EKUs along a path, so the issuer
+    must cover them (:mod:`.purposes`). ``policy_oids`` default to anyPolicy
+    (BR 7.1.2.10.5).
     """
     require_key_matches(issuer_cert, issuer_key)
     require_ca_issuer(issuer_cert, for_ca=True)
+    if extended_key_usages:
+        check_ca_covers(issuer_cert, list(extended_key_usages), what="A subordinate CA with these purposes")
     key_type_of(public_key)
     if subject == issuer_cert.subject or not list(subject):
         # RFC 5280 4.1.2.6 / 6.1: a CA needs its own, non-empty name; reusing the
@@ -341,6 +346,8 @@ class CheckedIssuer:
     name_constraints: x509.NameConstraints | None
     not_valid_before: datetime
     not_valid_after: datetime
+    #: The CA's EKU (``None``: none, so no restriction); see :mod:`.purposes`.
+    extended_key_usages: frozenset[ObjectIdentifier] | None = None
 
 
 @functools.lru_cache(maxsize=256)
@@ -357,6 +364,7 @@ def _ca_certificate_facts(issuer_cert: x509.Certificate) -> CheckedIssuer:
         name_constraints=constraints,
         not_valid_before=issuer_cert.not_valid_before_utc,
         not_valid_after=issuer_cert.not_valid_after_utc,
+        extended_key_usages=certificate_extended_key_usages(issuer_cert),
     )
 
 
@@ -388,6 +396,19 @@ def check_key_type_for_profile(profile: Profile, key_type: KeyType | str) -> Non
         )
 
 
+def _require_purposes_covered(issuer: CheckedIssuer, profile: Profile, ca_chain: Sequence[x509.Certificate]) -> None:
+    """Every CA on the path must vouch for the profile's EKUs, or verifiers refuse the leaf (EKU chaining)."""
+    missing = uncovered_usages(issuer.extended_key_usages, profile.extended_key_usages)
+    if missing:
+        raise PolicyError(
+            f"The '{profile.name}' profile needs {', '.join(purpose_names(missing))}, which the issuing CA's "
+            f"extended key usage ({', '.join(purpose_names(issuer.extended_key_usages or ()))}) does not cover.",
+            code="issuer_purpose",
+        )
+    for ca_cert in ca_chain:
+        check_ca_covers(ca_cert, profile.extended_key_usages, what=f"The '{profile.name}' profile")
+
+
 def build_end_entity_certificate(
     issuer_cert: x509.Certificate,
     issuer_key: PrivateKey,
@@ -404,7 +425,8 @@ def build_end_entity_certificate(
 ) -> x509.Certificate:
     """Build a subscriber certificate for ``profile``.
 
-    Checks: the issuer is a CA and matches ``issuer_key``; the subject key is
+    Checks: the issuer is a CA and matches ``issuer_key``; the EKU of the issuer
+    and of every CA in ``ca_chain`` covers the profile's; the subject key is
     acceptable; SAN types/presence/wildcards fit the profile; the commonName
     repeats a SAN where the profile requires (BR 7.1.4.3); the SANs satisfy the
     nameConstraints of the issuer and of every CA in ``ca_chain`` (the CAs
@@ -421,6 +443,7 @@ def build_end_entity_certificate(
     """
     issuer = checked_issuer(issuer_cert, issuer_key)
     check_key_type_for_profile(profile, key_type_of(public_key))
+    _require_purposes_covered(issuer, profile, ca_chain)
     if public_key == issuer.public_key:
         raise InvalidRequestError("the request reuses the issuing CA's own key", code="key_reuse")
     sans = dedupe_sans(sans)

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ObjectIdentifier
 from django.conf import settings
 from django.db import transaction
 from django.utils.text import slugify
@@ -24,6 +24,14 @@ from certificates.crypto.builders import build_intermediate_ca_certificate, buil
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, generate_private_key, parse_key_type
 from certificates.crypto.names import build_subject, check_name_characters
+from certificates.crypto.purposes import (
+    CA_PURPOSES,
+    DEFAULT_CA_PURPOSES,
+    certificate_extended_key_usages,
+    check_ca_covers,
+    parse_ca_purposes,
+    purpose_names,
+)
 from certificates.errors import (
     Conflict,
     InvalidInput,
@@ -67,8 +75,8 @@ DEFAULT_ROOT_DAYS = 3650
 DEFAULT_INTERMEDIATE_DAYS = 1825
 MAX_CA_DAYS = 9125  # 25 years
 MAX_PATH_LENGTH = 8
-# BR 7.1.2.10.6: a TLS subordinate CA names serverAuth and may name clientAuth; nothing else.
-INTERMEDIATE_EXTENDED_KEY_USAGES = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+# What a new intermediate vouches for (its EKU) unless told otherwise: see `ca_purposes`.
+DEFAULT_INTERMEDIATE_PURPOSES = DEFAULT_CA_PURPOSES
 
 
 def _validated_days(days: int) -> int:
@@ -169,7 +177,8 @@ def _record_ca_created(ca: CertificateAuthority, actor: Actor) -> None:
         target_id=str(ca.pk),
         target_serial=ca.certificate.serial,
         details={"slug": ca.slug, "kind": ca.kind, "key_type": ca.certificate.key_type,
-                 "parent": ca.parent.slug if ca.parent else None},
+                 "parent": ca.parent.slug if ca.parent else None,
+                 **({"purposes": ca_purposes(ca)} if ca.parent else {})},
     )
 
 
@@ -254,6 +263,32 @@ def ensure_usable_issuer(ca: CertificateAuthority) -> None:
                               code="issuer_not_usable")
 
 
+def ca_purposes(ca: CertificateAuthority) -> list[str]:
+    """The purposes `ca` vouches for, read from its certificate's EKU (every purpose when it has none)."""
+    usages = certificate_extended_key_usages(load_x509(ca.certificate))
+    if usages is None:
+        return list(CA_PURPOSES)
+    return purpose_names(usages)
+
+
+def _intermediate_purposes(parent: CertificateAuthority,
+                           purposes: Sequence[str] | str | None) -> tuple[ObjectIdentifier, ...]:
+    """The new CA's EKU: the purposes asked for, else its parent's (below an intermediate) or all of them.
+
+    Relying parties intersect the EKUs along the path (see `certificates.crypto.purposes`), so a CA
+    cannot vouch for more than its parent: the builder refuses that with `issuer_purpose`.
+    """
+    if purposes is None:
+        purposes = DEFAULT_INTERMEDIATE_PURPOSES if parent.is_root else [
+            name for name in ca_purposes(parent) if name in CA_PURPOSES]
+    try:
+        usages = parse_ca_purposes(purposes)
+        check_ca_covers(load_x509(parent.certificate), usages, what="A CA for these purposes")
+    except CryptoError as error:
+        raise from_crypto_error(error) from None
+    return usages
+
+
 def _clean_name_constraints(names: Sequence[str] | None) -> list[str]:
     for name in names or []:  # before strip(), which would quietly drop a leading U+2028
         if isinstance(name, str):
@@ -275,9 +310,15 @@ def create_intermediate_ca(
     slug: str | None = None,
     country: str | None = None,
     crl_validity_hours: int | None = None,
+    purposes: Sequence[str] | str | None = None,
 ) -> CertificateAuthority:
-    """Create an intermediate CA below `parent` (the root, with its password, or another intermediate)."""
+    """Create an intermediate CA below `parent` (the root, with its password, or another intermediate).
+
+    `purposes` (`serverAuth`, `clientAuth`, `emailProtection`) become the CA's EKU, which limits the
+    profiles it can issue; the default is its parent's purposes, all three below a root.
+    """
     require(actor, Action.CREATE_CA, parent)
+    extended_key_usages = _intermediate_purposes(parent, purposes)
     key_type, days = _key_type(key_type), _validated_days(days)
     crl_validity_hours = _validated_crl_validity(crl_validity_hours, INTERMEDIATE_CRL_VALIDITY_HOURS,
                                                  MAX_INTERMEDIATE_CRL_VALIDITY_HOURS)
@@ -294,7 +335,7 @@ def create_intermediate_ca(
         certificate = build_intermediate_ca_certificate(
             load_x509(parent.certificate), issuer_key, private_key.public_key(), subject, days, path_length,
             publication_urls(parent), permitted=permitted or None, excluded=excluded or None,
-            extended_key_usages=INTERMEDIATE_EXTENDED_KEY_USAGES,
+            extended_key_usages=extended_key_usages,
         )
     except CryptoError as error:
         raise from_crypto_error(error) from None

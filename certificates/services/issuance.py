@@ -28,6 +28,7 @@ from certificates.crypto.names import SAN_DNS, build_subject, check_name_charact
 from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
 from certificates.crypto.policy import check_common_name_in_sans, describe_validity, subject_within_directory_subtrees
 from certificates.crypto.profiles import Profile, max_validity
+from certificates.crypto.purposes import certificate_extended_key_usages, purpose_names, uncovered_usages
 from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error, storage_errors
 from certificates.keystore import (
     artifact_store,
@@ -118,6 +119,25 @@ def ensure_issuing_ca(ca: CertificateAuthority) -> None:
             "A root CA signs only CA certificates: issue from one of its intermediate CAs.", code="root_cannot_issue"
         )
     ensure_usable_issuer(ca)
+
+
+def ensure_ca_covers_profile(ca: CertificateAuthority, profile: Profile) -> None:
+    """The CA's EKU must cover the profile's, or every verifier refuses the certificate (EKU chaining).
+
+    A CA certificate cannot change once signed: an intermediate made before CAs had purposes
+    (serverAuth and clientAuth only) keeps refusing the e-mail profile, and the way out is a new
+    intermediate with the purpose.
+    """
+    usages = certificate_extended_key_usages(ca_certificate(ca))
+    missing = uncovered_usages(usages, profile.extended_key_usages)
+    if missing:
+        raise PolicyViolation(
+            f"The CA '{ca.slug}' cannot issue '{profile.name}' certificates: the profile needs "
+            f"{', '.join(purpose_names(missing))}, and the CA's certificate vouches only for "
+            f"{', '.join(purpose_names(usages or ()))}. A CA certificate cannot be changed: create a new "
+            f"intermediate CA with the purpose {', '.join(purpose_names(missing))} and issue from it.",
+            code="issuer_purpose",
+        )
 
 
 def _requested_sans(texts: Sequence[str]) -> list[x509.GeneralName]:
@@ -267,6 +287,7 @@ def issue_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, act
     profile = profile_for_issuance(request.profile, ca)
     validity = validated_validity(profile, request.days, request.hours)
     ensure_issuing_ca(ca)
+    ensure_ca_covers_profile(ca, profile)
     if request.csr:
         subscriber = _subscriber_from_csr(request, profile)
     else:
@@ -302,6 +323,7 @@ def renew_certificate(certificate: Certificate, *, actor: Actor, csr: bytes | st
     profile = profile_for_issuance(certificate.profile, ca)
     validity = validated_validity(profile, days, hours)
     ensure_issuing_ca(ca)
+    ensure_ca_covers_profile(ca, profile)
     subscriber = _renewal_subscriber(load_x509(certificate), certificate, csr)
     renewed = _issue(ca, subscriber, profile, validity, actor=actor, predecessor=certificate)
     if revoke_predecessor:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 CA_FIELDS = {"id", "slug", "name", "kind", "organization", "parent", "certificate", "serial", "fingerprint_sha256",
              "key_type", "not_before", "not_after", "status", "path_length", "permitted_names", "excluded_names",
-             "crl_number", "certificate_pem", "created_at"}
+             "purposes", "crl_number", "certificate_pem", "created_at"}
 
 
 def test_list_is_scoped_and_paginated(clients, hierarchy, other_hierarchy):
@@ -104,6 +104,52 @@ def test_create_intermediate_below_root(clients, root_ca):
     assert body["parent"] == root_ca.pk
     assert body["permitted_names"] == ["example.com"]
     assert body["path_length"] == 0
+    assert body["purposes"] == ["serverAuth", "clientAuth", "emailProtection"]  # the default below a root
+
+
+def test_intermediate_purposes_limit_what_it_issues(clients, root_ca, data_dir):
+    """`purposes` becomes the CA's EKU; a profile outside it is a 422 that changes nothing."""
+    from tests.api.conftest import make_csr
+
+    response = post_json(clients["admin"], "/api/v1/cas/", {
+        "kind": "intermediate", "parent": root_ca.slug, "name": "TLS Only CA", "root_password": ROOT_PASSWORD,
+        "purposes": ["clientAuth", "serverAuth"]})
+    assert response.status_code == 201, response.content
+    ca = response.json()
+    assert ca["purposes"] == ["serverAuth", "clientAuth"]
+    assert clients["user"].get(f"/api/v1/cas/{ca['id']}/").json()["purposes"] == ["serverAuth", "clientAuth"]
+    before = snapshot(data_dir)
+    csr = make_csr("bob@example.com", sans=["EMAIL:bob@example.com"]).decode()
+    refused = post_json(clients["manager"], "/api/v1/certificates/", {"ca": ca["slug"], "profile": "email", "csr": csr})
+    assert refused.status_code == 422, refused.content
+    error = refused.json()["error"]
+    assert error["code"] == "issuer_purpose"
+    assert "create a new intermediate CA with the purpose emailProtection" in error["message"]
+    assert snapshot(data_dir) == before
+
+
+@pytest.mark.parametrize(("purposes", "field"), [
+    (["codeSigning"], "purposes"), ([], "purposes"), ("serverAuth", "purposes"),
+    (["serverAuth"] * 4, "purposes"),
+])
+def test_bad_purposes_are_400(clients, root_ca, data_dir, purposes, field):
+    before = snapshot(data_dir)
+    response = post_json(clients["admin"], "/api/v1/cas/", {
+        "kind": "intermediate", "parent": root_ca.slug, "name": "Odd CA", "root_password": ROOT_PASSWORD,
+        "purposes": purposes})
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert field in error["fields"]
+    assert snapshot(data_dir) == before
+
+
+def test_a_root_takes_no_purposes(clients, data_dir):
+    before = snapshot(data_dir)
+    response = post_json(clients["admin"], "/api/v1/cas/", {
+        "kind": "root", "name": "Purposeful Root", "root_password": ROOT_PASSWORD, "purposes": ["serverAuth"]})
+    assert response.status_code == 400
+    assert snapshot(data_dir) == before
 
 
 def test_wrong_root_password_changes_nothing(clients, root_ca, data_dir):

@@ -64,13 +64,21 @@ def test_second_intermediate_where_path_length_allows(organization, operator, tm
 
 
 @pytest.mark.django_db
-def test_ca_certificates_pass_pkilint(root_ca, intermediate_ca):
+def test_ca_certificates_pass_pkilint(root_ca, intermediate_ca, operator):
+    """The default intermediate (every purpose) is RFC 5280-clean; a TLS-only one is also a BR TLS CA.
+
+    BR 7.1.2.10.6 prohibits emailProtection in a TLS subordinate CA, so pkilint's CA/B lint is for
+    the intermediate created with `purposes=serverAuth,clientAuth` (see README "CA purposes")."""
+    tls_ca = create_intermediate_ca(parent=root_ca, common_name="TLS Issuing CA", root_password=ROOT_PASSWORD,
+                                    purposes=["serverAuth", "clientAuth"], actor=operator)
     root_pem = load_x509(root_ca.certificate).public_bytes(Encoding.PEM)
     inter_pem = load_x509(intermediate_ca.certificate).public_bytes(Encoding.PEM)
+    tls_pem = load_x509(tls_ca.certificate).public_bytes(Encoding.PEM)
     assert pkilint_findings("lint_pkix_cert", root_pem) == []
     assert pkilint_findings("lint_pkix_cert", inter_pem) == []
+    assert pkilint_findings("lint_pkix_cert", tls_pem) == []
     assert pkilint_findings("lint_cabf_serverauth_cert", root_pem, "-t", "ROOT-CA") == []
-    assert pkilint_findings("lint_cabf_serverauth_cert", inter_pem, "-t", "INTERNAL-UNCONSTRAINED-TLS-CA") == []
+    assert pkilint_findings("lint_cabf_serverauth_cert", tls_pem, "-t", "INTERNAL-UNCONSTRAINED-TLS-CA") == []
 
 
 @pytest.mark.django_db

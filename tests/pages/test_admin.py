@@ -229,6 +229,27 @@ def test_create_an_intermediate_ca_with_the_wrong_then_right_password(clients, h
     assert CertificateAuthority.objects.get(name="Second Issuing CA").parent == hierarchy.root
 
 
+def test_create_an_intermediate_ca_for_chosen_purposes(clients, hierarchy):
+    from certificates.services.authorities import ca_purposes
+
+    client = clients["admin"]
+    url = f"{CAS}create-intermediate/"
+    form = client.get(url).content.decode()
+    assert "<legend>Purposes</legend>" in form
+    assert form.count('name="purposes"') == 3
+    assert form.count("checked") >= 3  # all three by default
+    data = {"parent": hierarchy.root.pk, "common_name": "Mail Issuing CA", "key_type": "ec-p256", "days": "365",
+            "path_length": "0", "root_password": ROOT_PASSWORD, "purposes": ["emailProtection"]}
+    created = client.post(url, data, follow=True)
+    assert "Intermediate CA “Mail Issuing CA”" in created.content.decode()
+    ca = CertificateAuthority.objects.get(name="Mail Issuing CA")
+    assert ca_purposes(ca) == ["emailProtection"]
+    assert "emailProtection" in client.get(f"{CAS}{ca.pk}/change/").content.decode()
+    refused = client.post(url, {**data, "common_name": "Odd CA", "purposes": ["codeSigning"]})
+    assert refused.status_code == 400
+    assert not CertificateAuthority.objects.filter(name="Odd CA").exists()
+
+
 def test_ca_creation_is_for_admins_only(clients, hierarchy, organization):
     for role in ("user", "manager", "other_manager"):
         assert clients[role].get(f"{CAS}create-root/").status_code == 403, role

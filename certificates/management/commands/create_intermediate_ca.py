@@ -5,6 +5,7 @@ from certificates.selectors import get_ca
 from certificates.services.authorities import (
     DEFAULT_INTERMEDIATE_DAYS,
     DEFAULT_INTERMEDIATE_KEY_TYPE,
+    ca_purposes,
     create_intermediate_ca,
 )
 from pki_project.actor import Actor
@@ -31,6 +32,9 @@ class Command(BaseCommand):
                             help="name constraint: permitted DNS domain, email domain or IP network (repeatable)")
         parser.add_argument("--exclude", action="append", default=[], metavar="NAME",
                             help="name constraint: excluded subtree (repeatable)")
+        parser.add_argument("--purposes", default=None, metavar="LIST",
+                            help="what the CA vouches for, its EKU: comma-separated serverAuth, clientAuth, "
+                                 "emailProtection (default: the parent's purposes; all three below a root)")
         parser.add_argument("--slug", default=None)
         parser.add_argument("--crl-validity-hours", type=int, default=None, metavar="HOURS",
                             help="thisUpdate to nextUpdate of this CA's CRLs (default: 2160 for a root, 168 below)")
@@ -47,8 +51,10 @@ class Command(BaseCommand):
                 parent=parent, common_name=options["name"], root_password=password, key_type=options["key_type"],
                 days=options["days"], path_length=options["path_length"], permitted_names=options["permit"],
                 excluded_names=options["exclude"], slug=options["slug"], country=options["country"],
-                crl_validity_hours=options["crl_validity_hours"],
+                crl_validity_hours=options["crl_validity_hours"], purposes=options["purposes"],
                 actor=Actor.operator("create_intermediate_ca"),
             )
-        emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial},
-             f"Created intermediate CA '{ca.slug}' (id {ca.pk}, serial {ca.certificate.serial}) below '{parent.slug}'.")
+        purposes = ca_purposes(ca)
+        emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial, "purposes": purposes},
+             f"Created intermediate CA '{ca.slug}' (id {ca.pk}, serial {ca.certificate.serial}) below '{parent.slug}', "
+             f"for {', '.join(purposes)}.")
