@@ -43,6 +43,19 @@ class AuditAction(StrEnum):
     # one kind went past the per-window budget (when it starts, then how many were left out).
     ACCESS_DENY = "access.deny"
     ACCESS_DENY_SUPPRESSED = "access.deny_suppressed"
+    # Issue 19, ACME (acme_server): the account is the actor (actor_label "acme:<account name>").
+    ACME_EAB_CREATE = "acme.eab_create"
+    ACME_EAB_REVOKE = "acme.eab_revoke"
+    ACME_ACCOUNT_CREATE = "acme.account_create"
+    ACME_ACCOUNT_UPDATE = "acme.account_update"
+    ACME_ACCOUNT_DEACTIVATE = "acme.account_deactivate"
+    ACME_ACCOUNT_KEY_CHANGE = "acme.account_key_change"
+    ACME_ORDER_CREATE = "acme.order_create"
+    ACME_AUTHORIZATION_DEACTIVATE = "acme.authorization_deactivate"
+    ACME_CHALLENGE_VALIDATE = "acme.challenge_validate"
+    ACME_ORDER_FINALIZE = "acme.order_finalize"
+    ACME_CERTIFICATE_REVOKE = "acme.certificate_revoke"
+    ACME_CLEANUP = "acme.cleanup"
 
 
 class Outcome(StrEnum):

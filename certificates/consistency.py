@@ -134,6 +134,11 @@ def _referenced_paths() -> Iterator[tuple[str, str]]:
         for relpath in [*paths, bundle, password]:
             if relpath:
                 yield f"certificate:{pk}", relpath
+    from acme_server.models import ExternalAccountKey  # issue 19: EAB HMAC keys are sealed artifacts too
+
+    for key_id, relpath in ExternalAccountKey.objects.order_by("pk").values_list("key_id", "hmac_key_path").iterator(
+            chunk_size=CHUNK_ROWS):
+        yield f"acme_eab:{key_id}", relpath
 
 
 def _artifact_problem(store: ArtifactStore, relpath: str) -> tuple[str, str] | None:
@@ -174,9 +179,12 @@ def _age_seconds(path: Path) -> float:
 
 def _still_unreferenced(relpath: str) -> bool:
     """Ask the database again about one candidate: its row may have committed since the first pass."""
+    from acme_server.models import ExternalAccountKey
+
     directory = relpath.rsplit("/", 1)[0]
     return not (
-        CertificateAuthority.objects.filter(key_directory=directory).exists()
+        ExternalAccountKey.objects.filter(hmac_key_path=relpath).exists()
+        or CertificateAuthority.objects.filter(key_directory=directory).exists()
         or Certificate.objects.filter(Q(key_path=directory) | Q(pkcs12_path=relpath)
                                       | Q(pkcs12_password_path=relpath)).exists()
     )

@@ -11,6 +11,7 @@ from pki_project import auth_views, health
 urlpatterns = [
     # First: the relying parties' hot path (OCSP, CRLs) resolves before the admin's and API's patterns.
     path("pki/", include("certificates.public_urls")),
+    path("acme/<slug:ca>/", include("acme_server.urls")),  # ACME (RFC 8555), public
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("auth/login", auth_views.login_page, name="login"),
