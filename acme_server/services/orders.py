@@ -8,7 +8,7 @@ that the status moved and answers accordingly.
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -43,7 +43,7 @@ from pki_project.actor import Actor
 
 
 def _iso(moment) -> str:
-    return moment.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def supported_challenges() -> dict[str, frozenset[str]]:

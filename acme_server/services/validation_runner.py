@@ -32,16 +32,21 @@ def _executor() -> ThreadPoolExecutor:
 
 
 def submit(challenge_id: int) -> Future:
-    return _executor().submit(validate_now, challenge_id)
+    return _executor().submit(validate_now, challenge_id, own_connection=True)
 
 
-def validate_now(challenge_id: int) -> None:
-    """Validate one challenge and record the outcome; a validator's crash counts as a failed validation."""
+def validate_now(challenge_id: int, *, own_connection: bool = False) -> None:
+    """Validate one challenge and record the outcome; a validator's crash counts as a failed validation.
+
+    `own_connection`: the caller is a pool thread, whose database connection is opened fresh and
+    closed at the end (a pool thread outlives requests; nothing else would close it).
+    """
     from acme_server import validation
     from acme_server.models import Challenge
     from acme_server.services.orders import key_authorization, record_validation
 
-    close_old_connections()
+    if own_connection:
+        close_old_connections()
     try:
         challenge = Challenge.objects.select_related("authorization__order__account").get(pk=challenge_id)
         authz = challenge.authorization
@@ -58,4 +63,5 @@ def validate_now(challenge_id: int) -> None:
     except Exception:
         logger.exception("Recording the validation of challenge %s failed", challenge_id)
     finally:
-        connection.close()
+        if own_connection:
+            connection.close()
