@@ -347,7 +347,8 @@ def test_issuance_through_the_shared_service(client_with_account, outcomes, issu
     sans = certs[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(sans.get_values_for_type(x509.DNSName)) == {"www.example.com", "api.example.com"}
     row = Certificate.objects.get(serial=format(certs[0].serial_number, "x"))
-    assert row.issuer_id == issuing_ca.pk and row.profile == "server"
+    assert row.issuer_id == issuing_ca.pk
+    assert row.profile == "server"
     assert row.acme_order.account.name == client_with_account.kid.rsplit("/", 1)[1]
     assert row.created_by.startswith("acme:")
     issue_event = AuditEvent.objects.get(action="certificate.issue", target_id=str(row.pk))
@@ -372,7 +373,7 @@ def test_wildcard_is_offered_dns01_only(client_with_account, outcomes):
     assert authz["wildcard"] is True
     assert authz["identifier"] == {"type": "dns", "value": "example.com"}
     assert [c["type"] for c in authz["challenges"]] == ["dns-01"]
-    _order, _url, chain = issue(client_with_account, outcomes, "*.example.com", challenge_type="dns-01")
+    issue(client_with_account, outcomes, "*.example.com", challenge_type="dns-01")
     assert outcomes.calls[-1][:3] == ("dns-01", "dns", "example.com")
 
 
@@ -442,7 +443,7 @@ def test_finalize_before_ready_and_with_other_names(client_with_account, outcome
 
 
 def test_second_finalize_gets_order_not_ready_and_one_certificate(client_with_account, outcomes):
-    order, order_url, _chain = issue(client_with_account, outcomes, "www.example.com")
+    order, _order_url, _chain = issue(client_with_account, outcomes, "www.example.com")
     der, _ = csr_der(["www.example.com"])
     before = state()
     assert_refused(client_with_account.post(order["finalize"], {"csr": b64(der)}), "orderNotReady")
@@ -519,7 +520,8 @@ def test_key_rollover_refusals(client_with_account, make_client, acme_org):
     other.new_account(eab=(second.credential.key_id, second.hmac_key))
     before = state()
     taken = _key_change(client_with_account, other.key)
-    assert taken.status == 409 and taken.headers["location"] == other.kid
+    assert taken.status == 409
+    assert taken.headers["location"] == other.kid
     wrong_old = _key_change(client_with_account, ec.generate_private_key(ec.SECP256R1()),
                             old_key=ec.generate_private_key(ec.SECP256R1()))
     assert_refused(wrong_old, "malformed")
