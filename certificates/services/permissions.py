@@ -130,9 +130,12 @@ def refusal(actor: Actor, action: Action, target: Target) -> ServiceError | None
     return None
 
 
-#: What an ACME account may do (acme_server checks beforehand that the certificate is its own).
+#: What an ACME account may do (acme_server checks beforehand that the certificate is its own). Signing
+#: the intermediate's CRL is what a revocation does next (the revocation service re-signs it on commit);
+#: no ACME route signs a CRL otherwise.
 ACME_RULES = frozenset({(Action.ISSUE, str(CertificateKind.INTERMEDIATE_CA)),
-                        (Action.REVOKE, str(CertificateKind.END_ENTITY))})
+                        (Action.REVOKE, str(CertificateKind.END_ENTITY)),
+                        (Action.SIGN_CRL, str(CertificateKind.INTERMEDIATE_CA))})
 
 
 def _acme_refusal(actor: Actor, action: Action, target: Target) -> ServiceError | None:
