@@ -9,8 +9,11 @@ points print that line and exit, so nothing half-starts.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 MIN_SECRET_LENGTH = 32
@@ -101,11 +104,87 @@ def load_dotenv(path: Path | None = None) -> None:
         environ.Env.read_env(str(env_file), overwrite=False)
 
 
+DNS_PORT = 53
+MIN_ACME_VALIDATION_TIMEOUT = 0.1
+MAX_ACME_VALIDATION_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class AcmeValidationConfig:
+    """Where and how long the ACME challenge validator (acme_server.validation) looks."""
+
+    http_port: int = 80  # http-01, RFC 8555 §8.3
+    tls_port: int = 443  # tls-alpn-01, RFC 8737 §3
+    dns_resolver: str = ""  # "address:port" of the resolver for dns-01 and host names; "": the system's
+    timeout: float = 10.0  # seconds for one whole validation, every step included
+
+
+def parse_resolver_address(text: str) -> tuple[str, int]:
+    """`10.0.0.53`, `10.0.0.53:5353`, `fd00::53` or `[fd00::53]:5353` as (address, port); ValueError otherwise.
+
+    Only an IP address: the resolver is what turns names into addresses, so it cannot be a name itself.
+    """
+    host, port = text, DNS_PORT
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(text)
+        port = _port(rest[1:]) if rest else DNS_PORT
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        port = _port(port_text)
+    return str(ipaddress.ip_address(host)), port
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(text)
+    return int(text)
+
+
+def acme_validation_config(environ: Mapping[str, str] | None = None) -> AcmeValidationConfig:
+    """PKI_ACME_HTTP_PORT, PKI_ACME_TLS_PORT, PKI_ACME_DNS_RESOLVER and PKI_ACME_VALIDATION_TIMEOUT, checked.
+
+    A bad value raises `ConfigError` with one line naming the variable (start-up stops on it).
+    """
+    environ = os.environ if environ is None else environ
+    defaults = AcmeValidationConfig()
+    ports = {}
+    for name, default in (("PKI_ACME_HTTP_PORT", defaults.http_port), ("PKI_ACME_TLS_PORT", defaults.tls_port)):
+        text = environ.get(name, "").strip()
+        try:
+            ports[name] = _port(text) if text else default
+        except ValueError:
+            raise ConfigError(f"{name} must be a TCP port from 1 to 65535 (it is {text!r}).") from None
+    resolver = environ.get("PKI_ACME_DNS_RESOLVER", "").strip()
+    if resolver:
+        try:
+            parse_resolver_address(resolver)
+        except ValueError:
+            raise ConfigError(
+                "PKI_ACME_DNS_RESOLVER must be an IP address with an optional port, e.g. 10.0.0.53:53 or "
+                f"[fd00::53]:53, or empty for the system resolver (it is {resolver!r})."
+            ) from None
+    timeout_text = environ.get("PKI_ACME_VALIDATION_TIMEOUT", "").strip()
+    try:
+        timeout = float(timeout_text) if timeout_text else defaults.timeout
+        if not MIN_ACME_VALIDATION_TIMEOUT <= timeout <= MAX_ACME_VALIDATION_TIMEOUT:
+            raise ValueError(timeout_text)
+    except ValueError:
+        raise ConfigError(
+            f"PKI_ACME_VALIDATION_TIMEOUT must be a number of seconds from {MIN_ACME_VALIDATION_TIMEOUT:g} to "
+            f"{MAX_ACME_VALIDATION_TIMEOUT:g} (it is {timeout_text!r})."
+        ) from None
+    return AcmeValidationConfig(http_port=ports["PKI_ACME_HTTP_PORT"], tls_port=ports["PKI_ACME_TLS_PORT"],
+                                dns_resolver=resolver, timeout=timeout)
+
+
 def exit_on_config_error() -> None:
     """Entry-point guard: load `.env`, validate, and exit with one line on failure."""
     load_dotenv()
     try:
         validate_required_secrets()
+        acme_validation_config()
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

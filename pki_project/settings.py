@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from pki_project.config import (
     BASE_DIR,
     ConfigError,
+    acme_validation_config,
     load_dotenv,
     make_sqlite_database_private,
     validate_required_secrets,
@@ -315,3 +316,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("PKI_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# ACME challenge validation (acme_server.validation)
+# The validator's reach and time: tests point it at local responders (pebble-challtestsrv).
+# Checked at start-up like the secrets (pki_project.config): a bad value stops with one line.
+try:
+    _acme_validation = acme_validation_config()
+except ConfigError as error:
+    raise ImproperlyConfigured(str(error)) from None
+PKI_ACME_HTTP_PORT = _acme_validation.http_port  # http-01 (RFC 8555 §8.3), default 80
+PKI_ACME_TLS_PORT = _acme_validation.tls_port  # tls-alpn-01 (RFC 8737), default 443
+PKI_ACME_DNS_RESOLVER = _acme_validation.dns_resolver  # "address:port"; "" = the system resolver
+PKI_ACME_VALIDATION_TIMEOUT = _acme_validation.timeout  # seconds for one whole validation, default 10
