@@ -58,14 +58,14 @@ class LiveAcme:
         with psycopg.connect(self.installation.database_url) as db:
             return db.execute(sql, params).fetchall()
 
-    def acme_origin(self, serial: str) -> tuple[str, str] | None:
+    def acme_origin(self, serial: int) -> tuple[str, str] | None:
         """(account name, EAB key id) of the ACME order that got the certificate with `serial`."""
         rows = self.query(
-            "SELECT a.name, e.key_id FROM acme_server_order o"
+            "SELECT a.name, e.key_id, c.serial FROM acme_server_order o"
             " JOIN certificates_certificate c ON c.id = o.certificate_id"
             " JOIN acme_server_account a ON a.id = o.account_id"
-            " LEFT JOIN acme_server_externalaccountkey e ON e.id = a.external_key_id WHERE c.serial = %s", serial)
-        return rows[0] if rows else None
+            " LEFT JOIN acme_server_externalaccountkey e ON e.id = a.external_key_id")
+        return next(((name, key_id) for name, key_id, hex_serial in rows if int(hex_serial, 16) == serial), None)
 
     def new_eab(self) -> tuple[str, str]:
         created = self.manage_json("create_acme_eab", "--organization", ORGANIZATION)
