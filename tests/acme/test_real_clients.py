@@ -120,7 +120,8 @@ def test_lego_http01_and_wildcard_dns01_renew_and_revoke(tmp_path: Path) -> None
         run([lego, *common, "--domains", "*.example.com", *dns, "run"], env=env)
         wildcard = path / "certificates" / "_.example.com.crt"
         assert_good_certificate(live, wildcard, tmp_path, {"*.example.com"}, kid)
-        run([lego, *common, "--domains", "web.example.com", *http, "renew", "--days", "3650", "--no-random-sleep"], env=env)
+        run([lego, *common, "--domains", "web.example.com", *http, "renew", "--days", "3650", "--no-random-sleep"],
+            env=env)
         renewed = assert_good_certificate(live, cert, tmp_path, {"web.example.com"}, kid)
         assert renewed.serial_number != first.serial_number
         kept = tmp_path / "renewed.pem"
