@@ -55,7 +55,6 @@ class AuditAction(StrEnum):
     ACME_CHALLENGE_VALIDATE = "acme.challenge_validate"
     ACME_ORDER_FINALIZE = "acme.order_finalize"
     ACME_CERTIFICATE_REVOKE = "acme.certificate_revoke"
-    ACME_CLEANUP = "acme.cleanup"
 
 
 class Outcome(StrEnum):
