@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from acme_server.models import Account, AccountStatus, Authorization, Challenge, ExternalAccountKey, Nonce, Order
 from audit.models import AuditEvent
+from certificates.crypto.fingerprints import certificate_fingerprint_sha256
 from certificates.models import Certificate
 from tests.acme.flow import b64, csr_der, issue, new_order
 from tests.acme.jws import jws, public_jwk
@@ -346,7 +347,7 @@ def test_issuance_through_the_shared_service(client_with_account, outcomes, issu
     assert len(certs) == 2  # the certificate, then the issuing CA (the root is the relying party's)
     sans = certs[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(sans.get_values_for_type(x509.DNSName)) == {"www.example.com", "api.example.com"}
-    row = Certificate.objects.get(serial=format(certs[0].serial_number, "x"))
+    row = Certificate.objects.get(fingerprint_sha256=certificate_fingerprint_sha256(certs[0]))
     assert row.issuer_id == issuing_ca.pk
     assert row.profile == "server"
     assert row.acme_order.account.name == client_with_account.kid.rsplit("/", 1)[1]

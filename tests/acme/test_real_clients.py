@@ -62,7 +62,7 @@ def assert_revoked_in_ocsp(live: LiveAcme, path: Path, workdir: Path) -> None:
     assert ": revoked" in answer.stdout, answer.stdout
 
 
-def test_certbot_issues_renews_and_revokes(tmp_path: Path) -> None:
+def test_certbot_issues_renews_and_revokes(committed_audit_events_removed, tmp_path: Path) -> None:
     certbot = ensure_tool("certbot")
     with live_acme(tmp_path) as live:
         kid, hmac = live.new_eab()
@@ -102,7 +102,7 @@ def _dns_exec_script(live: LiveAcme, directory: Path) -> Path:
     return script
 
 
-def test_lego_http01_and_wildcard_dns01_renew_and_revoke(tmp_path: Path) -> None:
+def test_lego_http01_and_wildcard_dns01_renew_and_revoke(committed_audit_events_removed, tmp_path: Path) -> None:
     lego = ensure_tool("lego")
     with live_acme(tmp_path) as live:
         kid, hmac = live.new_eab()

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from acme_server.models import Authorization, Nonce, Order
 from audit.models import AuditEvent
+from certificates.crypto.fingerprints import certificate_fingerprint_sha256
 from certificates.models import Certificate
 from certificates.services.crls import latest_crl
 from certificates.services.ocsp import answer_ocsp_request
@@ -43,7 +44,7 @@ def test_revoke_with_the_account_key_shows_in_ocsp_and_crl(client_with_account, 
         answer = client_with_account.post(client_with_account.directory["revokeCert"],
                                           {"certificate": b64(der), "reason": 4})
     assert answer.status == 200, answer.body
-    row = Certificate.objects.get(serial=format(leaf.serial_number, "x"))
+    row = Certificate.objects.get(fingerprint_sha256=certificate_fingerprint_sha256(leaf))
     assert row.revocation_reason == "superseded"
     assert _ocsp_status(leaf, issuer, issuing_ca.slug) == ocsp.OCSPCertStatus.REVOKED
     crl = x509.load_der_x509_crl(bytes(latest_crl(issuing_ca).der))
@@ -77,7 +78,8 @@ def test_revoke_with_the_certificate_key(client_with_account, outcomes, issuing_
     by_key = make_client(key)
     answer = by_key.post(by_key.directory["revokeCert"], {"certificate": b64(der), "reason": 1}, use_jwk=True)
     assert answer.status == 200, answer.body
-    assert Certificate.objects.get(serial=format(leaf.serial_number, "x")).revocation_reason == "keyCompromise"
+    revoked = Certificate.objects.get(fingerprint_sha256=certificate_fingerprint_sha256(leaf))
+    assert revoked.revocation_reason == "keyCompromise"
 
 
 def test_revoke_refusals(client_with_account, outcomes, make_client, acme_org):
