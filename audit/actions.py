@@ -52,6 +52,18 @@ class AuditAction(StrEnum):
     NOTIFICATION_TARGET_CHANGE = "notification_target.change"
     NOTIFICATION_TARGET_DELETE = "notification_target.delete"
     NOTIFICATION_SEND = "notification.send"
+    # Issue 19, ACME (acme_server): the account is the actor (actor_label "acme:<account name>").
+    ACME_EAB_CREATE = "acme.eab_create"
+    ACME_EAB_REVOKE = "acme.eab_revoke"
+    ACME_ACCOUNT_CREATE = "acme.account_create"
+    ACME_ACCOUNT_UPDATE = "acme.account_update"
+    ACME_ACCOUNT_DEACTIVATE = "acme.account_deactivate"
+    ACME_ACCOUNT_KEY_CHANGE = "acme.account_key_change"
+    ACME_ORDER_CREATE = "acme.order_create"
+    ACME_AUTHORIZATION_DEACTIVATE = "acme.authorization_deactivate"
+    ACME_CHALLENGE_VALIDATE = "acme.challenge_validate"
+    ACME_ORDER_FINALIZE = "acme.order_finalize"
+    ACME_CERTIFICATE_REVOKE = "acme.certificate_revoke"
 
 
 class Outcome(StrEnum):

@@ -217,11 +217,19 @@ class CertificateAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, OrganizationSc
         ("Revocation", {"fields": ["revocation"]}),
         ("Chain and renewals", {"fields": ["chain", "predecessor_link", "successor_link"]}),
         ("Extensions", {"fields": ["extensions_table"]}),
-        ("Record", {"fields": ["created_by", "created_at"]}),
+        ("Record", {"fields": ["created_by", "created_at", "acme_origin"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
         return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+
+    @admin.display(description="ACME account and order")
+    def acme_origin(self, obj: Certificate) -> str:
+        """Issue 19: a certificate ordered over ACME names the account and order it came from."""
+        order = getattr(obj, "acme_order", None)
+        if order is None:
+            return "-"
+        return f"account {order.account.name} (organization {order.organization.slug}), order {order.name}"
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return _may_ever(request, Action.REVOKE)

@@ -139,6 +139,11 @@ def _referenced_paths() -> Iterator[tuple[str, str]]:
     for pk, relpath in NotificationTarget.objects.exclude(secret_path="").order_by("pk").values_list(
             "pk", "secret_path").iterator(chunk_size=CHUNK_ROWS):
         yield f"notification_target:{pk}", relpath
+    from acme_server.models import ExternalAccountKey  # issue 19: EAB HMAC keys are sealed artifacts too
+
+    for key_id, relpath in ExternalAccountKey.objects.order_by("pk").values_list("key_id", "hmac_key_path").iterator(
+            chunk_size=CHUNK_ROWS):
+        yield f"acme_eab:{key_id}", relpath
 
 
 def _artifact_problem(store: ArtifactStore, relpath: str) -> tuple[str, str] | None:
@@ -179,9 +184,12 @@ def _age_seconds(path: Path) -> float:
 
 def _still_unreferenced(relpath: str) -> bool:
     """Ask the database again about one candidate: its row may have committed since the first pass."""
+    from acme_server.models import ExternalAccountKey
+
     directory = relpath.rsplit("/", 1)[0]
     return not (
-        CertificateAuthority.objects.filter(key_directory=directory).exists()
+        ExternalAccountKey.objects.filter(hmac_key_path=relpath).exists()
+        or CertificateAuthority.objects.filter(key_directory=directory).exists()
         or Certificate.objects.filter(Q(key_path=directory) | Q(pkcs12_path=relpath)
                                       | Q(pkcs12_password_path=relpath)).exists()
         or NotificationTarget.objects.filter(secret_path=relpath).exists()

@@ -204,9 +204,13 @@ _ROLE_PERMISSIONS: dict[Role, dict[str, tuple[str, ...]]] = {
         "organizations.apikey": ("change", "view"),
         "organizations": ("view",),
         "audit": ("view",),
+        # ACME (issue 19): external account keys are created (add) and revoked (change) here; the rest is read.
+        "acme_server.externalaccountkey": ("add", "change", "view"),
+        "acme_server": ("view",),
     },
     # Certificate work in their organization.
-    Role.MANAGER: {"certificates": ("add", "change", "view"), "organizations": ("view",), "audit": ("view",)},
+    Role.MANAGER: {"certificates": ("add", "change", "view"), "organizations": ("view",), "audit": ("view",),
+                   "acme_server.externalaccountkey": ("add", "change", "view"), "acme_server": ("view",)},
     # Read-only.
     Role.USER: {"certificates": ("view",), "organizations.organization": ("view",)},
 }

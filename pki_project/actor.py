@@ -22,6 +22,10 @@ class Actor:
     request: HttpRequest | None = None
     label: str = ""
     is_operator: bool = False  # the console's full trust: set only by `Actor.operator`, never from a request
+    # An ACME account (acme_server): no user, no role; may issue from and revoke within its organization only
+    # (certificates.services.permissions); the account's name is the audit trail's actor label.
+    acme_account_id: int | None = None
+    acme_organization_id: int | None = None
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Actor:
@@ -31,6 +35,16 @@ class Actor:
     def operator(cls, command: str) -> Actor:
         """An operator at the console: commands run with the machine's full trust."""
         return cls(label=f"cli:{command}", is_operator=True)
+
+    @classmethod
+    def acme_account(cls, account, request: HttpRequest | None = None) -> Actor:
+        """An ACME account acting through the protocol (RFC 8555): the audit trail names it `acme:<name>`."""
+        return cls(request=request, label=f"acme:{account.name}", acme_account_id=account.pk,
+                   acme_organization_id=account.organization_id)
+
+    @property
+    def is_acme_account(self) -> bool:
+        return self.acme_account_id is not None
 
     @property
     def username(self) -> str:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "audit",
     "ratelimits",
     "backups",
+    "acme_server",
 ]
 
 # Order matters: headers and CSP wrap everything (static files and error pages too); a
@@ -248,6 +249,18 @@ except ConfigError as error:
 PKI_NOTIFY_TIMEOUT = _NOTIFY.timeout  # seconds per SMTP or webhook delivery
 PKI_NOTIFY_MAX_ATTEMPTS = _NOTIFY.max_attempts
 PKI_NOTIFY_RETRY_MINUTES = _NOTIFY.retry_minutes  # before the first retry; doubles after each failure
+# --- ACME (RFC 8555; acme_server, README "ACME (RFC 8555)") ---------------------------------------
+PKI_ACME_EAB_REQUIRED = env.bool("PKI_ACME_EAB_REQUIRED", default=True)  # newAccount needs an EAB credential
+PKI_ACME_TERMS_OF_SERVICE = env.str("PKI_ACME_TERMS_OF_SERVICE", default="")  # URL in the directory's meta
+PKI_ACME_PROFILE = env.str("PKI_ACME_PROFILE", default="server")  # the issuance profile of ACME orders
+PKI_ACME_CERTIFICATE_DAYS = env.int("PKI_ACME_CERTIFICATE_DAYS", default=90)
+PKI_ACME_NONCE_LIFETIME = env.int("PKI_ACME_NONCE_LIFETIME", default=3600)  # seconds
+PKI_ACME_ORDER_LIFETIME = env.int("PKI_ACME_ORDER_LIFETIME", default=86400)  # seconds, orders and authorizations
+PKI_ACME_VALIDATION_WORKERS = env.int("PKI_ACME_VALIDATION_WORKERS", default=4)  # validation threads per process
+PKI_ACME_RATE_WINDOW = env.int("PKI_ACME_RATE_WINDOW", default=3600)  # seconds
+PKI_ACME_ORDERS_PER_ACCOUNT = env.int("PKI_ACME_ORDERS_PER_ACCOUNT", default=300)  # newOrder per window; 0: off
+PKI_ACME_ORDERS_PER_IP = env.int("PKI_ACME_ORDERS_PER_IP", default=300)  # newOrder per window per IP; 0: off
+PKI_ACME_ACCOUNTS_PER_IP = env.int("PKI_ACME_ACCOUNTS_PER_IP", default=50)  # newAccount per window per IP; 0: off
 
 # --- Request bodies (pki_project.middleware.body, pki_project.uploads) -----------------------
 # Every body but the restore's is read into memory and may not exceed this. The largest

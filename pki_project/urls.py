@@ -12,6 +12,7 @@ from pki_project.metrics import metrics_view
 urlpatterns = [
     # First: the relying parties' hot path (OCSP, CRLs) resolves before the admin's and API's patterns.
     path("pki/", include("certificates.public_urls")),
+    path("acme/<slug:ca>/", include("acme_server.urls")),  # ACME (RFC 8555), public
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("metrics", metrics_view, name="metrics"),

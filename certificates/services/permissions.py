@@ -119,6 +119,8 @@ def refusal(actor: Actor, action: Action, target: Target) -> ServiceError | None
     """Why `actor` may not do `action` to `target` (`NotFound` for another organization), or None."""
     if actor.is_operator:
         return None
+    if actor.is_acme_account:
+        return _acme_refusal(actor, action, target)
     principal = actor.principal
     if principal is None:
         return PermissionRefused(NO_RULE)
@@ -129,6 +131,23 @@ def refusal(actor: Actor, action: Action, target: Target) -> ServiceError | None
         return PermissionRefused(NO_RULE)
     if principal.role not in rule.roles:
         return PermissionRefused(rule.refusal)
+    return None
+
+
+#: What an ACME account may do (acme_server checks beforehand that the certificate is its own). Signing
+#: the intermediate's CRL is what a revocation does next (the revocation service re-signs it on commit);
+#: no ACME route signs a CRL otherwise.
+ACME_RULES = frozenset({(Action.ISSUE, str(CertificateKind.INTERMEDIATE_CA)),
+                        (Action.REVOKE, str(CertificateKind.END_ENTITY)),
+                        (Action.SIGN_CRL, str(CertificateKind.INTERMEDIATE_CA))})
+
+
+def _acme_refusal(actor: Actor, action: Action, target: Target) -> ServiceError | None:
+    """An ACME account issues from its organization's intermediates and revokes end entities there, nothing else."""
+    if _organization_id(target) != actor.acme_organization_id:
+        return NotFound("Not found.")
+    if (action, kind_of(target)) not in ACME_RULES:
+        return PermissionRefused(NO_RULE)
     return None
 
 

@@ -33,6 +33,7 @@ from organizations.principal import Principal
 from organizations.roles import Role
 from organizations.services import change_user, create_api_key, create_organization
 from pki_project.actor import Actor
+from tests.acme import audit_rows as acme_rows
 from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -570,6 +571,11 @@ COVERAGE = [
     pytest.param(AuditAction.NOTIFICATION_TARGET_CHANGE, notification_target_change, id="notification-target-change"),
     pytest.param(AuditAction.NOTIFICATION_TARGET_DELETE, notification_target_delete, id="notification-target-delete"),
     pytest.param(AuditAction.NOTIFICATION_SEND, notification_send, id="notification-send"),
+    # Issue 19, ACME: the account is the actor (tests/acme/audit_rows.py).
+    *[pytest.param(AuditAction(f"acme.{name}"), getattr(acme_rows, name), id=f"acme-{name}") for name in (
+        "eab_create", "eab_revoke", "account_create", "account_update", "account_deactivate",
+        "account_key_change", "order_create", "authorization_deactivate", "challenge_validate", "order_finalize",
+        "certificate_revoke")],
 ]
 
 

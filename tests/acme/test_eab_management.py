@@ -1,0 +1,117 @@
+"""EAB credentials: the API, the command and the admin; shown once, sealed at rest, scoped per organization."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from acme_server.models import Account, ExternalAccountKey
+from acme_server.services.eab import create_eab_key
+from audit.models import AuditEvent
+from certificates.keystore import artifact_store
+from pki_project.actor import Actor
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("role", ["admin", "manager"])
+def test_api_creates_a_key_shown_once(make_principal_client, acme_org, issuing_ca, role, data_dir, make_client):
+    client = make_principal_client(role, acme_org)
+    response = client.post("/api/v1/acme/eab/", {"ca": issuing_ca.slug, "label": "web"},
+                           content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert response["Cache-Control"] == "no-store"
+    assert body["organization"] == acme_org.slug
+    assert body["ca"] == issuing_ca.slug
+    credential = ExternalAccountKey.objects.get(key_id=body["key_id"])
+    sealed = (data_dir / credential.hmac_key_path).read_bytes()
+    assert body["hmac_key"].encode() not in sealed  # sealed, not stored as given
+    assert AuditEvent.objects.get(action="acme.eab_create").details["key_id"] == body["key_id"]
+    assert "hmac_key" not in json.dumps(AuditEvent.objects.get(action="acme.eab_create").details)
+    # the credential works with a real binding
+    assert make_client().new_account(eab=(body["key_id"], body["hmac_key"])).status == 201
+
+
+def test_api_refusals_change_nothing(make_principal_client, acme_org, foreign_ca):
+    user = make_principal_client("user", acme_org)
+    assert user.post("/api/v1/acme/eab/", {}, content_type="application/json").status_code == 403
+    manager = make_principal_client("manager", acme_org)
+    response = manager.post("/api/v1/acme/eab/", {"organization": foreign_ca.organization.slug},
+                            content_type="application/json")
+    assert response.status_code == 404
+    response = manager.post("/api/v1/acme/eab/", {"ca": foreign_ca.slug}, content_type="application/json")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"]
+    response = manager.post("/api/v1/acme/eab/", {"label": ["x"]}, content_type="application/json")
+    assert response.status_code == 400
+    assert not ExternalAccountKey.objects.exists()
+
+
+def test_global_admin_names_the_organization(make_principal_client, acme_org, data_dir):
+    admin = make_principal_client("admin")
+    assert admin.post("/api/v1/acme/eab/", {}, content_type="application/json").status_code == 400
+    response = admin.post("/api/v1/acme/eab/", {"organization": acme_org.slug}, content_type="application/json")
+    assert response.status_code == 201
+
+
+def test_command_prints_key_id_and_hmac_once(acme_org, issuing_ca):
+    out = StringIO()
+    call_command("create_acme_eab", "--organization", acme_org.slug, "--ca", issuing_ca.slug, "--json", stdout=out)
+    payload = json.loads(out.getvalue())
+    credential = ExternalAccountKey.objects.get(key_id=payload["key_id"])
+    assert credential.ca_id == issuing_ca.pk
+    assert artifact_store().read(credential.hmac_key_path)  # sealed where the vault keeps secrets
+    with pytest.raises(CommandError, match="No organization"):
+        call_command("create_acme_eab", "--organization", "nope", stdout=StringIO())
+    with pytest.raises(CommandError, match="intermediate"):
+        call_command("create_acme_eab", "--organization", acme_org.slug, "--ca", issuing_ca.parent.slug,
+                     stdout=StringIO())
+    assert ExternalAccountKey.objects.count() == 1
+
+
+def test_admin_shows_the_key_once_and_scopes_to_the_organization(make_principal_client, acme_org, foreign_ca,
+                                                                 client_with_account):
+    foreign = create_eab_key(foreign_ca.organization, actor=Actor.operator("tests"))
+    admin = make_principal_client("admin", acme_org, via="cookie")
+    page = admin.get("/admin/acme_server/externalaccountkey/add/")
+    assert page.status_code == 200
+    created = admin.post("/admin/acme_server/externalaccountkey/add/", {"organization": acme_org.pk, "label": "x"})
+    assert created.status_code == 200
+    credential = ExternalAccountKey.objects.filter(label="x").get()
+    assert credential.key_id in created.content.decode()
+    listing = admin.get("/admin/acme_server/externalaccountkey/").content.decode()
+    assert credential.key_id in listing
+    assert foreign.credential.key_id not in listing
+    assert admin.get(f"/admin/acme_server/externalaccountkey/{foreign.credential.pk}/change/").status_code in (302,
+                                                                                                              404)
+    accounts = admin.get("/admin/acme_server/account/").content.decode()
+    assert Account.objects.get().name in accounts
+    refused = admin.post("/admin/acme_server/externalaccountkey/add/", {"organization": foreign_ca.organization.pk})
+    assert refused.status_code == 200
+    assert ExternalAccountKey.objects.filter(organization=foreign_ca.organization).count() == 1
+
+
+def test_admin_revokes_a_key(make_principal_client, acme_org, eab_key):
+    admin = make_principal_client("admin", acme_org, via="cookie")
+    credential = ExternalAccountKey.objects.get(key_id=eab_key[0])
+    response = admin.post("/admin/acme_server/externalaccountkey/",
+                          {"action": "revoke_selected", "_selected_action": [credential.pk]})
+    assert response.status_code == 302
+    credential.refresh_from_db()
+    assert credential.revoked_at is not None
+    assert AuditEvent.objects.filter(action="acme.eab_revoke").count() == 1
+
+
+def test_certificate_admin_names_the_acme_account(make_principal_client, acme_org, client_with_account, outcomes):
+    from certificates.models import Certificate
+    from tests.acme.flow import issue
+
+    issue(client_with_account, outcomes, "www.example.com")
+    certificate = Certificate.objects.get(acme_order__isnull=False)
+    admin = make_principal_client("admin", acme_org, via="cookie")
+    page = admin.get(f"/admin/certificates/certificate/{certificate.pk}/change/").content.decode()
+    assert f"account {Account.objects.get().name}" in page
