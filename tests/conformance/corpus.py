@@ -80,6 +80,25 @@ def _ocsp_request(certificate: x509.Certificate, issuer: x509.Certificate) -> by
     return builder.build().public_bytes(Encoding.DER)
 
 
+#: RFC 7229's OID for test certificate policies: the private policy a judged installation asserts.
+TEST_POLICY_OID = "1.3.6.1.5.5.7.13.1"
+
+
+def _opt_builtins_into_cabf_policies(actor) -> None:
+    """The CA/B Forum lints judge CA/B-style certificates, which an installation opts in to per profile.
+
+    The built-ins assert no CA/B Forum policy by default (a private PKI is not BR-audited); with
+    `cabf_policy` and a private OID they carry what BR 7.1.2.7.9 / the S/MIME BR 7.1.6.4 want.
+    """
+    from certificates.models import CertificateProfile
+    from certificates.services.profiles import update_profile
+
+    wanted = {"cabf_policy": True, "policy_oids": [TEST_POLICY_OID]}
+    for profile in CertificateProfile.objects.filter(name__in=BUILTIN_PROFILES):
+        if not profile.cabf_policy or profile.policy_oids != wanted["policy_oids"]:
+            update_profile(profile, wanted, actor=actor)
+
+
 def _build(key_type: KeyType, name: str, *, with_status: bool) -> Chain:
     from certificates.models import Certificate
     from certificates.services.authorities import create_intermediate_ca, create_root_ca
@@ -99,6 +118,7 @@ def _build(key_type: KeyType, name: str, *, with_status: bool) -> Chain:
     inter = create_intermediate_ca(parent=root, common_name=f"Judges {name} Issuing {key_type.value}",
                                    root_password=ROOT_PASSWORD, key_type=key_type, actor=actor)
     chain = Chain(key_type, load_x509(root.certificate), load_x509(inter.certificate))
+    _opt_builtins_into_cabf_policies(actor)
 
     def issue(profile: str) -> tuple[Certificate, Leaf]:
         common_name, sans = SUBJECTS[profile]
