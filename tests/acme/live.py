@@ -120,6 +120,9 @@ def live_acme(directory: Path) -> Iterator[LiveAcme]:
         installation = Installation(engine, url, data_dir, env)
         installation.ok("migrate", "--noinput", "-v", "0")
         installation.ok("create_organization", "--name", "ACME Live", "--slug", ORGANIZATION)
+        # Judged as CA/B-style TLS certificates: the installation opts its server profile in to the CA/B
+        # Forum policy (with a private one, RFC 7229's test OID), which the built-ins do not assert by default.
+        installation.ok("update_profile", "server", "--cabf-policy", "--policy-oids", "1.3.6.1.5.5.7.13.1")
         installation.ok("init_root_ca", "--organization", ORGANIZATION, "--name", "ACME Live Root", "--slug", ROOT,
                         "--key-type", "ec-p256", "--password-env", "ROOT_PASSWORD")
         installation.ok("create_intermediate_ca", "--root", ROOT, "--name", "ACME Live Issuing", "--slug", ISSUING,

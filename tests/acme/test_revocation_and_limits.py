@@ -15,7 +15,7 @@ from acme_server.models import Authorization, Nonce, Order
 from audit.models import AuditEvent
 from certificates.crypto.fingerprints import certificate_fingerprint_sha256
 from certificates.models import Certificate
-from certificates.services.crls import latest_crl
+from certificates.services.crls import latest_delta_crl
 from certificates.services.ocsp import answer_ocsp_request
 from tests.acme.flow import b64, issue, new_order
 from tests.acme.test_protocol import assert_refused, state
@@ -47,7 +47,7 @@ def test_revoke_with_the_account_key_shows_in_ocsp_and_crl(client_with_account, 
     row = Certificate.objects.get(fingerprint_sha256=certificate_fingerprint_sha256(leaf))
     assert row.revocation_reason == "superseded"
     assert _ocsp_status(leaf, issuer, issuing_ca.slug) == ocsp.OCSPCertStatus.REVOKED
-    crl = x509.load_der_x509_crl(bytes(latest_crl(issuing_ca).der))
+    crl = x509.load_der_x509_crl(bytes(latest_delta_crl(issuing_ca).der))  # a revocation signs a delta at once
     assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
     revoke_event = AuditEvent.objects.get(action="certificate.revoke", target_id=str(row.pk))
     assert revoke_event.actor_label.startswith("acme:")

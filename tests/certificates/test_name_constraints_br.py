@@ -40,6 +40,9 @@ def _constraints(ca: CertificateAuthority) -> x509.NameConstraints:
 
 
 def _constrained(root_ca, operator, permitted, excluded=(), **kwargs) -> CertificateAuthority:
+    """A TLS CA (purposes serverAuth and clientAuth) unless the test names other purposes."""
+    if "extended_key_usages" not in kwargs:
+        kwargs.setdefault("purposes", ["serverAuth", "clientAuth"])
     return create_intermediate_ca(parent=root_ca, common_name="Example Constrained CA", root_password=ROOT_PASSWORD,
                                   permitted_names=list(permitted), excluded_names=list(excluded), actor=operator,
                                   **kwargs)
