@@ -50,6 +50,7 @@ def test_directory_lists_the_resources_and_meta(make_client, issuing_ca):
     assert client.directory == {
         "newNonce": f"{base}/new-nonce", "newAccount": f"{base}/new-account", "newOrder": f"{base}/new-order",
         "revokeCert": f"{base}/revoke-cert", "keyChange": f"{base}/key-change",
+        "renewalInfo": f"{base}/renewal-info",
         "meta": {"externalAccountRequired": True},
     }
 
