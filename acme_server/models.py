@@ -130,6 +130,9 @@ class Order(models.Model):
     error = models.JSONField(null=True, blank=True)
     certificate = models.OneToOneField(Certificate, null=True, blank=True, on_delete=models.PROTECT,
                                        related_name="acme_order")
+    replaces = models.ForeignKey(Certificate, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="acme_replacements",
+                                 help_text="The certificate this order renews (RFC 9773 5).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,6 +143,9 @@ class Order(models.Model):
             models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="acme_order_status_known"),
             models.CheckConstraint(condition=Q(status=OrderStatus.VALID, certificate__isnull=False)
                                    | ~Q(status=OrderStatus.VALID), name="acme_order_valid_has_certificate"),
+            # RFC 9773 5: a certificate is replaced by one order at a time (a failed one frees it)
+            models.UniqueConstraint(fields=["replaces"], condition=Q(replaces__isnull=False)
+                                    & ~Q(status=OrderStatus.INVALID), name="acme_order_replaces_once"),
         ]
         indexes = [models.Index(fields=["status", "expires_at"], name="acme_order_status_expiry")]
 

@@ -18,4 +18,5 @@ urlpatterns = [
     path("challenge/<str:name>", views.challenge, name="acme-challenge"),
     path("cert/<str:name>", views.certificate, name="acme-certificate"),
     path("revoke-cert", views.revoke_cert, name="acme-revoke-cert"),
+    path("renewal-info/<str:cert_id>", views.renewal_info, name="acme-renewal-info"),
 ]

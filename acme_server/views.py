@@ -22,6 +22,7 @@ from acme_server.services.context import AcmeContext
 from acme_server.services.nonces import issue_nonce
 from acme_server.services.problems import AcmeProblem
 from acme_server.services.ratelimits import check_new_account_rate, check_new_order_rate
+from acme_server.services.renewal_info import RETRY_AFTER_SECONDS, renewal_info_document
 from acme_server.services.requests import VerifiedRequest, verify_request
 from certificates.models import CertificateAuthority
 from pki_project.ratelimit import client_ip
@@ -199,3 +200,11 @@ def revoke_cert(request: HttpRequest, context: AcmeContext) -> HttpResponse:
     verified = _verified(request, context, key="either")
     revocation.revoke(verified, context.ca.organization_id)
     return HttpResponse(status=200)
+
+
+@acme_endpoint(("GET", "HEAD"))
+def renewal_info(request: HttpRequest, context: AcmeContext, cert_id: str) -> HttpResponse:
+    """RFC 9773 4.2: unauthenticated GET; Retry-After says when to ask again (4.3)."""
+    response = _json(renewal_info_document(context.ca, cert_id))
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -51,7 +51,13 @@ from certificates.services.issuance import renew_certificate
 from certificates.services.permissions import Action, may_ever, refusal
 from certificates.services.profiles import EDITABLE_FIELDS as PROFILE_EDITABLE_FIELDS
 from certificates.services.profiles import MANAGERS as PROFILE_MANAGERS
-from certificates.services.profiles import create_profile, delete_profile, update_profile, visible_profiles
+from certificates.services.profiles import (
+    ca_policy_oids,
+    create_profile,
+    delete_profile,
+    update_profile,
+    visible_profiles,
+)
 from certificates.services.records import load_x509
 from certificates.services.revocation import check_reason_allowed, parse_revocation_reason, revoke_certificate
 from organizations.admin import OrganizationScopedAdminMixin
@@ -477,8 +483,8 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
     search_fields = ["name", "slug"]
     actions = ["regenerate_crl"]
     fields = ["name", "slug", "kind", "organization", "parent", "certificate_link", "status_badge", "not_after",
-              "path_length", "purposes", "permitted_names", "excluded_names", "crl_number", "crl_validity_hours",
-              "crl_next_update", "publication", "created_at"]
+              "path_length", "purposes", "policy_oids", "permitted_names", "excluded_names", "crl_number",
+              "crl_validity_hours", "crl_next_update", "publication", "created_at"]
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest):
@@ -527,6 +533,10 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
     @admin.display(description="purposes (EKU)")
     def purposes(self, obj: CertificateAuthority) -> str:
         return ", ".join(ca_purposes(obj))
+
+    @admin.display(description="certificate policies")
+    def policy_oids(self, obj: CertificateAuthority) -> str:
+        return ", ".join(ca_policy_oids(obj)) or "anyPolicy"
 
     @admin.display(description="public URLs")
     def publication(self, obj: CertificateAuthority) -> str:
@@ -582,6 +592,7 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
                     parent=data["parent"], common_name=data["common_name"], actor=Actor.from_request(request),
                     root_password=data["root_password"] or None, key_type=data["key_type"], days=data["days"],
                     path_length=data["path_length"], purposes=data["purposes"] or None,
+                    policy_oids=data["policy_oids"] or None,
                 )
             except ServiceError as error:
                 form.add_error(None, error.message)

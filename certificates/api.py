@@ -191,7 +191,8 @@ class CertificateAuthorityList(StableOrdering, CaQuerysetMixin, generics.ListCre
             ca = create_intermediate_ca(parent=parent, root_password=values.get("root_password") or None,
                                         permitted_names=values.get("permitted_names"),
                                         excluded_names=values.get("excluded_names"),
-                                        purposes=values.get("purposes"), **extra, **common)
+                                        purposes=values.get("purposes"), policy_oids=values.get("policy_oids"),
+                                        **extra, **common)
         ca = self.get_queryset().get(pk=ca.pk)
         return Response(CertificateAuthoritySerializer(ca).data, status=status.HTTP_201_CREATED)
 

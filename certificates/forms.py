@@ -90,7 +90,15 @@ class IntermediateCAForm(forms.Form):
         help_text="What the CA vouches for (its extended key usage): it can issue only profiles within them. "
                   "None ticked: the parent's purposes (all three below a root).",
     )
+    policy_oids = forms.CharField(
+        label="Policy OIDs", required=False, max_length=1024,
+        help_text="Comma-separated private certificate policy OIDs the CA asserts instead of anyPolicy; its "
+                  "certificates then assert them when their profile names none. Empty: anyPolicy.",
+    )
     root_password = root_password_field(required=False, help_text="Needed when the parent is a root CA.")
+
+    def clean_policy_oids(self) -> list[str]:
+        return [oid.strip() for oid in self.cleaned_data["policy_oids"].split(",") if oid.strip()]
 
     def __init__(self, *args, parents: QuerySet[CertificateAuthority], **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -34,6 +34,7 @@ from certificates.services.authorities import (
     MAX_ROOT_CRL_VALIDITY_HOURS,
     ca_purposes,
 )
+from certificates.services.profiles import ca_policy_oids
 
 MAX_PEM_LENGTH = 64 * 1024  # a CSR with a 16k-bit RSA key and 100 SANs fits many times over
 MAX_NAME_LENGTH = 64  # X.509 ub-common-name (RFC 5280 appendix A)
@@ -43,6 +44,8 @@ MAX_NAME_CONSTRAINTS = 32
 MAX_PASSWORD_LENGTH = 1024
 MAX_DAYS = 36500  # a shape bound; each profile and CA has its own, smaller, limit in the services
 MAX_REFERENCE_LENGTH = 64  # a CA's slug or id
+MAX_POLICY_OIDS = 16
+MAX_POLICY_OID_LENGTH = 128
 
 
 def _password_field() -> serializers.CharField:
@@ -82,12 +85,15 @@ class CertificateAuthoritySerializer(serializers.ModelSerializer):
     certificate_pem = serializers.SerializerMethodField()
     purposes = serializers.SerializerMethodField(
         help_text="What the CA vouches for: its certificate's extended key usage (all purposes when it has none).")
+    policy_oids = serializers.SerializerMethodField(
+        help_text="The private certificate policies the CA asserts; empty for anyPolicy (or none, for a root).")
 
     class Meta:
         model = CertificateAuthority
         fields = ["id", "slug", "name", "kind", "organization", "parent", "certificate", "serial",
                   "fingerprint_sha256", "key_type", "not_before", "not_after", "status", "path_length",
-                  "permitted_names", "excluded_names", "purposes", "crl_number", "certificate_pem", "created_at"]
+                  "permitted_names", "excluded_names", "purposes", "policy_oids", "crl_number", "certificate_pem",
+                  "created_at"]
         read_only_fields = fields
 
     def get_certificate_pem(self, ca: CertificateAuthority) -> str:
@@ -96,6 +102,10 @@ class CertificateAuthoritySerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_purposes(self, ca: CertificateAuthority) -> list[str]:
         return ca_purposes(ca)
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_policy_oids(self, ca: CertificateAuthority) -> list[str]:
+        return list(ca_policy_oids(ca))
 
 
 class CertificateAuthorityCreateSerializer(serializers.Serializer):
@@ -135,12 +145,17 @@ class CertificateAuthorityCreateSerializer(serializers.Serializer):
         help_text="Intermediate only: what the CA vouches for (its extended key usage), which limits the profiles "
                   "it can issue. Default: the parent's purposes; all three below a root.",
     )
+    policy_oids = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_POLICY_OID_LENGTH), required=False, max_length=MAX_POLICY_OIDS,
+        help_text="Intermediate only: the private certificate policy OIDs it asserts instead of anyPolicy; its "
+                  "certificates then assert them when their profile names none, and never others.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["kind"] == CertificateAuthority.Kind.INTERMEDIATE and not attrs.get("parent"):
             raise serializers.ValidationError({"parent": ["An intermediate CA needs a parent."]})
         if attrs["kind"] == CertificateAuthority.Kind.ROOT:
-            for name in ("parent", "permitted_names", "excluded_names", "purposes"):
+            for name in ("parent", "permitted_names", "excluded_names", "purposes", "policy_oids"):
                 if attrs.get(name):
                     raise serializers.ValidationError({name: ["Only an intermediate CA takes this field."]})
         return attrs

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from certificates.models import CertificateAuthority
+
+
+def iso_time(moment: datetime) -> str:
+    """RFC 3339 in UTC to the second, as every ACME document writes times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -43,5 +49,5 @@ class AcmeContext:
         return {
             "newNonce": self.url("new-nonce"), "newAccount": self.url("new-account"),
             "newOrder": self.url("new-order"), "revokeCert": self.url("revoke-cert"),
-            "keyChange": self.url("key-change"), "meta": meta,
+            "keyChange": self.url("key-change"), "renewalInfo": self.url("renewal-info"), "meta": meta,
         }

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from acme_server.models import ExternalAccountKey
@@ -76,6 +77,19 @@ def create_eab_key(organization: Organization, *, actor: Actor, ca: CertificateA
         store.delete(relpath, missing_ok=True)
         raise
     return CreatedEabKey(credential, jose.b64url_encode(raw))
+
+
+def visible_eab_keys(actor: Actor) -> QuerySet[ExternalAccountKey]:
+    """The credentials `actor` may manage: their organization's (a global admin's and an operator's: all)."""
+    keys = ExternalAccountKey.objects.select_related("organization", "ca", "account").order_by("-id")
+    if actor.is_operator:
+        return keys
+    principal = actor.principal
+    if principal is None or principal.role not in EAB_MANAGERS:
+        return keys.none()
+    if principal.is_global_admin:
+        return keys
+    return keys.filter(organization_id=principal.organization_id)
 
 
 def revoke_eab_key(credential: ExternalAccountKey, *, actor: Actor) -> ExternalAccountKey:

@@ -18,10 +18,12 @@ from acme_server.services.problems import AcmeProblem
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.names import format_san, parse_san
 from certificates.crypto.policy import check_issuer_name_constraints, check_name_constraints, validate_sans_for_profile
-from certificates.crypto.profiles import PROFILES
+from certificates.crypto.profiles import Profile
+from certificates.errors import ServiceError
 from certificates.keystore import ca_certificate
 from certificates.models import CertificateAuthority
 from certificates.selectors import ca_chain
+from certificates.services.profiles import profile_for_issuance
 
 MAX_IDENTIFIERS = 100
 
@@ -71,13 +73,22 @@ def identifiers_from_payload(raw: object) -> list[Identifier]:
     return identifiers
 
 
+def _acme_profile(ca: CertificateAuthority) -> Profile:
+    """The profile row the CA issues ACME certificates under, as an administrator last edited it."""
+    try:
+        return profile_for_issuance(settings.PKI_ACME_PROFILE, ca)
+    except ServiceError as error:
+        raise AcmeProblem("rejectedIdentifier", f"The CA cannot issue ACME certificates: {error.message}") from None
+
+
 def vet_identifiers(ca: CertificateAuthority, identifiers: list[Identifier]) -> None:
     """The CA may issue for every name: profile SAN rules and all name constraints; else rejectedIdentifier."""
+    profile = _acme_profile(ca)
     sans = [identifier.san() for identifier in identifiers]
     problems = []
     for identifier, san in zip(identifiers, sans, strict=True):
         try:
-            validate_sans_for_profile(PROFILES[settings.PKI_ACME_PROFILE], [san])
+            validate_sans_for_profile(profile, [san])
             check_issuer_name_constraints(ca_certificate(ca), [san])
             for authority in ca_chain(ca)[1:]:
                 check_issuer_name_constraints(ca_certificate(authority), [san])

@@ -8,12 +8,14 @@ that the status moved and answers accordingly.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from acme_server.models import (
@@ -28,9 +30,10 @@ from acme_server.models import (
 )
 from acme_server.services import jose
 from acme_server.services.audit import record_acme_event
-from acme_server.services.context import AcmeContext
+from acme_server.services.context import AcmeContext, iso_time
 from acme_server.services.identifiers import Identifier, identifiers_from_payload, vet_identifiers
 from acme_server.services.problems import AcmeProblem
+from acme_server.services.renewal_info import cert_id_of, replaced_certificate
 from audit.actions import AuditAction
 from certificates.crypto.csr import load_csr
 from certificates.crypto.errors import CryptoError
@@ -40,10 +43,6 @@ from certificates.models import Certificate
 from certificates.selectors import ca_chain
 from certificates.services.issuance import IssuanceRequest, issue_certificate
 from pki_project.actor import Actor
-
-
-def _iso(moment) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def supported_challenges() -> dict[str, frozenset[str]]:
@@ -62,6 +61,19 @@ def _challenge_types(identifier: Identifier) -> list[str]:
     return [kind for kind in ("http-01", "dns-01", "tls-alpn-01") if kind in offered]
 
 
+@contextmanager
+def _replacement_race_refused() -> Iterator[None]:
+    """Two orders replacing one certificate at once: the database keeps one, the other is alreadyReplaced."""
+    try:
+        yield
+    except IntegrityError:
+        raise AcmeProblem("alreadyReplaced", "Another order already replaces that certificate.") from None
+
+
+def replaces_text(order: Order) -> str:
+    return cert_id_of(x509.load_der_x509_certificate(bytes(order.replaces.der)))
+
+
 def new_order(context: AcmeContext, account: Account, payload: dict, request=None) -> Order:
     """RFC 8555 7.4: vet every identifier first; then the order, one authorization and its challenges each."""
     if payload.get("notBefore") is not None or payload.get("notAfter") is not None:
@@ -76,10 +88,13 @@ def new_order(context: AcmeContext, account: Account, payload: dict, request=Non
     for identifier in identifiers:
         if not _challenge_types(identifier):
             raise AcmeProblem("rejectedIdentifier", f"No challenge can prove {identifier.value}.")
+    ordered = [i.as_json() for i in identifiers]
+    replaces = payload.get("replaces")
+    replaced = replaced_certificate(context.ca, account, replaces, ordered) if replaces is not None else None
     expires = timezone.now() + timedelta(seconds=settings.PKI_ACME_ORDER_LIFETIME)
-    with transaction.atomic():
+    with _replacement_race_refused(), transaction.atomic():
         order = Order.objects.create(account=account, organization_id=account.organization_id, ca=context.ca,
-                                     identifiers=[i.as_json() for i in identifiers], expires_at=expires)
+                                     identifiers=ordered, expires_at=expires, replaces=replaced)
         for identifier in identifiers:
             authz = Authorization.objects.create(order=order, identifier_type=identifier.type,
                                                  identifier_value=identifier.base_value,
@@ -87,7 +102,8 @@ def new_order(context: AcmeContext, account: Account, payload: dict, request=Non
             Challenge.objects.bulk_create(Challenge(authorization=authz, type=kind)
                                           for kind in _challenge_types(identifier))
         record_acme_event(AuditAction.ACME_ORDER_CREATE, account, target_type="acme_order", target_id=order.name,
-                          details={"ca": context.ca.slug, "identifiers": [i.value for i in identifiers]},
+                          details={"ca": context.ca.slug, "identifiers": [i.value for i in identifiers],
+                                   "replaces": replaced.serial if replaced else None},
                           request=request)
     return order
 
@@ -114,10 +130,12 @@ def expire_if_due(order: Order) -> Order:
 def order_document(context: AcmeContext, order: Order) -> dict:
     order = expire_if_due(order)
     document = {
-        "status": order.status, "expires": _iso(order.expires_at), "identifiers": order.identifiers,
+        "status": order.status, "expires": iso_time(order.expires_at), "identifiers": order.identifiers,
         "authorizations": [context.authz_url(a.name) for a in order.authorizations.all()],
         "finalize": context.url("order", order.name, "finalize"),
     }
+    if order.replaces_id is not None:
+        document["replaces"] = replaces_text(order)
     if order.error:
         document["error"] = order.error
     if order.status == OrderStatus.VALID:
@@ -129,7 +147,7 @@ def challenge_document(context: AcmeContext, challenge: Challenge) -> dict:
     document = {"type": challenge.type, "url": context.challenge_url(challenge.name), "status": challenge.status,
                 "token": challenge.token}
     if challenge.validated_at:
-        document["validated"] = _iso(challenge.validated_at)
+        document["validated"] = iso_time(challenge.validated_at)
     if challenge.error:
         document["error"] = challenge.error
     return document
@@ -138,7 +156,7 @@ def challenge_document(context: AcmeContext, challenge: Challenge) -> dict:
 def authorization_document(context: AcmeContext, authz: Authorization) -> dict:
     expire_if_due(authz.order)
     authz.refresh_from_db()
-    document = {"status": authz.status, "expires": _iso(authz.expires_at),
+    document = {"status": authz.status, "expires": iso_time(authz.expires_at),
                 "identifier": {"type": authz.identifier_type, "value": authz.identifier_value},
                 "challenges": [challenge_document(context, c) for c in authz.challenges.all()]}
     if authz.wildcard:

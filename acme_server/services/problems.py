@@ -9,6 +9,7 @@ ERROR_NS = "urn:ietf:params:acme:error:"
 # type -> HTTP status the server answers it with
 STATUS = {
     "accountDoesNotExist": 400,
+    "alreadyReplaced": 409,  # RFC 9773 5
     "alreadyRevoked": 400,
     "badCSR": 400,
     "badNonce": 400,

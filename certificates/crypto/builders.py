@@ -44,7 +44,7 @@ from .policy import (
     clamp_validity,
     validate_sans_for_profile,
 )
-from .profiles import Profile, key_usage_from_flags, subscriber_policy_oids
+from .profiles import Profile, check_policies_covered, key_usage_from_flags, subscriber_policy_oids
 from .purposes import certificate_extended_key_usages, check_ca_covers, purpose_names, uncovered_usages
 
 #: anyPolicy (RFC 5280 4.2.1.4). BR 7.1.2.10.5 lets a CA affiliated with the
@@ -280,6 +280,8 @@ def build_intermediate_ca_certificate(
     require_ca_issuer(issuer_cert, for_ca=True)
     if extended_key_usages:
         check_ca_covers(issuer_cert, list(extended_key_usages), what="A subordinate CA with these purposes")
+    if ANY_POLICY not in policy_oids:
+        check_policies_covered(issuer_cert, policy_oids, what="The subordinate CA")
     key_type_of(public_key)
     if subject == issuer_cert.subject or not list(subject):
         # RFC 5280 4.1.2.6 / 6.1: a CA needs its own, non-empty name; reusing the
@@ -478,6 +480,7 @@ def build_end_entity_certificate(
         *publication_extensions(urls, crl=profile.crl_distribution_point, ocsp=profile.ocsp_url),
     ]
     if policy_oids := subscriber_policy_oids(profile, public_key, sans):
+        check_policies_covered(issuer_cert, policy_oids, what=f"A {profile.name!r} certificate")
         extensions.append(extension(_policies(policy_oids), False))
     if profile.must_staple:
         # RFC 7633 section 4: the TLS Feature extension with status_request (5), non-critical.

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, PolicyError
 from .names import SAN_DNS, SAN_EMAIL, SAN_IP
 
 #: CA/B Forum reserved policy identifier for domain-validated TLS certificates
@@ -285,6 +285,34 @@ def subscriber_policy_oids(profile: Profile, public_key: object,
 
 
 Ed25519Types = (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey)
+
+
+def asserted_policies(ca_certificate: x509.Certificate) -> frozenset[ObjectIdentifier] | None:
+    """The policies a CA certificate vouches for; None when it asserts anyPolicy or names none.
+
+    RFC 5280 6.1.3 (d): a relying party keeps a subordinate's policy only where every CA above
+    asserts it or anyPolicy. A CA without certificatePolicies (a root, usually) is the trust
+    anchor's business, not a restriction here.
+    """
+    try:
+        policies = ca_certificate.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound:
+        return None
+    oids = frozenset(info.policy_identifier for info in policies)
+    return None if ObjectIdentifier(ANY_POLICY_OID) in oids else oids
+
+
+def check_policies_covered(ca_certificate: x509.Certificate, oids: Sequence[ObjectIdentifier], *, what: str) -> None:
+    """Refuse policy OIDs the CA does not assert (code ``policy_not_covered``): verifiers would drop them."""
+    allowed = asserted_policies(ca_certificate)
+    if allowed is None:
+        return
+    if missing := [oid.dotted_string for oid in oids if oid not in allowed]:
+        raise PolicyError(
+            f"{what} would assert {', '.join(missing)}, which its CA does not "
+            f"(the CA asserts {', '.join(sorted(oid.dotted_string for oid in allowed))})",
+            code="policy_not_covered",
+        )
 
 
 # CA/B Forum BR 6.3.2 as amended by ballot SC-081: the longest validity of a TLS

@@ -20,10 +20,11 @@ from django.utils.text import slugify
 
 from audit.actions import AuditAction
 from audit.services import record_event
-from certificates.crypto.builders import build_intermediate_ca_certificate, build_root_ca_certificate
+from certificates.crypto.builders import ANY_POLICY, build_intermediate_ca_certificate, build_root_ca_certificate
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import KeyType, PrivateKey, generate_private_key, parse_key_type
 from certificates.crypto.names import build_subject, check_name_characters
+from certificates.crypto.profiles import check_policy_oid
 from certificates.crypto.purposes import (
     CA_PURPOSES,
     DEFAULT_CA_PURPOSES,
@@ -49,6 +50,7 @@ from certificates.keystore import (
 )
 from certificates.models import CertificateAuthority, CertificateKind, KeySource
 from certificates.services.permissions import Action, require
+from certificates.services.profiles import ca_policy_oids
 from certificates.services.records import create_certificate_row, load_x509
 from certificates.vault.custody import (
     check_root_password,
@@ -178,7 +180,7 @@ def _record_ca_created(ca: CertificateAuthority, actor: Actor) -> None:
         target_serial=ca.certificate.serial,
         details={"slug": ca.slug, "kind": ca.kind, "key_type": ca.certificate.key_type,
                  "parent": ca.parent.slug if ca.parent else None,
-                 **({"purposes": ca_purposes(ca)} if ca.parent else {})},
+                 **({"purposes": ca_purposes(ca), "policy_oids": list(ca_policy_oids(ca))} if ca.parent else {})},
     )
 
 
@@ -296,6 +298,22 @@ def _clean_name_constraints(names: Sequence[str] | None) -> list[str]:
     return [name.strip() for name in (names or []) if name and name.strip()]
 
 
+def _intermediate_policies(policy_oids: Sequence[str] | None) -> tuple[ObjectIdentifier, ...]:
+    """The new CA's certificatePolicies: the private OIDs asked for, else anyPolicy (BR 7.1.2.10.5).
+
+    A CA with its own OIDs vouches for those only: its leaves assert them when their profile names
+    none, and a profile naming others is refused at issuance (RFC 5280 6.1.3).
+    """
+    if not policy_oids:
+        return (ANY_POLICY,)
+    if isinstance(policy_oids, str) or not all(isinstance(oid, str) for oid in policy_oids):
+        raise InvalidInput("policy_oids is a list of dotted OIDs.", code="policy_oid_invalid")
+    try:
+        return tuple(dict.fromkeys(check_policy_oid(oid.strip()) for oid in policy_oids))
+    except CryptoError as error:
+        raise from_crypto_error(error) from None
+
+
 def create_intermediate_ca(
     *,
     parent: CertificateAuthority,
@@ -311,14 +329,17 @@ def create_intermediate_ca(
     country: str | None = None,
     crl_validity_hours: int | None = None,
     purposes: Sequence[str] | str | None = None,
+    policy_oids: Sequence[str] | None = None,
 ) -> CertificateAuthority:
     """Create an intermediate CA below `parent` (the root, with its password, or another intermediate).
 
     `purposes` (`serverAuth`, `clientAuth`, `emailProtection`) become the CA's EKU, which limits the
     profiles it can issue; the default is its parent's purposes, all three below a root.
+    `policy_oids` are its private certificate policies (default anyPolicy; see `_intermediate_policies`).
     """
     require(actor, Action.CREATE_CA, parent)
     extended_key_usages = _intermediate_purposes(parent, purposes)
+    certificate_policies = _intermediate_policies(policy_oids)
     key_type, days = _key_type(key_type), _validated_days(days)
     crl_validity_hours = _validated_crl_validity(crl_validity_hours, INTERMEDIATE_CRL_VALIDITY_HOURS,
                                                  MAX_INTERMEDIATE_CRL_VALIDITY_HOURS)
@@ -335,7 +356,7 @@ def create_intermediate_ca(
         certificate = build_intermediate_ca_certificate(
             load_x509(parent.certificate), issuer_key, private_key.public_key(), subject, days, path_length,
             publication_urls(parent), permitted=permitted or None, excluded=excluded or None,
-            extended_key_usages=extended_key_usages,
+            extended_key_usages=extended_key_usages, policy_oids=certificate_policies,
         )
     except CryptoError as error:
         raise from_crypto_error(error) from None

@@ -39,9 +39,11 @@ from certificates.crypto.profiles import (
     KEY_USAGE_FLAGS,
     PROFILES,
     Profile,
+    asserted_policies,
     check_policy_oid,
 )
 from certificates.errors import Conflict, InvalidInput, NotFound, PermissionRefused, PolicyViolation
+from certificates.keystore import ca_certificate
 from certificates.models import (
     MAX_PROFILE_VALIDITY_HOURS,
     PROFILE_NAME_PATTERN,
@@ -86,9 +88,13 @@ def check_configured_policy_oids() -> None:
             raise ImproperlyConfigured(f"PKI_POLICY_OID: {error.message}") from None
 
 
-def as_crypto_profile(row: CertificateProfile) -> Profile:
-    """The frozen crypto `Profile` a row describes (validated when it was written)."""
-    policy_oids = tuple(row.policy_oids or ()) or configured_policy_oids()
+def as_crypto_profile(row: CertificateProfile, ca_policy_oids: tuple[str, ...] = ()) -> Profile:
+    """The frozen crypto `Profile` a row describes (validated when it was written).
+
+    Its private policy OIDs: the row's own, else those of the issuing CA (when it asserts specific
+    ones instead of anyPolicy), else the installation's PKI_POLICY_OID.
+    """
+    policy_oids = tuple(row.policy_oids or ()) or ca_policy_oids or configured_policy_oids()
     return Profile(
         name=row.name,
         description=row.description,
@@ -185,7 +191,13 @@ def profile_for_issuance(name: object, ca: CertificateAuthority) -> Profile:
         raise unknown_profile(name, ca.organization_id)
     if not row.enabled:
         raise PolicyViolation(f"The profile '{row.name}' is disabled.", code="profile_disabled")
-    return as_crypto_profile(row)
+    return as_crypto_profile(row, ca_policy_oids(ca))
+
+
+def ca_policy_oids(ca: CertificateAuthority) -> tuple[str, ...]:
+    """The specific policy OIDs `ca`'s certificate asserts, sorted; () for anyPolicy or none."""
+    asserted = asserted_policies(ca_certificate(ca))
+    return tuple(sorted(oid.dotted_string for oid in asserted)) if asserted else ()
 
 
 def _require_manager(actor: Actor, organization_id: int | None) -> None:

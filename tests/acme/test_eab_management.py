@@ -115,3 +115,63 @@ def test_certificate_admin_names_the_acme_account(make_principal_client, acme_or
     admin = make_principal_client("admin", acme_org, via="cookie")
     page = admin.get(f"/admin/certificates/certificate/{certificate.pk}/change/").content.decode()
     assert f"account {Account.objects.get().name}" in page
+
+
+def test_api_lists_reads_and_revokes_without_the_hmac_key(make_principal_client, acme_org, eab_key, foreign_ca,
+                                                          make_client):
+    """A credential is listed and read without its HMAC key; revoking it refuses the next binding."""
+    foreign = create_eab_key(foreign_ca.organization, actor=Actor.operator("tests")).credential
+    manager = make_principal_client("manager", acme_org)
+    credential = ExternalAccountKey.objects.get(key_id=eab_key[0])
+    listing = manager.get("/api/v1/acme/eab/")
+    assert listing.status_code == 200
+    assert [row["key_id"] for row in listing.json()["results"]] == [credential.key_id]
+    assert eab_key[1] not in listing.content.decode()
+    assert "hmac_key" not in listing.json()["results"][0]
+    detail = manager.get(f"/api/v1/acme/eab/{credential.pk}/").json()
+    assert detail["organization"] == acme_org.slug
+    assert detail["revoked_at"] is None
+    assert detail["account"] is None
+    assert manager.get(f"/api/v1/acme/eab/{foreign.pk}/").status_code == 404
+    assert manager.post(f"/api/v1/acme/eab/{foreign.pk}/revoke/").status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.revoked_at is None
+
+    revoked = manager.post(f"/api/v1/acme/eab/{credential.pk}/revoke/")
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    assert AuditEvent.objects.get(action="acme.eab_revoke").target_id == str(credential.pk)
+    again = manager.post(f"/api/v1/acme/eab/{credential.pk}/revoke/")
+    assert again.status_code == 400
+    assert again.json()["error"]["code"] == "already_revoked"
+    assert AuditEvent.objects.filter(action="acme.eab_revoke").count() == 1
+    assert make_client().new_account(eab=eab_key).problem == "unauthorized"
+
+
+def test_api_listing_names_the_bound_account_and_refuses_users(make_principal_client, acme_org, client_with_account):
+    admin = make_principal_client("admin", acme_org)
+    row = admin.get("/api/v1/acme/eab/").json()["results"][0]
+    assert row["account"] == Account.objects.get().name
+    assert row["used_at"] is not None
+    user = make_principal_client("user", acme_org)
+    assert user.get("/api/v1/acme/eab/").status_code == 403
+    assert user.post(f"/api/v1/acme/eab/{row['id']}/revoke/").status_code == 403
+    assert ExternalAccountKey.objects.get(pk=row["id"]).revoked_at is None
+
+
+def test_global_admin_lists_every_organization(make_principal_client, acme_org, eab_key, foreign_ca):
+    create_eab_key(foreign_ca.organization, actor=Actor.operator("tests"))
+    admin = make_principal_client("admin")
+    assert admin.get("/api/v1/acme/eab/").json()["count"] == 2
+
+
+def test_command_revokes_by_key_id(acme_org, eab_key):
+    out = StringIO()
+    call_command("revoke_acme_eab", eab_key[0], "--json", stdout=out)
+    assert json.loads(out.getvalue())["key_id"] == eab_key[0]
+    assert ExternalAccountKey.objects.get(key_id=eab_key[0]).revoked_at is not None
+    with pytest.raises(CommandError, match="already revoked"):
+        call_command("revoke_acme_eab", eab_key[0], stdout=StringIO())
+    with pytest.raises(CommandError, match="No ACME external account key"):
+        call_command("revoke_acme_eab", "nope", stdout=StringIO())
+    assert AuditEvent.objects.filter(action="acme.eab_revoke").count() == 1

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from acme_server.models import Account, AccountStatus, Authorization, Challenge, ExternalAccountKey, Nonce, Order
 from audit.models import AuditEvent
 from certificates.crypto.fingerprints import certificate_fingerprint_sha256
-from certificates.models import Certificate
+from certificates.models import Certificate, CertificateProfile
 from tests.acme.flow import b64, csr_der, issue, new_order
 from tests.acme.jws import jws, public_jwk
 
@@ -50,6 +50,7 @@ def test_directory_lists_the_resources_and_meta(make_client, issuing_ca):
     assert client.directory == {
         "newNonce": f"{base}/new-nonce", "newAccount": f"{base}/new-account", "newOrder": f"{base}/new-order",
         "revokeCert": f"{base}/revoke-cert", "keyChange": f"{base}/key-change",
+        "renewalInfo": f"{base}/renewal-info",
         "meta": {"externalAccountRequired": True},
     }
 
@@ -384,6 +385,27 @@ def test_names_outside_the_name_constraints_are_rejected(client_with_account):
     assert_refused(answer, "rejectedIdentifier", 400)
     assert [p["identifier"]["value"] for p in answer.json()["subproblems"]] == ["www.example.org"]
     assert_refused(new_order(client_with_account, "192.168.1.1", kind="ip"), "rejectedIdentifier")
+    assert state() == before
+
+
+def test_names_outside_the_edited_acme_profile_are_rejected_before_any_challenge(client_with_account):
+    """The profile row as staff last edited it governs newOrder, not the built-in it started from."""
+    CertificateProfile.objects.filter(name="server").update(allowed_dns_suffixes=["internal.example.com"])
+    before = state()
+    answer = new_order(client_with_account, "a.internal.example.com", "www.example.com")
+    assert_refused(answer, "rejectedIdentifier", 400)
+    assert [p["identifier"]["value"] for p in answer.json()["subproblems"]] == ["www.example.com"]
+    assert "internal.example.com" in answer.json()["subproblems"][0]["detail"]
+    assert state() == before
+    assert new_order(client_with_account, "a.internal.example.com").status == 201
+
+
+def test_a_disabled_acme_profile_refuses_new_orders(client_with_account):
+    CertificateProfile.objects.filter(name="server").update(enabled=False)
+    before = state()
+    answer = new_order(client_with_account, "www.example.com")
+    assert_refused(answer, "rejectedIdentifier", 400)
+    assert "disabled" in answer.json()["detail"]
     assert state() == before
 
 

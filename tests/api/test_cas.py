@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 CA_FIELDS = {"id", "slug", "name", "kind", "organization", "parent", "certificate", "serial", "fingerprint_sha256",
              "key_type", "not_before", "not_after", "status", "path_length", "permitted_names", "excluded_names",
-             "purposes", "crl_number", "certificate_pem", "created_at"}
+             "purposes", "policy_oids", "crl_number", "certificate_pem", "created_at"}
 
 
 def test_list_is_scoped_and_paginated(clients, hierarchy, other_hierarchy):

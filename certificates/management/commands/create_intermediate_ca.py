@@ -8,6 +8,7 @@ from certificates.services.authorities import (
     ca_purposes,
     create_intermediate_ca,
 )
+from certificates.services.profiles import ca_policy_oids
 from pki_project.actor import Actor
 from pki_project.cli import (
     add_json_argument,
@@ -16,6 +17,10 @@ from pki_project.cli import (
     read_password,
     service_errors_as_command_errors,
 )
+
+
+def _policies_clause(policies: list[str]) -> str:
+    return f", asserting the policies {', '.join(policies)}" if policies else ""
 
 
 class Command(BaseCommand):
@@ -35,6 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--purposes", default=None, metavar="LIST",
                             help="what the CA vouches for, its EKU: comma-separated serverAuth, clientAuth, "
                                  "emailProtection (default: the parent's purposes; all three below a root)")
+        parser.add_argument("--policy-oids", default=None, metavar="LIST",
+                            help="comma-separated private certificate policy OIDs the CA asserts instead of "
+                                 "anyPolicy; its certificates assert them when their profile names none")
         parser.add_argument("--slug", default=None)
         parser.add_argument("--crl-validity-hours", type=int, default=None, metavar="HOURS",
                             help="thisUpdate to nextUpdate of this CA's CRLs (default: 2160 for a root, 168 below)")
@@ -52,9 +60,11 @@ class Command(BaseCommand):
                 days=options["days"], path_length=options["path_length"], permitted_names=options["permit"],
                 excluded_names=options["exclude"], slug=options["slug"], country=options["country"],
                 crl_validity_hours=options["crl_validity_hours"], purposes=options["purposes"],
+                policy_oids=[oid for oid in (options["policy_oids"] or "").split(",") if oid.strip()] or None,
                 actor=Actor.operator("create_intermediate_ca"),
             )
-        purposes = ca_purposes(ca)
-        emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial, "purposes": purposes},
+        purposes, policies = ca_purposes(ca), list(ca_policy_oids(ca))
+        emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial, "purposes": purposes,
+                             "policy_oids": policies},
              f"Created intermediate CA '{ca.slug}' (id {ca.pk}, serial {ca.certificate.serial}) below '{parent.slug}', "
-             f"for {', '.join(purposes)}.")
+             f"for {', '.join(purposes)}{_policies_clause(policies)}.")
