@@ -201,6 +201,21 @@ class KindFilter(admin.SimpleListFilter):
         return queryset.filter(kind=self.value()) if self.value() in KIND_LABELS else queryset
 
 
+class ChannelFilter(admin.SimpleListFilter):
+    """ACME-issued or not: the dashboard's ACME tile links here."""
+
+    title = "channel"
+    parameter_name = "channel"
+
+    def lookups(self, request, model_admin):
+        return [("acme", "ACME"), ("other", "API, pages, admin, CLI")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("acme", "other"):
+            return queryset.filter(acme_order__isnull=self.value() == "other")
+        return queryset
+
+
 @admin.register(Certificate)
 class CertificateAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
     class Media:
@@ -208,7 +223,7 @@ class CertificateAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, OrganizationSc
 
     list_display = ["display_name", "status_badge", "kind_label", "profile", "issuer", "organization", "not_after",
                     "short_serial"]
-    list_filter = [StatusFilter, ExpiryFilter, KindFilter, ("issuer", admin.RelatedOnlyFieldListFilter),
+    list_filter = [StatusFilter, ExpiryFilter, KindFilter, ChannelFilter, ("issuer", admin.RelatedOnlyFieldListFilter),
                    ("organization", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["issuer", "organization"]
     search_fields = ["common_name", "serial", "fingerprint_sha256"]

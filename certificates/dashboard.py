@@ -3,7 +3,8 @@
 * one query counts certificates by status and by expiry band (conditional COUNTs);
 * one lists the CAs with their latest full CRL's nextUpdate (a subquery, not a loop);
 * one reads the recent audit events the caller may see;
-* two group issuance and expiry by month for the chart.
+* two group issuance and expiry by month for the chart;
+* one counts the certificates ACME issued and the accounts they went to.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from audit.selectors import events_visible_to
 from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList
+from certificates.selectors import acme_summary
 from certificates.staff import visible_cas, visible_certificates
 from organizations.principal import Principal
 
@@ -126,6 +128,7 @@ def dashboard_context(principal: Principal | None, now: datetime | None = None) 
         "cas": cas_with_crl_status(visible_cas(principal)),
         "events": list(events_visible_to(principal)[:RECENT_EVENTS]),
         "chart": issuance_chart(certificates, now),
+        "acme": acme_summary(certificates),
         "recent_certificates": list(
             certificates.end_entities().select_related("issuer").order_by("-created_at", "-id")[:8]
         ),

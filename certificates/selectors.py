@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from certificates.crypto.serials import serial_to_hex
 from certificates.errors import Conflict, NotFound
@@ -86,3 +86,19 @@ def _canonical_serial(reference: str) -> str | None:
     if not text or len(text) > 40 or any(c not in "0123456789abcdef" for c in text) or int(text, 16) == 0:
         return None
     return serial_to_hex(int(text, 16))
+
+
+def acme_origin(certificate: Certificate) -> dict[str, str] | None:
+    """The ACME account and order a certificate was issued to, or None (read through the reverse relation,
+    so this app needs no import of the ACME app that builds on it)."""
+    row = (Certificate.objects.filter(pk=certificate.pk, acme_order__isnull=False)
+           .values("acme_order__account__name", "acme_order__name").first())
+    if row is None:
+        return None
+    return {"account": row["acme_order__account__name"], "order": row["acme_order__name"]}
+
+
+def acme_summary(certificates: QuerySet[Certificate]) -> dict[str, int]:
+    """ACME's share of `certificates`: the accounts that ordered them and how many, in one query."""
+    return certificates.filter(acme_order__isnull=False).aggregate(
+        certificates=Count("pk"), accounts=Count("acme_order__account", distinct=True))

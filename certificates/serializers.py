@@ -27,6 +27,7 @@ from certificates.models import (
     KeySource,
     RevocationReason,
 )
+from certificates.selectors import acme_origin
 from certificates.services.artifacts import DownloadFormat, certificate_pem, chain_pem
 from certificates.services.authorities import (
     MAX_CA_DAYS,
@@ -262,6 +263,11 @@ class CertificateSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AcmeOriginSerializer(serializers.Serializer):
+    account = serializers.CharField()
+    order = serializers.CharField()
+
+
 class CertificateDetailSerializer(CertificateSerializer):
     ca_slug = serializers.SerializerMethodField()
     predecessor = serializers.IntegerField(source="predecessor_id", read_only=True, allow_null=True)
@@ -269,10 +275,12 @@ class CertificateDetailSerializer(CertificateSerializer):
     has_pkcs12 = serializers.SerializerMethodField(help_text="The key was generated here: p12 download and password.")
     certificate_pem = serializers.SerializerMethodField()
     chain_pem = serializers.SerializerMethodField(help_text="The certificate and its intermediates (no root).")
+    acme = serializers.SerializerMethodField(
+        help_text="The ACME account and order it was issued to (names as in their URLs); null for other channels.")
 
     class Meta(CertificateSerializer.Meta):
         fields = [*CertificateSerializer.Meta.fields, "subject", "invalidity_date", "ca_slug", "predecessor",
-                  "successor", "has_pkcs12", "created_by", "certificate_pem", "chain_pem"]
+                  "successor", "has_pkcs12", "created_by", "acme", "certificate_pem", "chain_pem"]
         read_only_fields = fields
 
     def get_ca_slug(self, certificate: Certificate) -> str | None:
@@ -282,6 +290,12 @@ class CertificateDetailSerializer(CertificateSerializer):
         if self.context.get("just_issued"):  # nothing can have renewed it yet: no query
             return None
         return Certificate.objects.filter(predecessor_id=certificate.pk).values_list("pk", flat=True).first()
+
+    @extend_schema_field(AcmeOriginSerializer(allow_null=True))
+    def get_acme(self, certificate: Certificate) -> dict[str, str] | None:
+        if self.context.get("just_issued"):  # issued by another channel in this request: no query
+            return None
+        return acme_origin(certificate)
 
     def get_has_pkcs12(self, certificate: Certificate) -> bool:
         return bool(certificate.pkcs12_path)

@@ -24,6 +24,7 @@ from certificates.decoder import DecodeError, decode, describe_certificate
 from certificates.errors import PermissionRefused, ServiceError
 from certificates.forms import CrlForm, DecoderForm, IssueForm, OrganizationForm, RevokeForm
 from certificates.models import Certificate
+from certificates.selectors import acme_origin
 from certificates.services.artifacts import DownloadFormat, download_certificate, issuer_chain, reveal_pkcs12_password
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
@@ -150,6 +151,7 @@ def _certificate_page(request: HttpRequest, certificate: Certificate, *, revoke_
         "description": describe_certificate(load_x509(certificate)),
         "chain": chain,
         "successor": Certificate.objects.filter(predecessor=certificate).first(),
+        "acme": acme_origin(certificate),
         "downloads": DOWNLOADS,
         "revoke_form": revoke_form or _revoke_form(certificate),
         "revealed_password": revealed_password,

@@ -175,3 +175,37 @@ def test_command_revokes_by_key_id(acme_org, eab_key):
     with pytest.raises(CommandError, match="No ACME external account key"):
         call_command("revoke_acme_eab", "nope", stdout=StringIO())
     assert AuditEvent.objects.filter(action="acme.eab_revoke").count() == 1
+
+
+def test_acme_certificates_name_their_account_in_the_inventory(make_principal_client, acme_org, client_with_account,
+                                                               outcomes):
+    """The certificate page, the API detail, the dashboard and the admin's channel filter all tell ACME apart."""
+    from certificates.models import Certificate
+    from certificates.services.issuance import IssuanceRequest, issue_certificate
+    from tests.acme.flow import issue
+    from tests.certificates.csrs import make_csr
+
+    issue(client_with_account, outcomes, "www.example.com")
+    acme_certificate = Certificate.objects.get(acme_order__isnull=False)
+    other = issue_certificate(acme_certificate.issuer, IssuanceRequest(profile="server", csr=make_csr("b.example.com")),
+                              actor=Actor.operator("tests"))
+    account, order = Account.objects.get(), acme_certificate.acme_order
+    manager = make_principal_client("manager", acme_org, via="cookie")
+
+    page = manager.get(f"/certificates/{acme_certificate.pk}").content.decode()
+    assert f"account <code>{account.name}</code>, order <code>{order.name}</code>" in page
+    assert "order <code>" not in manager.get(f"/certificates/{other.pk}").content.decode()
+
+    api = make_principal_client("manager", acme_org)
+    assert api.get(f"/api/v1/certificates/{acme_certificate.pk}/").json()["acme"] == {"account": account.name,
+                                                                                     "order": order.name}
+    assert api.get(f"/api/v1/certificates/{other.pk}/").json()["acme"] is None
+
+    dashboard = manager.get("/").content.decode()
+    assert "Issued through ACME" in dashboard
+    assert f"acme:{account.name}" in dashboard  # the recent certificates name who asked
+
+    admin = make_principal_client("admin", acme_org, via="cookie")
+    acme_only = admin.get("/admin/certificates/certificate/?channel=acme").content.decode()
+    assert acme_certificate.serial[:16] in acme_only
+    assert other.serial[:16] not in acme_only
