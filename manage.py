@@ -10,11 +10,18 @@ def main() -> None:
     from pki_project.config import exit_on_config_error
 
     exit_on_config_error()
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
     from django.db import InterfaceError, OperationalError
 
     try:
         execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as error:
+        if "--traceback" in sys.argv:
+            raise
+        # A setting checked once Django loads (PKI_POLICY_OID, PKI_MAX_REQUEST_BYTES): one line, as for secrets.
+        sys.stderr.write(f"Configuration error: {error}\n")
+        sys.exit(2)
     except (OperationalError, InterfaceError) as error:
         if "--traceback" in sys.argv:
             raise

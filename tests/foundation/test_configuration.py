@@ -76,3 +76,25 @@ def test_wsgi_refuses_weak_secret(empty_project_env: dict[str, str], tmp_path: P
 
 def test_debug_is_off_unless_asked(settings) -> None:
     assert settings.DEBUG is False
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("PKI_POLICY_OID", "2.5.29.32.0", "Configuration error: PKI_POLICY_OID: anyPolicy belongs in CA certificates"),
+    ("PKI_MAX_REQUEST_BYTES", "abc", "Configuration error: PKI_MAX_REQUEST_BYTES must be a number of bytes"),
+])
+@pytest.mark.parametrize("entry", [["manage.py", "check"], ["-c", "import pki_project.wsgi"]])
+def test_settings_checked_by_django_stop_with_one_line(empty_project_env: dict[str, str], tmp_path: Path, variable,
+                                                       value, expected, entry) -> None:
+    """A setting refused once Django loads stops manage.py and the server like a weak secret: one line, exit 2."""
+    import subprocess
+    import sys
+
+    from tests.helpers import PROJECT_DIR
+
+    env = clean_environment(PKI_ENV_FILE=str(tmp_path / "no-such.env"), **{variable: value}, **empty_project_env)
+    result = subprocess.run([sys.executable, *entry], env=env, cwd=PROJECT_DIR, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(expected)
