@@ -1,15 +1,13 @@
-"""Fixtures for the ACME tests: a CA hierarchy, an EAB key, a protocol client on Django's test client.
+"""Fixtures for the ACME tests: a CA hierarchy, an EAB key, a protocol client on Django's test client,
+and pebble-challtestsrv for the validators.
 
-Until the validator package of the sibling branch (acme_server.validation) is merged, a stand-in
-module with its interface is installed so the server's code imports; the protocol tests replace
-`validate_challenge` with an answer they choose either way (they test the server, not the validator).
+The protocol tests replace `validate_challenge` with an answer they choose (they test the server,
+not the validator); the validator tests aim the real validator at challtestsrv.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,40 +20,18 @@ from certificates.models import CertificateAuthority
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
 from organizations.models import Organization
 from pki_project.actor import Actor
+from tests.acme.challenge_servers import ChallTestSrv
 from tests.acme.jws import AcmeTestClient, Answer
 
 ROOT_PASSWORD = "correct horse battery staple"
 
 
-def _install_validation_stand_in() -> None:
-    try:
-        importlib.import_module("acme_server.validation")
-        return
-    except ImportError:
-        pass
-
-    @dataclass(frozen=True)
-    class ChallengeOutcome:
-        valid: bool
-        problem_type: str | None
-        detail: str
-
-    module = types.ModuleType("acme_server.validation")
-    module.ChallengeOutcome = ChallengeOutcome
-    module.SUPPORTED_CHALLENGES = {"dns": frozenset({"http-01", "dns-01", "tls-alpn-01"}),
-                                   "ip": frozenset({"http-01", "tls-alpn-01"})}
-
-    def validate_challenge(*args, **kwargs):
-        raise RuntimeError("acme_server.validation is not merged: tests must choose an outcome")
-
-    module.validate_challenge = validate_challenge
-    sys.modules["acme_server.validation"] = module
-    import acme_server
-
-    acme_server.validation = module
-
-
-_install_validation_stand_in()
+@pytest.fixture(scope="module")
+def challtestsrv() -> Iterator[ChallTestSrv]:
+    """Debian's pebble-challtestsrv on loopback ports: mock HTTP, DNS and TLS-ALPN answers, one per module."""
+    server = ChallTestSrv().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,13 +22,6 @@ from tests.acme.challenge_servers import (
     nxdomain_dns_server,
     silent_udp_socket,
 )
-
-
-@pytest.fixture(scope="module")
-def challtestsrv() -> Iterator[ChallTestSrv]:
-    server = ChallTestSrv().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import itertools
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -32,13 +31,6 @@ from tests.acme.challenge_servers import (
 
 NAME = "www.acme-validation.example"
 WELL_KNOWN = "/.well-known/acme-challenge/"
-
-
-@pytest.fixture(scope="module")
-def challtestsrv() -> Iterator[ChallTestSrv]:
-    server = ChallTestSrv().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

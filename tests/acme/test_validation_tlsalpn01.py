@@ -11,7 +11,6 @@ import hashlib
 import ipaddress
 import secrets
 import socket
-from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
@@ -35,13 +34,6 @@ from tests.acme.challenge_servers import (
 )
 
 NAME = "service.tls-alpn.example"
-
-
-@pytest.fixture(scope="module")
-def challtestsrv() -> Iterator[ChallTestSrv]:
-    server = ChallTestSrv().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
