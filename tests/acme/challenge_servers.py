@@ -174,6 +174,19 @@ def tls_responder(certificate_pem: bytes, key_pem: bytes, *, alpn: list[str] | N
         context.set_alpn_protocols(list(alpn))
     server_names: list[str] = []
     context.sni_callback = lambda _sock, name, _context: server_names.append(name)
+
+    def handle(connection: socket.socket) -> None:
+        connection.settimeout(5)
+        with context.wrap_socket(connection, server_side=True) as tls:
+            tls.recv(1)  # until the validator closes (an OSError, suppressed by the loop, ends it too)
+
+    with tcp_server(handle, host) as port:
+        yield port, server_names
+
+
+@contextlib.contextmanager
+def tcp_server(handle: Callable[[socket.socket], None], host: str = LOOPBACK) -> Iterator[int]:
+    """A TCP server on `host` that hands each connection to `handle` on one thread; yields its port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.bind((host, 0))
@@ -190,14 +203,12 @@ def tls_responder(certificate_pem: bytes, key_pem: bytes, *, alpn: list[str] | N
             except OSError:
                 return
             with contextlib.suppress(OSError), connection:
-                connection.settimeout(5)
-                with context.wrap_socket(connection, server_side=True) as tls:
-                    tls.recv(1)  # until the validator closes (an OSError, suppressed above, ends it too)
+                handle(connection)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield listener.getsockname()[1], server_names
+        yield listener.getsockname()[1]
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -283,33 +294,14 @@ def dripping_body(handler: BaseHTTPRequestHandler) -> None:
 @contextlib.contextmanager
 def raw_tcp_responder(answer: bytes) -> Iterator[int]:
     """A TCP server that answers every connection with `answer` (not HTTP, not TLS) and closes it."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind((LOOPBACK, 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with contextlib.suppress(OSError), connection:
-                connection.settimeout(2)
-                connection.recv(4096)
-                connection.sendall(answer)
+    def handle(connection: socket.socket) -> None:
+        connection.settimeout(2)
+        connection.recv(4096)
+        connection.sendall(answer)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
+    with tcp_server(handle) as port:
+        yield port
 
 
 # --- Silent listeners and a DNS server for the NXDOMAIN case -------------------------------------
