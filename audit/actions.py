@@ -27,11 +27,11 @@ class AuditAction(StrEnum):
     BACKUP_RESTORE = "backup.restore"
     ENCRYPTION_KEY_ROTATE = "encryption_key.rotate"
     RBAC_DENY = "rbac.deny"
-    # Issue 20, certificate profiles as data: every change of what certificates contain.
+    # Certificate profiles as data: every change of what certificates contain.
     PROFILE_CREATE = "profile.create"
     PROFILE_CHANGE = "profile.change"
     PROFILE_DELETE = "profile.delete"
-    # Issue 18, roles: every change of who may do what (users, memberships, organizations).
+    # Roles: every change of who may do what (users, memberships, organizations).
     USER_CREATE = "user.create"
     USER_CHANGE = "user.change"
     USER_ACTIVATE = "user.activate"
@@ -42,7 +42,7 @@ class AuditAction(StrEnum):
     MEMBERSHIP_DELETE = "membership.delete"
     ORGANIZATION_RENAME = "organization.rename"
     ORGANIZATION_DELETE = "organization.delete"
-    # Issue 18, login limits and denials on the record (audit.denials): a refusal outside rbac.json
+    # Login limits and denials on the record (audit.denials): a refusal outside rbac.json
     # (403, 404 on a route that needs a sign-in, 429), and the note that a caller's refusals of
     # one kind went past the per-window budget (when it starts, then how many were left out).
     ACCESS_DENY = "access.deny"
@@ -52,7 +52,7 @@ class AuditAction(StrEnum):
     NOTIFICATION_TARGET_CHANGE = "notification_target.change"
     NOTIFICATION_TARGET_DELETE = "notification_target.delete"
     NOTIFICATION_SEND = "notification.send"
-    # Issue 19, ACME (acme_server): the account is the actor (actor_label "acme:<account name>").
+    # ACME (acme_server): the account is the actor (actor_label "acme:<account name>").
     ACME_EAB_CREATE = "acme.eab_create"
     ACME_EAB_REVOKE = "acme.eab_revoke"
     ACME_ACCOUNT_CREATE = "acme.account_create"

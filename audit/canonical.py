@@ -50,7 +50,7 @@ HASHED_FIELDS: tuple[str, ...] = (
 
 
 # The recipe's json.dumps arguments, as one encoder: json.dumps builds a new encoder on each
-# call that passes any of them, a few microseconds on every append (issue 12).
+# Call that passes any of them, a few microseconds on every append.
 _CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 

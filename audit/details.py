@@ -49,7 +49,7 @@ def clean_details(details: Mapping[str, object]) -> dict[str, object]:
 
 
 def _clean_value(value: object, path: str) -> object:
-    kind = type(value)  # the usual exact types first: every issuance cleans its details (issue 12)
+    kind = type(value)  # the usual exact types first: every issuance cleans its details
     if kind is str:
         return clean_text(value)
     if kind is dict:

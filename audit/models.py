@@ -93,7 +93,7 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=HASH_LENGTH)
     # Not unique: the unique `seq` already forbids a fork, and two events with equal hashes would
     # need equal canonical contents, `seq` included. The index it took was a random-key index
-    # that every append updated and nothing reads (issue 12).
+    # That every append updated and nothing reads.
     hash = models.CharField(max_length=HASH_LENGTH)
     # HMAC of `hash` under a key that never enters the database (`audit.keys`): a re-hashed chain
     # cannot be MACed again without the environment's secrets. Not part of the canonical payload.

@@ -246,7 +246,7 @@ class CertificateAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, OrganizationSc
 
     @admin.display(description="ACME account and order")
     def acme_origin(self, obj: Certificate) -> str:
-        """Issue 19: a certificate ordered over ACME names the account and order it came from."""
+        """A certificate ordered over ACME names the account and order it came from."""
         order = getattr(obj, "acme_order", None)
         if order is None:
             return "-"

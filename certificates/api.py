@@ -1,4 +1,4 @@
-"""The CA and certificate REST API under /api/v1/ (contract: /work/shared/CONTRACT.md).
+"""The CA and certificate REST API under /api/v1/ (the README's interface).
 
 Thin views: each validates the body's shape with a serializer, finds the object in the
 caller's organization (another organization's object answers 404, in lists, details,
@@ -422,7 +422,7 @@ class Pkcs12PasswordReveal(CertificateQuerysetMixin, generics.GenericAPIView):
                        request=CertificateProfileWriteSerializer, responses={201: CertificateProfileSerializer}),
 )
 class CertificateProfileList(StableOrdering, generics.ListCreateAPIView):
-    """Profiles are data (issue 20): the issuance of every channel honours the one named in `profile`."""
+    """Profiles are data: the issuance of every channel honours the one named in `profile`."""
 
     serializer_class = CertificateProfileSerializer
     filter_backends: list = []

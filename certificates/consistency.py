@@ -139,7 +139,7 @@ def _referenced_paths() -> Iterator[tuple[str, str]]:
     for pk, relpath in NotificationTarget.objects.exclude(secret_path="").order_by("pk").values_list(
             "pk", "secret_path").iterator(chunk_size=CHUNK_ROWS):
         yield f"notification_target:{pk}", relpath
-    from acme_server.models import ExternalAccountKey  # issue 19: EAB HMAC keys are sealed artifacts too
+    from acme_server.models import ExternalAccountKey  # EAB HMAC keys are sealed artifacts too
 
     for key_id, relpath in ExternalAccountKey.objects.order_by("pk").values_list("key_id", "hmac_key_path").iterator(
             chunk_size=CHUNK_ROWS):
@@ -312,7 +312,7 @@ def _check_certificate_row(report: ConsistencyReport, issuers: dict[int, x509.Ce
                    f"certificate:{pk}")
 
 
-# --- Certificate profiles (issue 20) -------------------------------------------------------------
+# --- Certificate profiles -------------------------------------------------------------
 
 
 def check_profiles(report: ConsistencyReport, now: datetime) -> None:

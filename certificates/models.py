@@ -138,7 +138,7 @@ class Certificate(models.Model):
         ordering = ["-id"]
         constraints = [
             # RFC 5280 4.1.2.2: a serial identifies a certificate only together with its issuer.
-            # Serial first, so the same index also serves a search by serial alone (issue 12: one
+            # Serial first, so the same index also serves a search by serial alone (one
             # random-key index fewer for every issuance to update; the name predates the order).
             models.UniqueConstraint(fields=["serial", "issuer"], name="certificate_unique_issuer_serial"),
             # A root is self-issued (no issuer row); every other certificate has an issuer.
@@ -157,7 +157,7 @@ class Certificate(models.Model):
             models.CheckConstraint(condition=Q(kind__in=CertificateKind.values), name="certificate_kind_known"),
             models.CheckConstraint(condition=~Q(serial=""), name="certificate_serial_present"),
         ]
-        # Every index costs each issuance an update (issue 12): the issuer's revoked rows are read
+        # Every index costs each issuance an update: the issuer's revoked rows are read
         # through cert_crl_entries, its other rows through the issuer foreign key's index, which also
         # keeps a CA's page in id order; tests/certificates/test_query_plans.py checks the plans.
         indexes = [

@@ -32,7 +32,7 @@ def get_ca(reference: str | int, principal: Principal | None = None) -> Certific
 
 def _ca_lookup(numeric: bool, scoped: bool) -> PreparedSelect:
     """The CA lookup by slug, or by slug-or-id for a number (`by_reference`'s rule), optionally in one
-    organization: compiling this select_related cost about 1 ms, more than signing (issue 12)."""
+    organization: compiling this select_related cost about 1 ms, more than signing."""
 
     def build(slug: str, *rest: int) -> QuerySet:
         queryset = CertificateAuthority.objects.select_related("certificate", "organization").order_by()

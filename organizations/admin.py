@@ -6,8 +6,8 @@ show a non-global member only their own organization's objects (others answer 40
 API keys are listed, never shown: no key, no hash; they are created by the command or
 the API (which show the key once) and revoked with the "Revoke" action.
 
-Users, memberships and organizations are written only through `organizations.services`
-(issue 18), which applies the same rules as every other channel and records an audit
+Users, memberships and organizations are written only through `organizations.services`,
+which applies the same rules as every other channel and records an audit
 event with the values before and after. The user admin has no superuser, staff, groups,
 permissions or password field: roles come from memberships alone, and the role groups
 are read-only. Nobody edits their own membership or deactivates or deletes themself.

@@ -17,7 +17,7 @@ their audit event inside the same transaction (`organizations.audit_hooks`), wit
 values before and after the change in its details.
 
 The rules about access live here, so the admin, the API, the pages and the commands
-meet the same ones (issue 18): users, memberships and organizations are changed by a
+meet the same ones: users, memberships and organizations are changed by a
 global admin (or the operator at the console); nobody changes their own membership or
 deactivates or deletes their own account; an organization's admin only gives a first
 membership in their own organization when provisioning a key, and names a new user
@@ -204,7 +204,7 @@ _ROLE_PERMISSIONS: dict[Role, dict[str, tuple[str, ...]]] = {
         "organizations.apikey": ("change", "view"),
         "organizations": ("view",),
         "audit": ("view",),
-        # ACME (issue 19): external account keys are created (add) and revoked (change) here; the rest is read.
+        # ACME: external account keys are created (add) and revoked (change) here; the rest is read.
         "acme_server.externalaccountkey": ("add", "change", "view"),
         "acme_server": ("view",),
     },
@@ -295,7 +295,7 @@ def derive_access_flags(sender, instance, raw: bool = False, **kwargs) -> None:
     """`pre_save` of the user model: is_staff and is_superuser come from the membership, whoever saves.
 
     A form, an admin POST, a shell or `createsuperuser` setting them otherwise is overruled
-    (issue 18: roles come only from memberships). Raw saves (fixtures) are left alone.
+    (roles come only from memberships). Raw saves (fixtures) are left alone.
     """
     if raw:
         return
@@ -311,7 +311,7 @@ def refuse_direct_access_changes(sender, instance, action: str, **kwargs) -> Non
                             code="access_follows_role")
 
 
-# --- Who may change whose access (issue 18) ------------------------------------------------------
+# --- Who may change whose access ------------------------------------------------------
 
 SELF_CHANGE_REFUSED = "Nobody changes their own role, organization or account; another global admin must."
 USER_PROFILE_FIELDS = ("first_name", "last_name", "email")

@@ -2,7 +2,7 @@
 
 `Model.save()` compiles its INSERT statement on every call: on the issuance hot path
 that was about a third of a millisecond per row, more than signing a P-256
-certificate (issue 12). `insert_new` builds the statement once, from Django's own
+certificate. `insert_new` builds the statement once, from Django's own
 field machinery, and after that only converts the values.
 
 It is `save(force_insert=True)` without signals and without the model's `save()`
@@ -92,7 +92,7 @@ def _params(plan: _InsertPlan, instance: Model, connection: BaseDatabaseWrapper)
     """The statement's parameters: a text column's str as it is, every other value through `_db_value`.
 
     Most columns of a row are text that the conversion chain returns unchanged; reading them
-    straight from the instance skips a call per column (issue 12).
+    straight from the instance skips a call per column.
     """
     values = instance.__dict__
     return [value if type(value) in column.passthrough else _db_value(column, instance, connection)
@@ -115,7 +115,7 @@ def fetch_one(connection: BaseDatabaseWrapper, sql: str, params: list[object]) -
 
     Django's cursor wrapper adds query logging and execute wrappers, and on SQLite rewrites
     `%s` to `?` with a regular expression on every call; on the issuance hot path that is
-    about 15 us a statement (issue 12). When queries are logged (DEBUG, assertNumQueries) or
+    about 15 us a statement. When queries are logged (DEBUG, assertNumQueries) or
     a wrapper is installed, or the connection is not open yet, Django's cursor runs it as usual.
     Either way errors come out as Django's (IntegrityError...) and a broken transaction refuses.
     """
@@ -150,7 +150,7 @@ def write_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
 
     Django's outermost `atomic()` turns autocommit off and on again, opens its cursor for
     `BEGIN IMMEDIATE`, commits through its wrappers and looks for on-commit hooks: on the
-    issuance hot path that was about 0.3 ms, more than the statements it brackets (issue 12).
+    issuance hot path that was about 0.3 ms, more than the statements it brackets.
     Here the driver runs `BEGIN` (with SQLite's configured transaction mode), the block's
     statements, and `COMMIT`, or `ROLLBACK` when the block raises; errors come out as
     Django's (IntegrityError...).
@@ -333,7 +333,7 @@ def _build_plan(model: type[Model], connection: BaseDatabaseWrapper) -> _InsertP
     # Only quoted identifiers from the model's own metadata; every value is a parameter.
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
     # SQLite gives the new rowid for free (cursor.lastrowid); its RETURNING clause cost about
-    # 15 us more per INSERT on SQLite 3.40 (issue 12), so only other backends use RETURNING.
+    # 15 us more per INSERT on SQLite 3.40, so only other backends use RETURNING.
     returns_pk = meta.auto_field is not None and connection.features.can_return_columns_from_insert \
         and connection.vendor != "sqlite"
     if returns_pk:

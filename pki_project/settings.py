@@ -53,7 +53,7 @@ PKI_BASE_URL = env.str("PKI_BASE_URL", default="http://127.0.0.1:8000").rstrip("
 PKI_COOKIE_SECURE = env.bool("PKI_COOKIE_SECURE", default=True)
 PKI_RBAC_FILE = _project_path(env.str("PKI_RBAC_FILE", default="pki_project/rbac.json"))
 PKI_SESSION_TTL = env.int("PKI_SESSION_TTL", default=28800)
-# Private certificate policy OIDs (comma-separated) asserted by profiles that list none (issue 20).
+# Private certificate policy OIDs (comma-separated) asserted by profiles that list none.
 PKI_POLICY_OID = [oid.strip() for oid in env.str("PKI_POLICY_OID", default="").split(",") if oid.strip()]
 PKI_DEFAULT_COUNTRY = env.str("PKI_DEFAULT_COUNTRY", default="US")  # countryName of CA subjects
 PKI_ROOT_KDF_LOG2_N = env.int("PKI_ROOT_KDF_LOG2_N", default=17)  # scrypt cost of the root password

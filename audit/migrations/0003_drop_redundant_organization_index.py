@@ -1,6 +1,6 @@
 """Drop the single-column index on organization_id: audit_event_org_seq (organization_id, -seq) serves it.
 
-One index fewer to update on every append (issue 12). Plain DROP INDEX rather than
+One index fewer to update on every append. Plain DROP INDEX rather than
 AlterField: on SQLite, AlterField rebuilds the table, which would drop the
 append-only triggers of migration 0002 with it.
 """

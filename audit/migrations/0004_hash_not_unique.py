@@ -2,7 +2,7 @@
 
 Two events with equal hashes would need equal canonical contents, `seq` included, so the index
 added no guarantee; nothing looks events up by hash either. It was a random-key index that every
-append updated, leaf pages that stop fitting the page cache as the trail grows (issue 12).
+append updated, leaf pages that stop fitting the page cache as the trail grows.
 
 On SQLite, AlterField rebuilds the table, and the rebuild drops the append-only triggers of
 migration 0002 with the old table: they are installed again right after, in the same

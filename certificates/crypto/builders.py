@@ -336,7 +336,7 @@ def build_intermediate_ca_certificate(
 
 @dataclass(frozen=True)
 class CheckedIssuer:
-    """What signing below a CA certificate reads from it, read once per certificate (issue 12).
+    """What signing below a CA certificate reads from it, read once per certificate.
 
     Every value comes from the certificate alone (nothing of the private key is kept), and
     only a certificate that passed :func:`require_ca_issuer` is remembered.

@@ -88,7 +88,7 @@ def key_type_of(key: object) -> KeyType:
     2048, 3072 or 4096 bits.
     """
     # EC and Ed25519 keys are classified as they are: deriving an Ed25519 public key is a scalar
-    # multiplication (about 9 us), and signing calls this for the issuer's private key (issue 12).
+    # Multiplication (about 9 us), and signing calls this for the issuer's private key.
     if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
         key_type = _CURVE_NAMES.get(key.curve.name)
         if key_type is None:

@@ -20,7 +20,7 @@ from .names import SAN_DNS, SAN_EMAIL, SAN_IP
 
 #: CA/B Forum reserved policy identifier for domain-validated TLS certificates
 #: (BR 7.1.6.1). A private PKI is not audited against the Baseline Requirements,
-#: so no profile asserts it by default (issue 20): a profile opts in with
+#: So no profile asserts it by default: a profile opts in with
 #: ``cabf_policy`` (then BR 7.1.2.7.9 and pkilint's serverauth lint are satisfied),
 #: and even then it is left out for Ed25519 keys and internal names, which the BRs
 #: do not allow in a certificate asserting it.

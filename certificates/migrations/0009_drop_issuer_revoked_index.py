@@ -3,7 +3,7 @@
 The revoked rows of an issuer (CRL entries, delta CRLs, the consistency check) are
 read through the partial cert_crl_entries index, and its unrevoked rows through the
 issuer foreign key's own index. Each index is one more b-tree to update on every
-issuance: on SQLite this one cost about 50 us per certificate (issue 12).
+issuance: on SQLite this one cost about 50 us per certificate.
 """
 
 from django.db import migrations

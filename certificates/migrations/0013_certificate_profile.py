@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
 
 
 # The four built-in profiles as they were in code (certificates/crypto/profiles.py), written out
-# here so this migration never changes with that module. Issue 20: no CA/B Forum policy OID by
+# Here so this migration never changes with that module. No CA/B Forum policy OID by
 # default (cabf_policy off), no DNS SAN invented for a client CN.
 _SIGN = ["digital_signature"]
 BUILTIN_PROFILES = [

@@ -153,7 +153,7 @@ def _sans_with_common_name(sans: list[x509.GeneralName], common_name: str | None
     """With no SAN given, a DNS-looking common name becomes the SAN (RFC 6125: SANs are what clients check).
 
     Only for profiles whose common name must repeat a SAN (TLS servers): a client's `robot-1` or an
-    e-mail address is a name, not a host, and no DNS SAN is invented for it (issue 20).
+    e-mail address is a name, not a host, and no DNS SAN is invented for it.
     """
     if sans or not common_name or not profile.common_name_in_san or SAN_DNS not in profile.allowed_san_types:
         return sans
@@ -258,7 +258,7 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
     certificate = _sign(ca, subscriber, profile, days)
     store = artifact_store() if subscriber.private_key else None
     paths = _store_pkcs12(store, ca, certificate, subscriber.private_key) if store else _Pkcs12Paths()
-    # The row and its event commit together, in a transaction bracketed by the driver (issue 12).
+    # The row and its event commit together, in a transaction bracketed by the driver.
     with _pkcs12_removed_on_failure(store, paths), write_transaction():
         try:
             row = create_certificate_row(

@@ -3,7 +3,7 @@
 The API, the staff pages, the admin and the commands all reach the PKI through the
 certificate services with an `Actor`, and each service asks `require()` before it does
 anything (before it reads a password, unlocks a key or writes a row). A rule written
-here therefore holds in every channel at once: issue 18 found the pages and the admin
+here therefore holds in every channel at once: an audit found the pages and the admin
 letting through what the API refused (a user downloading a PKCS#12, a manager revoking
 a CA or the OCSP responder, a manager signing a root's CRL), because the rule lived in
 the API's views.

@@ -31,7 +31,7 @@ class SignedFrom:
 
     With it the row takes these values from the objects in hand instead of parsing them
     back out of the certificate (its extensions, name and key: about 60 us on the issuance
-    hot path, issue 12). The builder copies them unchanged, SANs deduplicated in order, and
+    hot path). The builder copies them unchanged, SANs deduplicated in order, and
     tests compare both ways of filling the row.
     """
 
@@ -84,7 +84,7 @@ def create_certificate_row(
         pkcs12_path=pkcs12_path,
         pkcs12_password_path=pkcs12_password_path,
     )
-    return insert_new(row)  # issuance's hot path: the statement is compiled once (issue 12)
+    return insert_new(row)  # issuance's hot path: the statement is compiled once
 
 
 def load_x509(row: Certificate) -> x509.Certificate:

@@ -1,4 +1,4 @@
-"""Certificate profiles through the API (issue 20): list, create, change, delete, tenancy, and issuance
+"""Certificate profiles through the API: list, create, change, delete, tenancy, and issuance
 that honours them — a short-lived, a Must-Staple and a custom profile, each judged by OpenSSL and pkilint."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The canonical serialization is exactly the recipe its module documents, for every input.
 
 `audit.canonical` writes timestamps with `isoformat` and serializes through one shared
-encoder (issue 12); an outside verifier follows the documented recipe (`strftime`,
+encoder; an outside verifier follows the documented recipe (`strftime`,
 `json.dumps`), so the two must agree byte for byte.
 """
 

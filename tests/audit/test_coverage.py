@@ -144,7 +144,7 @@ def rbac_deny(world: World) -> Expected:
                     organization_id=client.organization.pk)
 
 
-# --- Who may do what (issue 18): through the admin, as a global admin would --------------------------
+# --- Who may do what: through the admin, as a global admin would --------------------------
 
 
 def _admin_post(client: Client, url: str, data: dict[str, object]) -> None:
@@ -560,10 +560,10 @@ COVERAGE = [
     pytest.param(AuditAction.MEMBERSHIP_DELETE, membership_delete, id="membership-delete"),
     pytest.param(AuditAction.ORGANIZATION_RENAME, organization_rename, id="organization-rename"),
     pytest.param(AuditAction.ORGANIZATION_DELETE, organization_delete, id="organization-delete"),
-    # Issue 18, login limits and denials on the record.
+    # Login limits and denials on the record.
     pytest.param(AuditAction.ACCESS_DENY, access_deny, id="access-deny"),
     pytest.param(AuditAction.ACCESS_DENY_SUPPRESSED, access_deny_suppressed, id="access-deny-suppressed"),
-    # Issue 20, certificate profiles as data.
+    # Certificate profiles as data.
     pytest.param(AuditAction.PROFILE_CREATE, profile_create, id="profile-create"),
     pytest.param(AuditAction.PROFILE_CHANGE, profile_change, id="profile-change"),
     pytest.param(AuditAction.PROFILE_DELETE, profile_delete, id="profile-delete"),
@@ -571,7 +571,7 @@ COVERAGE = [
     pytest.param(AuditAction.NOTIFICATION_TARGET_CHANGE, notification_target_change, id="notification-target-change"),
     pytest.param(AuditAction.NOTIFICATION_TARGET_DELETE, notification_target_delete, id="notification-target-delete"),
     pytest.param(AuditAction.NOTIFICATION_SEND, notification_send, id="notification-send"),
-    # Issue 19, ACME: the account is the actor (tests/acme/audit_rows.py).
+    # ACME: the account is the actor (tests/acme/audit_rows.py).
     *[pytest.param(AuditAction(f"acme.{name}"), getattr(acme_rows, name), id=f"acme-{name}") for name in (
         "eab_create", "eab_revoke", "account_create", "account_update", "account_deactivate",
         "account_key_change", "order_create", "authorization_deactivate", "challenge_validate", "order_finalize",

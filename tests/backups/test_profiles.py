@@ -1,4 +1,4 @@
-"""Certificate profiles are data, so a backup carries them and a restore brings them back (issue 20)."""
+"""Certificate profiles are data, so a backup carries them and a restore brings them back."""
 
 from __future__ import annotations
 

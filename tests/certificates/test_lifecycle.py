@@ -88,7 +88,7 @@ def _root_crl(root: CertificateAuthority, operator) -> CertificateRevocationList
 @pytest.mark.django_db
 def test_issued_server_certificate_and_crl_pass_pkilint(intermediate_ca, operator,
                                                         django_capture_on_commit_callbacks):
-    # Issue 20: a built-in asserts no CA/B Forum policy OID until a global admin opts in (then a
+    # A built-in asserts no CA/B Forum policy OID until a global admin opts in (then a
     # private policy OID and DV, which the CA/B Forum lint wants).
     from certificates.models import CertificateProfile
     from certificates.services.profiles import update_profile

@@ -1,4 +1,4 @@
-"""CA names, common names and SAN values with bidi controls or invisible characters (issue 18): refused by the
+"""CA names, common names and SAN values with bidi controls or invisible characters: refused by the
 service, so by every channel (service, API, staff pages, admin, manage.py), with nothing changed."""
 
 from __future__ import annotations

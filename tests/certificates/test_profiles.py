@@ -1,4 +1,4 @@
-"""Certificate profiles at the console and in the issuance service (issue 20).
+"""Certificate profiles at the console and in the issuance service.
 
 The command-line half of "a short-lived, a Must-Staple and a custom profile, each judged"; the Fix
 items that live in the profile code (CN from the normalised SAN, no invented client SAN, policy
@@ -91,7 +91,7 @@ def test_a_custom_profile_from_the_command_line(intermediate_ca, tmp_path: Path)
 
 
 def test_a_custom_email_profile_from_the_command_line(intermediate_ca, tmp_path: Path):
-    """pkilint's S/MIME lint is clean. (OpenSSL's `-purpose smimesign` needs the CA EKU fix of issue 20,
+    """Pkilint's S/MIME lint is clean. (OpenSSL's `-purpose smimesign` needs the CA EKU fix,
     made on another branch: today's intermediates carry serverAuth and clientAuth only.)"""
     run("create_profile", "--name", "cli-mail", "--eku", "emailProtection", "--san-types", "email",
         "--required-san-types", "email", "--rsa-key-usage", "key_encipherment", "--ec-key-usage", "key_agreement",

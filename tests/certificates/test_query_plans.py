@@ -1,7 +1,7 @@
 """The queries that read a CA's certificates use an index, not a scan of every certificate.
 
 Each index on `certificates_certificate` is updated by every issuance, so the set is kept
-small (issue 12); these plans show that the ones left serve the queries that need them.
+small; these plans show that the ones left serve the queries that need them.
 SQLite's planner decides from the schema alone (no statistics are gathered), so its plans
 are stable; PostgreSQL's depend on table statistics and are not asserted here.
 """

@@ -1,7 +1,7 @@
 """An issued certificate's row says what the signed certificate says.
 
 Issuance fills the row from what it gave the builder (`SignedFrom`) instead of parsing
-the certificate back (issue 12); here every such column is compared with the parse of
+the certificate back; here every such column is compared with the parse of
 the stored DER, for CSRs with odd SANs, keys generated here and renewals.
 """
 

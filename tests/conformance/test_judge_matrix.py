@@ -41,7 +41,7 @@ PURPOSES = list(EKU_OIDS)
 CASES = [pytest.param(key_type, profile, id=f"{key_type.value}-{profile}")
          for key_type in KEY_TYPES for profile in BUILTIN_PROFILES]
 RSA = {KeyType.RSA_2048, KeyType.RSA_3072, KeyType.RSA_4096}
-#: pkilint codes that are a property of the test names, not of the CA (the brief of issue 20).
+#: Pkilint codes that are a property of the test names, not of the CA.
 TOLERATED = frozenset({"cabf.internal_domain_name"})
 
 

@@ -86,7 +86,7 @@ TEST_POLICY_OID = ObjectIdentifier("1.3.6.1.5.5.7.13.1")
 
 
 def _leaf(key_type: KeyType, profile_name: str) -> x509.Certificate:
-    """A leaf of a built-in profile that opts in to the CA/B Forum policy OID (issue 20: no built-in
+    """A leaf of a built-in profile that opts in to the CA/B Forum policy OID (no built-in
     asserts it by default, and the CA/B Forum lints want it)."""
     chain = cached_chain(key_type)
     profile = replace(PROFILES[profile_name], cabf_policy=True, policy_oids=(TEST_POLICY_OID,))

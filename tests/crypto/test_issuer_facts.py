@@ -1,7 +1,7 @@
 """The issuer's facts are read once per CA certificate; every check still runs on every issuance.
 
 `build_end_entity_certificate` keeps what it reads from the issuer certificate (its key,
-AKI, name constraints, validity, subject) per certificate (issue 12). These tests show
+AKI, name constraints, validity, subject) per certificate. These tests show
 that nothing a check decides is remembered across calls: a wrong key, a non-CA issuer
 and a name outside the constraints are refused each time, and two CAs never share facts.
 """

@@ -145,7 +145,7 @@ def test_build_subject_refuses(kwargs: dict[str, str]) -> None:
     assert err.value.code == "subject_invalid"
 
 
-# --- Bidirectional controls and invisible characters (issue 18) ----------------------------------
+# --- Bidirectional controls and invisible characters ----------------------------------
 
 REFUSED = {
     "\u202a": "LEFT-TO-RIGHT EMBEDDING", "\u202b": "RIGHT-TO-LEFT EMBEDDING", "\u202c": "POP DIRECTIONAL FORMATTING",

@@ -38,7 +38,7 @@ def test_postgres_url_selects_postgresql_engine() -> None:
     assert config["CONN_HEALTH_CHECKS"] is True
 
 
-# --- The database file is private, like .env (issue 18) ------------------------------------------
+# --- The database file is private, like .env ------------------------------------------
 
 MODE_PROBE = """
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Request bodies (issue 18): bounded before anything reads them, multipart only where a view takes a file, the
+"""Request bodies: bounded before anything reads them, multipart only where a view takes a file, the
 restore's upload read only for a global admin and streamed to the private PKI_UPLOAD_DIR.
 
 A declared length far larger than the bytes actually sent is how these tests show that a body was *not*

@@ -1,4 +1,4 @@
-"""The serving pieces of issue 18 that need no running server: upload files and their sweeps, the timeouts'
+"""The serving pieces that need no running server: upload files and their sweeps, the timeouts'
 configuration, how the worker decides what to gather before a thread sees a request, and the deadline on
 reads (on a real socket pair). The live behaviour is in tests/trust/test_server.py."""
 

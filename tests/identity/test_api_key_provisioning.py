@@ -106,7 +106,7 @@ def test_organization_admin_names_new_users_in_their_organization(make_principal
 
 def test_organization_admin_learns_nothing_about_other_organizations_users(make_principal_client, organization,
                                                                          other_organization):
-    """Issue 18: a name that exists elsewhere answers exactly as a name that exists nowhere, and mints nothing."""
+    """A name that exists elsewhere answers exactly as a name that exists nowhere, and mints nothing."""
     admin = make_principal_client("admin", organization)
     global_admin = UserFactory(username="the-root", role="admin")
     outsider = UserFactory(username="outsider", role="manager", organization=other_organization)

@@ -1,4 +1,4 @@
-"""Organization names with bidi controls or invisible characters (issue 18): refused by the service's rule on
+"""Organization names with bidi controls or invisible characters: refused by the service's rule on
 every channel (service, API, staff page, Django admin add and change, manage.py), with nothing changed."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 18, roles: nobody raises their own role, and every change of who may do what is audited.
+"""Roles: nobody raises their own role, and every change of who may do what is audited.
 
 The user admin offers no superuser, staff, groups, permissions or password field and ignores them when
 posted; is_staff/is_superuser/groups come from memberships alone (whoever saves a user); nobody edits their

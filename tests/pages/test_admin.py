@@ -292,7 +292,7 @@ def test_crl_list_is_scoped_and_read_only(clients, hierarchy, other_hierarchy):
     assert "/admin/certificates/certificaterevocationlist/add/" not in response.content.decode()
 
 
-# --- Actions meet the service layer's rules (issue 18) ------------------------------------------------
+# --- Actions meet the service layer's rules ------------------------------------------------
 
 
 def _revoked_count() -> int:

@@ -256,7 +256,7 @@ def test_forms_need_the_csrf_token_with_the_session_cookie(make_principal_client
     assert leaf.revoked_at is not None
 
 
-# --- The service layer's rules, met by the pages (issue 18) ------------------------------------------
+# --- The service layer's rules, met by the pages ------------------------------------------
 
 
 def test_a_user_gets_no_pkcs12_from_the_page(clients, leaf):

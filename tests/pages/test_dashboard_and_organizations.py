@@ -126,7 +126,7 @@ def test_only_a_global_admin_creates_organizations(clients):
 
 
 def test_a_slug_whose_usernames_belong_elsewhere_is_refused_readably(clients, organization):
-    """Issue 18: `NAME@<slug>` names belong to that organization, so a slug they already use elsewhere is refused."""
+    """`NAME@<slug>` names belong to that organization, so a slug they already use elsewhere is refused."""
     from tests.factories import UserFactory
 
     UserFactory(username="early@later-corp", role="user", organization=organization)

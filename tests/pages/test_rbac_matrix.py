@@ -1,4 +1,4 @@
-"""Every staff page route and every admin action x every kind of caller, with real objects (issue 18).
+"""Every staff page route and every admin action x every kind of caller, with real objects.
 
 The API's matrix is tests/api/test_rbac_matrix.py; this one holds the pages and the admin to the same
 rules: rbac.json for the route, then the service layer's rule for the object

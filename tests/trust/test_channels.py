@@ -1,4 +1,4 @@
-"""Issue 18, one rule per action in every channel: what the API refuses, the pages and the admin refuse.
+"""One rule per action in every channel: what the API refuses, the pages and the admin refuse.
 
 Against a live gunicorn (SQLite and PostgreSQL), as insiders with their own keys: a `user`'s browser
 session fetching a PKCS#12 from the page, a manager revoking a CA or the OCSP responder certificate

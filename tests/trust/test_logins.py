@@ -1,4 +1,4 @@
-"""Issue 18, against a live gunicorn (2 workers) on SQLite and PostgreSQL: login limits that cannot lock a
+"""Against a live gunicorn (2 workers) on SQLite and PostgreSQL: login limits that cannot lock a
 user out, failed Bearer credentials limited and audited, refusals on the record within a budget, and 405
 with `Allow` for a method a route does not take. Each attack is refused and the stored state is unchanged
 but for the audit events (and attempt counters) the refusal is meant to leave.

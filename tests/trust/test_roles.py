@@ -1,4 +1,4 @@
-"""Issue 18, roles, against a live gunicorn: nobody raises their own role; every permitted change is audited.
+"""Roles, against a live gunicorn: nobody raises their own role; every permitted change is audited.
 
 The issue's chain was: a global admin ticks "Superuser" on a read-only member in Django's user admin, the
 member then edits their own membership to admin, and the trail shows nothing. Each step is replayed here,

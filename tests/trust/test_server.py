@@ -1,4 +1,4 @@
-"""Issue 18, the server's part: anonymous requests cannot fill the disk or freeze the server; names
+"""The server's part: anonymous requests cannot fill the disk or freeze the server; names
 without bidi tricks. Each attack against a live gunicorn (SQLite and PostgreSQL), refused with the
 stored state unchanged.
 
