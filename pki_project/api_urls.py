@@ -5,6 +5,7 @@ from django.urls import path
 from acme_server import api as acme_api
 from audit import api as audit_api
 from certificates import api as certificates_api
+from enrollment import api as enrollment_api
 from organizations import api as organizations_api
 
 urlpatterns: list = [
@@ -13,6 +14,11 @@ urlpatterns: list = [
     path("api-keys/", organizations_api.ApiKeyList.as_view(), name="api-key-list"),
     path("api-keys/<int:id>/revoke/", organizations_api.ApiKeyRevoke.as_view(), name="api-key-revoke"),
     path("acme/eab/", acme_api.EabCreate.as_view(), name="acme-eab-create"),
+    path("enrollment-tokens/", enrollment_api.EnrollmentTokenList.as_view(), name="enrollment-token-list"),
+    path("enrollment-tokens/<int:id>/", enrollment_api.EnrollmentTokenDetail.as_view(),
+         name="enrollment-token-detail"),
+    path("enrollment-tokens/<int:id>/revoke/", enrollment_api.EnrollmentTokenRevoke.as_view(),
+         name="enrollment-token-revoke"),
     path("audit-events/", audit_api.AuditEventViewSet.as_view({"get": "list"}), name="audit-event-list"),
     path("audit-events/verify/", audit_api.AuditChainVerify.as_view(), name="audit-event-verify"),
     path("audit-events/<int:id>/", audit_api.AuditEventViewSet.as_view({"get": "retrieve"}), name="audit-event-detail"),
