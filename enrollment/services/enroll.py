@@ -104,6 +104,17 @@ def _check_binding(token: EnrollmentToken, ca: CertificateAuthority | None, orga
                                 code="token_not_for_organization")
 
 
+def _check_issued_names(token: EnrollmentToken, certificate: Certificate) -> None:
+    """The names as issued (the profile may turn a common name into a SAN) must be the token's too.
+
+    Raised inside the claiming transaction: the certificate, its event and the claim roll back together.
+    """
+    issued = load_x509(certificate)
+    subject, sans = _current_names(certificate, issued)
+    common_names = subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    check_requested_names(token_patterns(token), sans, str(common_names[0].value) if common_names else None)
+
+
 def _claim_and_issue(token: EnrollmentToken, csr_pem: bytes, actor: Actor) -> Certificate:
     with transaction.atomic():
         now = timezone.now()
@@ -111,6 +122,7 @@ def _claim_and_issue(token: EnrollmentToken, csr_pem: bytes, actor: Actor) -> Ce
             raise TokenRefused("token used concurrently or expired", token)
         certificate = issue_certificate(token.ca, IssuanceRequest(profile=token.profile.name, csr=csr_pem),
                                         actor=actor)
+        _check_issued_names(token, certificate)
         EnrollmentToken.objects.filter(pk=token.pk).update(certificate=certificate)
         record_event(AuditAction.ENROLLMENT_TOKEN_USE, **actor.audit_kwargs(), organization_id=token.organization_id,
                      target_type="enrollment_token", target_id=token.token_id, target_serial=certificate.serial,
@@ -143,8 +155,8 @@ def _names_of(subject: x509.Name, sans: list[x509.GeneralName]) -> tuple:
     return common_names, sorted(repr(name) for name in sans)
 
 
-def _current_names(certificate: Certificate) -> tuple:
-    loaded = load_x509(certificate)
+def _current_names(certificate: Certificate, loaded: x509.Certificate | None = None) -> tuple:
+    loaded = loaded or load_x509(certificate)
     try:
         sans = list(loaded.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     except x509.ExtensionNotFound:

@@ -13,7 +13,7 @@ FLEET = "DNS:*.fleet.example.com"
 
 
 @pytest.fixture
-def make_token(intermediate_ca: CertificateAuthority):
+def make_token(intermediate_ca: CertificateAuthority):  # noqa: F811  (the fixture imported above)
     """`make_token(**overrides)`: a fresh one-time token of the main organization's intermediate CA."""
 
     def make(**overrides) -> CreatedToken:
