@@ -26,7 +26,7 @@ LIFETIMES = [(3600, "1 hour"), (86400, "24 hours"), (7 * 86400, "7 days"), (30 *
 class EnrollmentTokenCreateForm(forms.Form):
     organization = forms.ModelChoiceField(queryset=Organization.objects.none())
     ca = forms.ModelChoiceField(queryset=CertificateAuthority.objects.none(), label="CA")
-    profile = forms.ModelChoiceField(queryset=CertificateProfile.objects.none(), to_field_name="name")
+    profile = forms.ModelChoiceField(queryset=CertificateProfile.objects.none())
     san_patterns = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Allowed names",
                                    help_text="One pattern a line: DNS:*.fleet.example.com, IP:10.0.0.0/8, "
                                              "EMAIL:*@example.com, CN:robot-*")
@@ -83,7 +83,7 @@ class EnrollmentTokenAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             values = form.cleaned_data
             try:
-                created = create_token(values["organization"], ca=values["ca"], profile=values["profile"].name,
+                created = create_token(values["organization"], ca=values["ca"], profile=values["profile"],
                                        san_patterns=values["san_patterns"], expires_in=values["expires_in"],
                                        label=values["label"], actor=Actor.from_request(request))
             except ServiceError as error:

@@ -78,6 +78,9 @@ def _issuing_ca(ca: CertificateAuthority, organization: Organization) -> Certifi
 
 
 def _profile(name: object, organization: Organization) -> CertificateProfile:
+    """A profile named (or given as a row) that the organization's CAs may issue with: global or its own."""
+    if isinstance(name, CertificateProfile):
+        name = name.name if name.organization_id in (None, organization.pk) else None
     row = None
     if isinstance(name, str) and name:
         row = CertificateProfile.objects.filter(Q(organization__isnull=True) | Q(organization=organization),
@@ -102,7 +105,7 @@ def _lifetime(expires_in: object) -> timedelta:
     return expires_in
 
 
-def create_token(organization: Organization, *, ca: CertificateAuthority, profile: str,
+def create_token(organization: Organization, *, ca: CertificateAuthority, profile: str | CertificateProfile,
                  san_patterns: object, actor: Actor, expires_in: timedelta | int | None = None,
                  label: str = "") -> CreatedToken:
     """A new one-time token; its text is in the result only (the row keeps its hash)."""

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from audit.models import AuditEvent
+from certificates.models import CertificateProfile
 from enrollment.models import EnrollmentToken
 from tests.certificates.csrs import make_csr
 from tests.enrollment.conftest import FLEET
@@ -159,6 +160,7 @@ def test_admin_creates_shows_once_revokes_and_scopes(make_principal_client, orga
     from enrollment.services.tokens import create_token
     from pki_project.actor import Actor
 
+    server_profile = CertificateProfile.objects.get(name="server", organization__isnull=True)
     foreign = create_token(other_hierarchy[1].organization, ca=other_hierarchy[1], profile="server",
                            san_patterns=[FLEET], actor=Actor.operator("tests")).token
     for role in ("admin", "manager"):
@@ -167,7 +169,7 @@ def test_admin_creates_shows_once_revokes_and_scopes(make_principal_client, orga
         assert page.status_code == 200
         assert other_hierarchy[1].slug not in page.content.decode()
         created = staff.post("/admin/enrollment/enrollmenttoken/add/", {
-            "organization": organization.pk, "ca": intermediate_ca.pk, "profile": "server",
+            "organization": organization.pk, "ca": intermediate_ca.pk, "profile": server_profile.pk,
             "san_patterns": f"{FLEET}\nIP:10.0.0.0/8", "expires_in": 3600, "label": role})
         assert created.status_code == 200, created.content[:500]
         token = EnrollmentToken.objects.get(label=role)
@@ -187,7 +189,8 @@ def test_admin_creates_shows_once_revokes_and_scopes(make_principal_client, orga
     before = EnrollmentToken.objects.count()
     bad = make_principal_client("admin", organization, via="cookie").post(
         "/admin/enrollment/enrollmenttoken/add/", {"organization": organization.pk, "ca": intermediate_ca.pk,
-                                                   "profile": "server", "san_patterns": "DNS:*", "expires_in": 3600})
+                                                   "profile": server_profile.pk, "san_patterns": "DNS:*",
+                                                   "expires_in": 3600})
     assert bad.status_code == 200
     assert "not valid" in bad.content.decode()
     assert EnrollmentToken.objects.count() == before
