@@ -64,6 +64,13 @@ class AuditAction(StrEnum):
     ACME_CHALLENGE_VALIDATE = "acme.challenge_validate"
     ACME_ORDER_FINALIZE = "acme.order_finalize"
     ACME_CERTIFICATE_REVOKE = "acme.certificate_revoke"
+    # Enrollment tokens and EST (enrollment): staff create and revoke one-time tokens; a machine uses one
+    # (the certificate's own certificate.issue event follows in the same transaction); every refused
+    # use is a failure event naming why (never the token itself).
+    ENROLLMENT_TOKEN_CREATE = "enrollment_token.create"  # noqa: S105 (an action name)
+    ENROLLMENT_TOKEN_REVOKE = "enrollment_token.revoke"  # noqa: S105 (an action name)
+    ENROLLMENT_TOKEN_USE = "enrollment_token.use"  # noqa: S105 (an action name)
+    ENROLLMENT_REFUSE = "enrollment.refuse"
 
 
 class Outcome(StrEnum):

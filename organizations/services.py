@@ -207,10 +207,13 @@ _ROLE_PERMISSIONS: dict[Role, dict[str, tuple[str, ...]]] = {
         # ACME: external account keys are created (add) and revoked (change) here; the rest is read.
         "acme_server.externalaccountkey": ("add", "change", "view"),
         "acme_server": ("view",),
+        # Enrollment tokens: created (add) and revoked (change) here.
+        "enrollment.enrollmenttoken": ("add", "change", "view"),
     },
     # Certificate work in their organization.
     Role.MANAGER: {"certificates": ("add", "change", "view"), "organizations": ("view",), "audit": ("view",),
-                   "acme_server.externalaccountkey": ("add", "change", "view"), "acme_server": ("view",)},
+                   "acme_server.externalaccountkey": ("add", "change", "view"), "acme_server": ("view",),
+                   "enrollment.enrollmenttoken": ("add", "change", "view")},
     # Read-only.
     Role.USER: {"certificates": ("view",), "organizations.organization": ("view",)},
 }

@@ -26,6 +26,9 @@ class Actor:
     # (certificates.services.permissions); the account's name is the audit trail's actor label.
     acme_account_id: int | None = None
     acme_organization_id: int | None = None
+    # A machine enrolling with a one-time token or its current certificate (enrollment, EST): no user, no
+    # role; may issue from and renew within its organization only (certificates.services.permissions).
+    enrollment_organization_id: int | None = None
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Actor:
@@ -41,6 +44,15 @@ class Actor:
         """An ACME account acting through the protocol (RFC 8555): the audit trail names it `acme:<name>`."""
         return cls(request=request, label=f"acme:{account.name}", acme_account_id=account.pk,
                    acme_organization_id=account.organization_id)
+
+    @classmethod
+    def enrolling_machine(cls, label: str, organization_id: int, request: HttpRequest | None = None) -> Actor:
+        """A machine enrolling (`enroll:<token id>`, `est:<certificate serial>`): the audit trail's actor label."""
+        return cls(request=request, label=label, enrollment_organization_id=organization_id)
+
+    @property
+    def is_enrolling_machine(self) -> bool:
+        return self.enrollment_organization_id is not None
 
     @property
     def is_acme_account(self) -> bool:

@@ -5,6 +5,7 @@ from django.urls import path
 from acme_server import api as acme_api
 from audit import api as audit_api
 from certificates import api as certificates_api
+from enrollment import api as enrollment_api
 from organizations import api as organizations_api
 
 urlpatterns: list = [
@@ -15,6 +16,11 @@ urlpatterns: list = [
     path("acme/eab/", acme_api.EabList.as_view(), name="acme-eab-list"),
     path("acme/eab/<int:id>/", acme_api.EabDetail.as_view(), name="acme-eab-detail"),
     path("acme/eab/<int:id>/revoke/", acme_api.EabRevoke.as_view(), name="acme-eab-revoke"),
+    path("enrollment-tokens/", enrollment_api.EnrollmentTokenList.as_view(), name="enrollment-token-list"),
+    path("enrollment-tokens/<int:id>/", enrollment_api.EnrollmentTokenDetail.as_view(),
+         name="enrollment-token-detail"),
+    path("enrollment-tokens/<int:id>/revoke/", enrollment_api.EnrollmentTokenRevoke.as_view(),
+         name="enrollment-token-revoke"),
     path("audit-events/", audit_api.AuditEventViewSet.as_view({"get": "list"}), name="audit-event-list"),
     path("audit-events/verify/", audit_api.AuditChainVerify.as_view(), name="audit-event-verify"),
     path("audit-events/<int:id>/", audit_api.AuditEventViewSet.as_view({"get": "retrieve"}), name="audit-event-detail"),

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "ratelimits",
     "backups",
     "acme_server",
+    "enrollment",
 ]
 
 # Order matters: headers and CSP wrap everything (static files and error pages too); a
@@ -261,6 +262,13 @@ PKI_ACME_RATE_WINDOW = env.int("PKI_ACME_RATE_WINDOW", default=3600)  # seconds
 PKI_ACME_ORDERS_PER_ACCOUNT = env.int("PKI_ACME_ORDERS_PER_ACCOUNT", default=300)  # newOrder per window; 0: off
 PKI_ACME_ORDERS_PER_IP = env.int("PKI_ACME_ORDERS_PER_IP", default=300)  # newOrder per window per IP; 0: off
 PKI_ACME_ACCOUNTS_PER_IP = env.int("PKI_ACME_ACCOUNTS_PER_IP", default=50)  # newAccount per window per IP; 0: off
+
+# --- Enrollment tokens and EST (RFC 7030; enrollment, README "Enrollment tokens and EST") ----------
+PKI_ENROLL_RATE_PER_IP = env.int("PKI_ENROLL_RATE_PER_IP", default=60)  # enrollment requests per window; 0: off
+PKI_ENROLL_RATE_WINDOW = env.int("PKI_ENROLL_RATE_WINDOW", default=300)  # seconds
+# Dotted path of `(request) -> Certificate | None`: the client's verified current certificate, as the TLS
+# front vouches for it (EST simplereenroll); empty: reenrollment takes an enrollment token.
+PKI_EST_CLIENT_CERTIFICATE_AUTHENTICATOR = env.str("PKI_EST_CLIENT_CERTIFICATE_AUTHENTICATOR", default="")
 
 # --- Request bodies (pki_project.middleware.body, pki_project.uploads) -----------------------
 # Every body but the restore's is read into memory and may not exceed this. The largest

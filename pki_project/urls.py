@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from backups import views as backup_views
 from certificates.api import ApiDocsView
+from enrollment import views as enrollment_views
 from pki_project import auth_views, health
 from pki_project.metrics import metrics_view
 
@@ -13,6 +14,8 @@ urlpatterns = [
     # First: the relying parties' hot path (OCSP, CRLs) resolves before the admin's and API's patterns.
     path("pki/", include("certificates.public_urls")),
     path("acme/<slug:ca>/", include("acme_server.urls")),  # ACME (RFC 8555), public
+    path(".well-known/est/<slug:ca>/", include("enrollment.est_urls")),  # EST (RFC 7030), public
+    path("enroll/", enrollment_views.enroll, name="enroll"),  # a CSR with a one-time enrollment token, public
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("metrics", metrics_view, name="metrics"),

@@ -121,6 +121,8 @@ def refusal(actor: Actor, action: Action, target: Target) -> ServiceError | None
         return None
     if actor.is_acme_account:
         return _acme_refusal(actor, action, target)
+    if actor.is_enrolling_machine:
+        return _enrollment_refusal(actor, action, target)
     principal = actor.principal
     if principal is None:
         return PermissionRefused(NO_RULE)
@@ -147,6 +149,20 @@ def _acme_refusal(actor: Actor, action: Action, target: Target) -> ServiceError 
     if _organization_id(target) != actor.acme_organization_id:
         return NotFound("Not found.")
     if (action, kind_of(target)) not in ACME_RULES:
+        return PermissionRefused(NO_RULE)
+    return None
+
+
+#: What an enrolling machine may do (enrollment checks its token or certificate beforehand): issue from its
+#: organization's intermediates, renew its own end-entity certificate (EST simplereenroll).
+ENROLLMENT_RULES = frozenset({(Action.ISSUE, str(CertificateKind.INTERMEDIATE_CA)),
+                              (Action.RENEW, str(CertificateKind.END_ENTITY))})
+
+
+def _enrollment_refusal(actor: Actor, action: Action, target: Target) -> ServiceError | None:
+    if _organization_id(target) != actor.enrollment_organization_id:
+        return NotFound("Not found.")
+    if (action, kind_of(target)) not in ENROLLMENT_RULES:
         return PermissionRefused(NO_RULE)
     return None
 

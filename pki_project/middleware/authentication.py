@@ -38,6 +38,13 @@ logger = logging.getLogger(__name__)
 SESSION_COOKIE = "pki_session"
 BEARER = "bearer"
 COOKIE = "cookie"
+# Where `Authorization: Basic` is the view's own credential, not a sign-in (EST, RFC 7030 3.2.3: the
+# password is an enrollment token): this middleware leaves it to the view.
+VIEW_BASIC_AUTH_PREFIXES = ("/.well-known/est/",)
+
+
+def _is_view_credential(request, header: str) -> bool:
+    return header.strip()[:6].lower() == "basic " and request.path.startswith(VIEW_BASIC_AUTH_PREFIXES)
 
 
 class PrincipalAuthenticationMiddleware(AuthenticationMiddleware):
@@ -48,6 +55,8 @@ class PrincipalAuthenticationMiddleware(AuthenticationMiddleware):
         request.user = AnonymousUser()
 
         header = request.META.get("HTTP_AUTHORIZATION", "")
+        if header and _is_view_credential(request, header):
+            header = ""
         cookie = request.COOKIES.get(SESSION_COOKIE, "")
         try:
             if header:

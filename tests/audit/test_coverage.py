@@ -34,6 +34,7 @@ from organizations.roles import Role
 from organizations.services import change_user, create_api_key, create_organization
 from pki_project.actor import Actor
 from tests.acme import audit_rows as acme_rows
+from tests.enrollment import audit_rows as enrollment_rows
 from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -576,6 +577,11 @@ COVERAGE = [
         "eab_create", "eab_revoke", "account_create", "account_update", "account_deactivate",
         "account_key_change", "order_create", "authorization_deactivate", "challenge_validate", "order_finalize",
         "certificate_revoke")],
+    # Enrollment tokens (tests/enrollment/audit_rows.py).
+    pytest.param(AuditAction.ENROLLMENT_TOKEN_CREATE, enrollment_rows.token_create, id="enrollment-token-create"),
+    pytest.param(AuditAction.ENROLLMENT_TOKEN_REVOKE, enrollment_rows.token_revoke, id="enrollment-token-revoke"),
+    pytest.param(AuditAction.ENROLLMENT_TOKEN_USE, enrollment_rows.token_use, id="enrollment-token-use"),
+    pytest.param(AuditAction.ENROLLMENT_REFUSE, enrollment_rows.refuse, id="enrollment-refuse"),
 ]
 
 
