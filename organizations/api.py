@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from organizations.filters import OrganizationFilter
 from organizations.models import ApiKey, Organization
 from organizations.roles import Role
+from organizations.selectors import visible_api_keys
 from organizations.services import (
     IdentityError,
     KeyScope,
@@ -40,7 +41,6 @@ from pki_project.api import (
     StableOrdering,
     StrictCharField,
     principal_of,
-    scope_to_principal,
 )
 
 
@@ -192,13 +192,7 @@ def _api_error(error: IdentityError) -> Exception:
 
 
 def _visible_keys(principal):
-    """Own keys; an admin also sees the keys of their organization's users (a global admin: all)."""
-    keys = ApiKey.objects.select_related("user").prefetch_related("allowed_cas")
-    if principal is None:  # schema generation, or a request that escaped RBAC
-        return keys.none()
-    if principal.role == Role.ADMIN:
-        return scope_to_principal(keys, principal, "user__membership__organization")
-    return keys.filter(user_id=principal.user_id)
+    return visible_api_keys(principal)
 
 
 @extend_schema_view(
