@@ -178,7 +178,7 @@ def test_the_command_creates_a_scoped_key_that_is_enforced(organization, interme
 def test_the_command_refuses_an_unknown_ca_and_creates_no_user(organization):
     from django.contrib.auth import get_user_model
 
-    with pytest.raises(CommandError, match="No CA 'nope' in the key's organization."):
+    with pytest.raises(CommandError, match=r"No CA 'nope' in the key's organization\."):
         _command("--user", "ghost", "--role", "manager", "--organization", organization.slug, "--allowed-ca", "nope")
     assert not get_user_model().objects.filter(username="ghost").exists()
     with pytest.raises(CommandError, match="between 1 and 3650 days"):

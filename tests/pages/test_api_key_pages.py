@@ -37,11 +37,13 @@ def test_a_user_creates_a_key_shown_once_that_works(browsers):
     key = _created_key(response)
     assert 'data-copy="new-api-key"' in response.content.decode()  # the Copy button (static pki.js)
     api_key = ApiKey.objects.get(prefix=key.split("_")[1])
-    assert api_key.user == browsers["user"].user and api_key.label == "laptop"
+    assert api_key.user == browsers["user"].user
+    assert api_key.label == "laptop"
     assert api_key.expires_at is not None
     assert Client(headers={"Authorization": f"Bearer {key}"}).get("/api/v1/certificates/").status_code == 200
     listing = browsers["user"].get("/api-keys").content.decode()
-    assert api_key.prefix in listing and key not in listing  # listed by prefix, never shown again
+    assert api_key.prefix in listing
+    assert key not in listing
     assert AuditEvent.objects.filter(action="api_key.create", target_id=str(api_key.pk)).count() == 1
 
 
@@ -56,7 +58,8 @@ def test_the_list_shows_each_role_what_it_may_see(browsers, organization, other_
 
     assert shown("manager") == {own_key.prefix}  # own keys only
     assert shown("user") == {browsers["user"].api_key.prefix}
-    assert member_key.prefix in shown("admin") and foreign_key.prefix not in shown("admin")
+    assert member_key.prefix in shown("admin")
+    assert foreign_key.prefix not in shown("admin")
     assert {member_key.prefix, foreign_key.prefix} <= shown("global_admin")
     assert member_key.prefix not in shown("other_admin")
 
@@ -66,13 +69,16 @@ def test_the_list_shows_scopes_roles_and_last_use(browsers, hierarchy):
                                            "allowed_profiles": ["server", "client"], "max_validity_days": "14"})
     key = ApiKey.objects.get(label="scoped")
     assert list(key.allowed_cas.all()) == [hierarchy.intermediate]
-    assert key.allowed_profiles == ["client", "server"] and key.max_validity_days == 14
+    assert key.allowed_profiles == ["client", "server"]
+    assert key.max_validity_days == 14
     page = browsers["manager"].get("/api-keys").content.decode()
     row = page[page.index(f'data-key="{key.prefix}"'):]
     row = row[:row.index("</tr>")]
     assert f"<code>{hierarchy.intermediate.slug}</code>" in row
-    assert "<code>client</code>, <code>server</code>" in row and "14 days" in row
-    assert "manager" in row and "never" in row  # role; not used yet
+    assert "<code>client</code>, <code>server</code>" in row
+    assert "14 days" in row
+    assert "manager" in row
+    assert "never" in row
     own = browsers["manager"].api_key
     own.refresh_from_db()
     assert own.last_used_at is not None  # signing in used it
@@ -84,7 +90,8 @@ def test_an_admin_creates_a_key_for_a_member_of_their_organization_only(browsers
     member = UserFactory(username="robot@x", role="manager", organization=organization)
     foreign = UserFactory(username="robot@y", role="manager", organization=other_organization)
     form = browsers["admin"].get("/api-keys").content.decode()
-    assert f'value="{member.username}"' in form and f'value="{foreign.username}"' not in form
+    assert f'value="{member.username}"' in form
+    assert f'value="{foreign.username}"' not in form
     response = browsers["admin"].post("/api-keys", {"label": "for robot", "user": member.username})
     assert response.status_code == 200
     assert ApiKey.objects.get(prefix=_created_key(response).split("_")[1]).user == member
@@ -142,7 +149,8 @@ def test_revocation_asks_first_then_ends_the_key_and_its_sessions(browsers, orga
     key.refresh_from_db()
     assert key.revoked_at is None  # asking changed nothing
     response = browsers["admin"].post(f"/api-keys/{key.pk}/revoke")
-    assert response.status_code == 302 and response["Location"] == "/api-keys"
+    assert response.status_code == 302
+    assert response["Location"] == "/api-keys"
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert not SessionToken.objects.filter(api_key=key, revoked_at__isnull=True).exists()
@@ -168,5 +176,6 @@ def test_anonymous_callers_are_sent_to_sign_in(organization):
     for method, url in (("get", "/api-keys"), ("post", "/api-keys"), ("get", f"/api-keys/{key.pk}/revoke"),
                         ("post", f"/api-keys/{key.pk}/revoke")):
         response = getattr(Client(), method)(url)
-        assert response.status_code == 302 and response["Location"].startswith("/auth/login")
+        assert response.status_code == 302
+        assert response["Location"].startswith("/auth/login")
     assert ApiKey.objects.count() == 1

@@ -116,7 +116,8 @@ def test_renew_is_offered_on_expiring_rows_to_operators_only(browsers, certifica
     assert f'href="/certificates/{later.pk}/renew"' not in manager_page
     assert "/renew" not in browsers["user"].get("/certificates").content.decode()
     expiring = _rows(browsers["manager"].get("/certificates?expiring=30"))
-    assert soon.pk in expiring and later.pk not in expiring
+    assert soon.pk in expiring
+    assert later.pk not in expiring
 
 
 def test_renewal_asks_first_and_changes_nothing_until_confirmed(browsers, certificates):
@@ -131,7 +132,8 @@ def test_renewal_asks_first_and_changes_nothing_until_confirmed(browsers, certif
     successor = Certificate.objects.get(predecessor=soon)
     assert renewed["Location"] == f"/certificates/{successor.pk}"
     again = browsers["manager"].get(f"/certificates/{soon.pk}/renew").content.decode()
-    assert "already renewed" in again and "Renew this certificate" not in again
+    assert "already renewed" in again
+    assert "Renew this certificate" not in again
     listed = browsers["manager"].get("/certificates").content.decode()
     assert f'href="/certificates/{soon.pk}/renew"' not in listed  # renewed once: renew its successor
     assert f'href="/certificates/{successor.pk}/renew"' not in listed  # the successor has 100 days
@@ -168,7 +170,8 @@ def test_error_pages_keep_the_navigation_and_say_why(browsers, other_leaf):
     not_found = browsers["manager"].get(f"/certificates/{other_leaf.pk}")
     assert not_found.status_code == 404
     page = not_found.content.decode()
-    assert 'href="/certificates"' in page and 'href="/api-keys"' in page  # the staff navigation
+    assert 'href="/certificates"' in page
+    assert 'href="/api-keys"' in page
     assert "belongs to another organization than yours" in page
     assert other_leaf.serial not in page
     forbidden = browsers["user"].get("/certificates/issue")
