@@ -32,6 +32,8 @@ SORTS = {
 }
 DEFAULT_SORT = "expires"
 EXPIRING_CHOICES = ("7", "30", "90")
+KIND_LABELS = {CertificateKind.END_ENTITY: "end entity", CertificateKind.ROOT_CA: "root CA",
+               CertificateKind.INTERMEDIATE_CA: "intermediate CA", CertificateKind.OCSP_RESPONDER: "OCSP responder"}
 CSV_COLUMNS = ["id", "common_name", "serial", "sans", "kind", "profile", "status", "issuer", "organization",
                "not_before", "not_after", "days_left", "revoked_at", "revocation_reason"]
 
@@ -111,6 +113,7 @@ class Row:
     certificate: Certificate
     status: str
     days_left: int
+    kind_label: str
     renewable: bool  # valid, end entity, within the renewal window; the caller's role is checked apart
 
 
@@ -121,7 +124,8 @@ def rows(certificates: Iterable[Certificate], now: datetime, renewed_ids: set[in
         left = days_left(certificate, now)
         renewable = (status == CertificateStatus.VALID and certificate.kind == CertificateKind.END_ENTITY
                      and left <= RENEW_WINDOW_DAYS and certificate.pk not in renewed_ids)
-        result.append(Row(certificate, str(status), left, renewable))
+        result.append(Row(certificate, str(status), left, KIND_LABELS.get(certificate.kind, certificate.kind),
+                          renewable))
     return result
 
 

@@ -161,7 +161,7 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
             for row in listing.rows(page.object_list, now, renewed)]
     columns = [(key, label, _sort_link(selection, key)) for key, label in SORTABLE_COLUMNS]
     context = {"page": page, "rows": rows, "selection": selection, "columns": columns,
-               "statuses": listing.CertificateStatus.choices, "kinds": listing.CertificateKind.choices,
+               "statuses": listing.CertificateStatus.choices, "kinds": list(listing.KIND_LABELS.items()),
                "expiring_choices": listing.EXPIRING_CHOICES, "renew_window": listing.RENEW_WINDOW_DAYS,
                "export_query": selection.query_string(),
                "previous_query": selection.query_string(page=str(page.number - 1)) if page.has_previous() else "",

@@ -19,8 +19,12 @@ def iso_utc_text(moment: datetime | None) -> str:
 
 @register.filter
 def utc(moment: datetime | None, empty: str = "—"):
-    """A `<time>` element whose text reads `2026-12-04 01:02 UTC` and whose datetime is the full ISO value."""
+    """A `<time>` element whose text reads `2026-12-04 01:02 UTC` and whose datetime is the full ISO value.
+
+    A narrow column may wrap it between the date and the time, never inside either.
+    """
     if not isinstance(moment, datetime):
         return empty
     value = moment.astimezone(UTC)
-    return format_html('<time datetime="{}">{}</time>', value.strftime("%Y-%m-%dT%H:%M:%SZ"), iso_utc_text(value))
+    return format_html('<time datetime="{}"><span>{}</span> <span>{}</span></time>',
+                       value.strftime("%Y-%m-%dT%H:%M:%SZ"), value.strftime("%Y-%m-%d"), value.strftime("%H:%M UTC"))

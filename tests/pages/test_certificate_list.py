@@ -56,7 +56,8 @@ def test_the_list_shows_days_left_full_serials_and_iso_utc_dates(browsers, certi
     left = (soon.not_after - timezone.now()).days
     assert left in (9, 10)
     assert f'<span class="days-left days-soon">{left}</span>' in page  # within the 30-day window, not yet 7
-    assert f'<time datetime="{soon.not_after:%Y-%m-%dT%H:%M:%SZ}">{soon.not_after:%Y-%m-%d %H:%M} UTC</time>' in page
+    assert (f'<time datetime="{soon.not_after:%Y-%m-%dT%H:%M:%SZ}"><span>{soon.not_after:%Y-%m-%d}</span> '
+            f'<span>{soon.not_after:%H:%M} UTC</span></time>') in page
     assert 'href="/certificates" aria-current="page"' in page  # the navigation leads here, not to the admin
 
 
