@@ -191,10 +191,6 @@ def _api_error(error: IdentityError) -> Exception:
     return serializers.ValidationError({_IDENTITY_ERROR_FIELDS.get(error.code, "non_field_errors"): [str(error)]})
 
 
-def _visible_keys(principal):
-    return visible_api_keys(principal)
-
-
 @extend_schema_view(
     get=extend_schema(summary="Your API keys (an admin also sees their organization's; a global admin all)."),
     post=extend_schema(
@@ -206,7 +202,7 @@ class ApiKeyList(generics.ListCreateAPIView):
     serializer_class = ApiKeySerializer
 
     def get_queryset(self):
-        return _visible_keys(principal_of(self.request))
+        return visible_api_keys(principal_of(self.request))
 
     def create(self, request, *args, **kwargs):
         """Create a key; the answer carries `key`, shown this once only (and never cached)."""
@@ -242,7 +238,7 @@ class ApiKeyRevoke(generics.GenericAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return _visible_keys(principal_of(self.request))
+        return visible_api_keys(principal_of(self.request))
 
     @extend_schema(summary="Revoke an API key you can see, and every session it opened.", request=None,
                    responses={200: ApiKeySerializer})
