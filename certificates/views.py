@@ -29,7 +29,7 @@ from certificates.models import Certificate
 from certificates.services.artifacts import DownloadFormat, download_certificate, issuer_chain, reveal_pkcs12_password
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
-from certificates.services.permissions import Action, permits
+from certificates.services.permissions import Action, permits, within_key_scope
 from certificates.services.profiles import visible_profiles
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
@@ -119,8 +119,9 @@ def _issuance_request(form: IssueForm) -> IssuanceRequest:
 @takes_files  # the CSR file field (within PKI_MAX_REQUEST_BYTES, parsed in memory)
 @require_http_methods(["GET", "POST"])
 def issue(request: HttpRequest) -> HttpResponse:
-    issuers = staff.issuing_cas(staff.principal_of(request))
-    profiles = visible_profiles(Actor.from_request(request)).filter(enabled=True)
+    actor = Actor.from_request(request)
+    issuers, profiles = within_key_scope(actor, staff.issuing_cas(staff.principal_of(request)),
+                                         visible_profiles(actor).filter(enabled=True))
     form = IssueForm(request.POST or None, request.FILES or None, issuers=issuers, profiles=profiles)
     if request.method == "POST" and form.is_valid():
         try:

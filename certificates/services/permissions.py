@@ -42,8 +42,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from django.db.models import QuerySet
+
 from certificates.errors import NotFound, PermissionRefused, ServiceError
-from certificates.models import Certificate, CertificateAuthority, CertificateKind
+from certificates.models import Certificate, CertificateAuthority, CertificateKind, CertificateProfile
 from organizations.models import ApiKey, Organization
 from organizations.principal import Principal
 from organizations.roles import Role
@@ -193,6 +195,20 @@ def _scoped_key(actor: Actor) -> ApiKey | None:
         return None
     key = ApiKey.objects.prefetch_related("allowed_cas").filter(pk=principal.api_key_id).first()
     return key if key is not None and key.is_scoped else None
+
+
+def within_key_scope(actor: Actor, cas: QuerySet[CertificateAuthority],
+                     profiles: QuerySet[CertificateProfile]) -> tuple[QuerySet, QuerySet]:
+    """The CAs and profiles an interface offers, narrowed to the actor's API key scope (the service checks anyway)."""
+    key = _scoped_key(actor)
+    if key is None:
+        return cas, profiles
+    allowed_cas = [ca.pk for ca in key.allowed_cas.all()]
+    if allowed_cas:
+        cas = cas.filter(pk__in=allowed_cas)
+    if key.allowed_profiles:
+        profiles = profiles.filter(name__in=key.allowed_profiles)
+    return cas, profiles
 
 
 def validity_within_key_scope(actor: Actor, ca: CertificateAuthority, profile_name: str, validity: timedelta, *,

@@ -99,18 +99,37 @@ def test_renewal_meets_the_scope_too(organization, second_intermediate, operator
 
 
 def test_a_session_opened_with_a_scoped_key_is_held_to_it_on_the_pages(organization, intermediate_ca,
-                                                                       second_intermediate, data_dir):
+                                                                       second_intermediate, operator, data_dir):
+    from certificates.services.issuance import IssuanceRequest, issue_certificate
+
+    leaf = issue_certificate(second_intermediate, IssuanceRequest(profile="server", csr=make_csr("s.example.com")),
+                             actor=operator)
     scoped = _scoped_client(organization, cas=(intermediate_ca.slug,))
     browser = Client()
     assert browser.post("/auth/session", {"api_key": scoped.plain_key},
                         content_type="application/json").status_code == 200
     before = snapshot(data_dir)
-    response = browser.post("/certificates/issue", {
+    issued = browser.post("/certificates/issue", {
         "ca": second_intermediate.pk, "profile": "server", "key_source": "server", "common_name": "p.example.com",
         "sans": "", "key_type": "ec-p256", "days": ""})
-    assert response.status_code == 403
-    assert f"This API key may issue only from the CA(s) {intermediate_ca.slug}, not from" in response.content.decode()
+    assert issued.status_code == 400  # the form does not even offer the CA
+    renewed = browser.post(f"/certificates/{leaf.pk}/renew")  # the service refuses what the page cannot hide
+    assert renewed.status_code == 403
+    assert (f"This API key may issue only from the CA(s) {intermediate_ca.slug}, not from "
+            f"&#x27;{second_intermediate.slug}&#x27;.") in renewed.content.decode()
     assert snapshot(data_dir) == before
+
+
+def test_the_issue_form_of_a_scoped_session_offers_only_the_scope(organization, intermediate_ca,
+                                                                  second_intermediate):
+    scoped = _scoped_client(organization, cas=(second_intermediate.slug,), profiles=("client",))
+    browser = Client()
+    browser.post("/auth/session", {"api_key": scoped.plain_key}, content_type="application/json")
+    form = browser.get("/certificates/issue").content.decode()
+    assert f'<option value="{second_intermediate.pk}"' in form
+    assert f'<option value="{intermediate_ca.pk}"' not in form
+    assert '<option value="client"' in form
+    assert '<option value="server"' not in form
 
 
 def test_an_unscoped_key_is_unaffected(clients, intermediate_ca, second_intermediate):
