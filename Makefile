@@ -19,19 +19,27 @@ PKI_BROWSER_INSTALL ?= 1
 venv: $(STAMP)
 
 $(STAMP): requirements.txt
-	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@test -x $(PY) || { echo "==> Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> Installing the Python packages of requirements.txt (a few minutes the first time; each line is one package)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@set -o pipefail; $(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements.txt \
+		| { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
 	@touch $(STAMP)
+	@echo "==> Python packages installed"
 
 env: venv
 	@$(PY) -m pki_project.envfile
 
 run: env
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py bootstrap_demo
-	@echo "Serving on http://$(HOST):$(PORT)/ (login: http://$(HOST):$(PORT)/auth/login)"
+	@echo "==> Creating or updating the database tables"
+	@set -o pipefail; $(PY) manage.py migrate --noinput | { grep --line-buffered -E '^  Applying|No migrations' || true; }
+	@echo "==> Collecting the static files"
+	@$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo "==> Bootstrapping the demo (organization, admin key, CAs)"
+	@$(PY) manage.py bootstrap_demo
+	@echo "==> Serving on http://$(HOST):$(PORT)/"
+	@echo "    Sign in at http://$(HOST):$(PORT)/auth/login with the demo admin's API key printed above."
+	@echo "    Keep the printed root CA password somewhere safe: it is shown only once and stored nowhere."
 	PKI_COOKIE_SECURE=false $(VENV)/bin/gunicorn --config pki_project/gunicorn.conf.py \
 		--bind $(HOST):$(PORT) --workers $(WORKERS)
 

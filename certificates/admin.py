@@ -572,8 +572,18 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
                                 status=status)
 
     def _created(self, request: HttpRequest, ca: CertificateAuthority) -> HttpResponseRedirect:
-        self.message_user(request, f"{ca.get_kind_display().capitalize()} CA “{ca.name}” ({ca.slug}) created, "
-                                   f"with its first CRL.", messages.SUCCESS)
+        """Say what exists now: the CA, and its first CRL only if it was really signed (signing it may fail
+        after the CA stands; the CA's distribution point then has nothing to serve until someone signs one)."""
+        what = f"{ca.get_kind_display().capitalize()} CA “{ca.name}” ({ca.slug}) created"
+        first_crl = CertificateRevocationList.objects.filter(ca=ca, delta_base_number__isnull=True) \
+            .order_by("-number").first()
+        if first_crl is not None:
+            self.message_user(request, f"{what}, with its first CRL #{first_crl.number} (next update "
+                                       f"{first_crl.next_update:%Y-%m-%d %H:%M} UTC).", messages.SUCCESS)
+        else:
+            self.message_user(request, f"{what}, but its first CRL was not signed (the server log says why): "
+                                       f"sign it with the action “Regenerate the CRL of selected CAs” on this list "
+                                       f"or `manage.py generate_crl --ca {ca.slug}`.", messages.WARNING)
         return HttpResponseRedirect(reverse("admin:certificates_certificateauthority_changelist"))
 
     def create_root_view(self, request: HttpRequest) -> HttpResponse:

@@ -22,6 +22,9 @@ DEMO_ORGANIZATION_NAME = "Demo Organization"
 DEMO_ADMIN_USERNAME = "demo-admin"
 DEMO_ROOT_SLUG = "demo-root-ca"
 DEMO_INTERMEDIATE_SLUG = "demo-issuing-ca"
+# A sentence about the password, not one.
+ROOT_PASSWORD_HEADING = ("The demo root CA password, shown only now and stored nowhere: keep it in a "  # noqa: S105
+                         "password manager (needed to create intermediates, revoke a CA or sign the root's CRL):")
 
 
 def ensure_demo_organization(say: Callable[[str], None]) -> Organization:
@@ -72,7 +75,7 @@ def ensure_demo_cas(organization: Organization, say: Callable[[str], None]) -> N
     # The root's CRL was signed by create_root_ca/create_intermediate_ca while its key was open.
     generate_crl(intermediate, actor=actor)
     say(f"Created root CA '{root.slug}' and intermediate CA '{intermediate.slug}'.")
-    say("The demo root CA password, shown only now (needed to create intermediates or revoke a CA):")
+    say(ROOT_PASSWORD_HEADING)
     say(f"    {root_password}")
 
 

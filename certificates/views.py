@@ -12,13 +12,15 @@ and nothing has changed.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from certificates import staff
+from certificates import listing, staff
 from certificates.dashboard import dashboard_context
 from certificates.decoder import DecodeError, decode, describe_certificate
 from certificates.errors import PermissionRefused, ServiceError
@@ -28,7 +30,7 @@ from certificates.selectors import acme_origin
 from certificates.services.artifacts import DownloadFormat, download_certificate, issuer_chain, reveal_pkcs12_password
 from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
-from certificates.services.permissions import Action, permits
+from certificates.services.permissions import Action, permits, within_key_scope
 from certificates.services.profiles import visible_profiles
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
@@ -118,8 +120,9 @@ def _issuance_request(form: IssueForm) -> IssuanceRequest:
 @takes_files  # the CSR file field (within PKI_MAX_REQUEST_BYTES, parsed in memory)
 @require_http_methods(["GET", "POST"])
 def issue(request: HttpRequest) -> HttpResponse:
-    issuers = staff.issuing_cas(staff.principal_of(request))
-    profiles = visible_profiles(Actor.from_request(request)).filter(enabled=True)
+    actor = Actor.from_request(request)
+    issuers, profiles = within_key_scope(actor, staff.issuing_cas(staff.principal_of(request)),
+                                         visible_profiles(actor).filter(enabled=True))
     form = IssueForm(request.POST or None, request.FILES or None, issuers=issuers, profiles=profiles)
     if request.method == "POST" and form.is_valid():
         try:
@@ -137,6 +140,57 @@ def issue(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(reverse("pki-certificate", args=[certificate.pk]))
     status = 400 if request.method == "POST" else 200
     return render_page(request, "pki/issue.html", {"form": form, "issuers": issuers}, status=status)
+
+
+# --- The certificate list and its CSV export --------------------------------------------------
+
+LIST_PAGE_SIZE = 50
+SORTABLE_COLUMNS = [("name", "Name"), ("serial", "Serial"), ("issued", "Valid from"), ("expires", "Expires")]
+
+
+@require_GET
+def certificate_list(request: HttpRequest) -> HttpResponse:
+    """The caller's certificates: search by name, SAN or serial, filter, sort, page; "renew" on expiring rows."""
+    principal = staff.principal_of(request)
+    selection = listing.Selection.from_query(request.GET)
+    now = timezone.now()
+    page = Paginator(listing.select_certificates(staff.visible_certificates(principal), selection, now),
+                     LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    renewed = set(Certificate.objects.filter(predecessor__in=[c.pk for c in page.object_list])
+                  .values_list("predecessor_id", flat=True))
+    actor = Actor.from_request(request)
+    rows = [(row, row.renewable and permits(actor, Action.RENEW, row.certificate))
+            for row in listing.rows(page.object_list, now, renewed)]
+    columns = [(key, label, _sort_link(selection, key)) for key, label in SORTABLE_COLUMNS]
+    context = {"page": page, "rows": rows, "selection": selection, "columns": columns,
+               "statuses": listing.CertificateStatus.choices, "kinds": list(listing.KIND_LABELS.items()),
+               "expiring_choices": listing.EXPIRING_CHOICES, "renew_window": listing.RENEW_WINDOW_DAYS,
+               "export_query": selection.query_string(),
+               "previous_query": selection.query_string(page=str(page.number - 1)) if page.has_previous() else "",
+               "next_query": selection.query_string(page=str(page.number + 1)) if page.has_next() else ""}
+    return render_page(request, "pki/certificates.html", context)
+
+
+def _sort_link(selection: listing.Selection, key: str) -> dict[str, str]:
+    """The column's sort link (a second click reverses it) and its `aria-sort` state."""
+    current = selection.sort.lstrip("-") == key
+    descending = selection.sort.startswith("-")
+    target = f"-{key}" if current and not descending else key
+    return {"query": selection.query_string(sort=target),
+            "aria": ("descending" if descending else "ascending") if current else ""}
+
+
+@require_GET
+def certificate_export(request: HttpRequest) -> HttpResponse:
+    """The list's selection (the same query string) as CSV, every row, no paging."""
+    selection = listing.Selection.from_query(request.GET)
+    now = timezone.now()
+    certificates = listing.select_certificates(staff.visible_certificates(staff.principal_of(request)), selection,
+                                               now)
+    response = HttpResponse(listing.csv_export(certificates.iterator(chunk_size=500), now),
+                            content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="certificates-{now:%Y%m%dT%H%M%SZ}.csv"'
+    return response
 
 
 # --- A certificate's page and its actions ----------------------------------------------------
@@ -243,9 +297,16 @@ def _without_password(data: dict) -> dict:
     return {key: value for key, value in data.items() if key != "root_password"}
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def certificate_renew(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks to confirm (what the new certificate will be); POST renews."""
     certificate = _certificate_or_404(request, pk)
+    if request.method == "GET":
+        if not permits(Actor.from_request(request), Action.RENEW, certificate):
+            messages.error(request, "The certificate cannot be renewed: only a manager or an admin may renew it.")
+            return _certificate_page(request, certificate, status=403)
+        successor = Certificate.objects.filter(predecessor=certificate).first()
+        return render_page(request, "pki/renew_confirm.html", {"certificate": certificate, "successor": successor})
     try:
         renewed = renew_certificate(certificate, actor=Actor.from_request(request))
     except PermissionRefused as error:

@@ -386,7 +386,8 @@ class ApiKeyAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
     list_display = ["prefix", "label", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
     list_filter = ["revoked_at"]
     search_fields = ["prefix", "label", "user__username"]
-    fields = ["prefix", "label", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]  # never key_hash
+    fields = ["prefix", "label", "user", "created_at", "expires_at", "revoked_at", "last_used_at",  # never key_hash
+              "allowed_cas", "allowed_profiles", "max_validity_days"]
     readonly_fields = fields
     actions = ["revoke"]
 

@@ -23,8 +23,10 @@ from rest_framework.response import Response
 from organizations.filters import OrganizationFilter
 from organizations.models import ApiKey, Organization
 from organizations.roles import Role
+from organizations.selectors import visible_api_keys
 from organizations.services import (
     IdentityError,
+    KeyScope,
     NotPermitted,
     OrganizationError,
     create_api_key,
@@ -39,7 +41,6 @@ from pki_project.api import (
     StableOrdering,
     StrictCharField,
     principal_of,
-    scope_to_principal,
 )
 
 
@@ -110,10 +111,15 @@ class ApiKeySerializer(serializers.ModelSerializer):
     """A key as listed: never the key itself, never its hash."""
 
     user = serializers.CharField(source="user.username", read_only=True)
+    allowed_cas = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug",
+                                               help_text="CA slugs the key may issue from; empty: every CA.")
+    allowed_profiles = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                             help_text="Profiles the key may issue with; empty: every profile.")
 
     class Meta:
         model = ApiKey
-        fields = ["id", "prefix", "label", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        fields = ["id", "prefix", "label", "user", "created_at", "expires_at", "revoked_at", "last_used_at",
+                  "allowed_cas", "allowed_profiles", "max_validity_days"]
         read_only_fields = fields
 
 
@@ -134,6 +140,18 @@ class ApiKeyCreateSerializer(serializers.Serializer):
         help_text="With `user`: the organization's slug. Default: the caller's own (none for a global admin, "
                   "which with role admin makes a global admin).",
     )
+    allowed_cas = serializers.ListField(child=StrictCharField(max_length=64), required=False, max_length=100,
+                                        help_text="CA slugs the key may issue from; omitted or empty: every CA.")
+    allowed_profiles = serializers.ListField(child=StrictCharField(max_length=64), required=False, max_length=100,
+                                             help_text="Profiles the key may issue with; omitted: every profile.")
+    max_validity_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True,
+                                                 help_text="The longest validity the key may ask for.")
+
+    def scope(self) -> KeyScope:
+        values = self.validated_data
+        return KeyScope(cas=tuple(values.get("allowed_cas") or ()),
+                        profiles=tuple(values.get("allowed_profiles") or ()),
+                        max_validity_days=values.get("max_validity_days"))
 
     def validate(self, attrs: dict) -> dict:
         if "user" not in attrs and ("role" in attrs or "organization" in attrs):
@@ -158,7 +176,8 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
 _IDENTITY_ERROR_FIELDS = {"invalid_username": "user", "username_realm": "user", "invalid_role": "role",
                           "organization_required": "organization", "invalid_label": "label",
-                          "invalid_expiry": "expires_days"}
+                          "invalid_expiry": "expires_days", "invalid_allowed_ca": "allowed_cas",
+                          "invalid_allowed_profile": "allowed_profiles", "invalid_max_validity": "max_validity_days"}
 
 
 def _api_error(error: IdentityError) -> Exception:
@@ -172,16 +191,6 @@ def _api_error(error: IdentityError) -> Exception:
     return serializers.ValidationError({_IDENTITY_ERROR_FIELDS.get(error.code, "non_field_errors"): [str(error)]})
 
 
-def _visible_keys(principal):
-    """Own keys; an admin also sees the keys of their organization's users (a global admin: all)."""
-    keys = ApiKey.objects.select_related("user")
-    if principal is None:  # schema generation, or a request that escaped RBAC
-        return keys.none()
-    if principal.role == Role.ADMIN:
-        return scope_to_principal(keys, principal, "user__membership__organization")
-    return keys.filter(user_id=principal.user_id)
-
-
 @extend_schema_view(
     get=extend_schema(summary="Your API keys (an admin also sees their organization's; a global admin all)."),
     post=extend_schema(
@@ -193,7 +202,7 @@ class ApiKeyList(generics.ListCreateAPIView):
     serializer_class = ApiKeySerializer
 
     def get_queryset(self):
-        return _visible_keys(principal_of(self.request))
+        return visible_api_keys(principal_of(self.request))
 
     def create(self, request, *args, **kwargs):
         """Create a key; the answer carries `key`, shown this once only (and never cached)."""
@@ -207,11 +216,11 @@ class ApiKeyList(generics.ListCreateAPIView):
             if "user" in values:
                 provisioned = provision_api_key(
                     values["user"], values["role"], values.get("organization") or None, label=values["label"],
-                    expires_at=expires_at, request=request._request, principal=principal)
+                    expires_at=expires_at, request=request._request, principal=principal, scope=data.scope())
                 created, user_created = provisioned.created, provisioned.user_created
             else:
                 created = create_api_key(request.user, label=values["label"], expires_at=expires_at,
-                                         request=request._request, principal=principal)
+                                         request=request._request, principal=principal, scope=data.scope())
                 user_created = False
         except IdentityError as error:
             raise _api_error(error) from None
@@ -229,7 +238,7 @@ class ApiKeyRevoke(generics.GenericAPIView):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return _visible_keys(principal_of(self.request))
+        return visible_api_keys(principal_of(self.request))
 
     @extend_schema(summary="Revoke an API key you can see, and every session it opened.", request=None,
                    responses={200: ApiKeySerializer})

@@ -82,6 +82,14 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Scopes beyond the role, met by the issuance services for every request the key (or a session
+    # it opened) makes: empty means "any CA" / "any profile", null "the profile's own maximum".
+    allowed_cas = models.ManyToManyField("certificates.CertificateAuthority", blank=True, related_name="+",
+                                         help_text="Issue and renew only from these CAs; none: every CA.")
+    allowed_profiles = models.JSONField(default=list, blank=True,
+                                        help_text="Profile names the key may issue; empty: every profile.")
+    max_validity_days = models.PositiveIntegerField(null=True, blank=True,
+                                                    help_text="The longest validity the key may ask for.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -89,10 +97,17 @@ class ApiKey(models.Model):
         constraints = [
             models.CheckConstraint(condition=~models.Q(prefix=""), name="api_key_prefix_not_empty"),
             models.CheckConstraint(condition=~models.Q(key_hash=""), name="api_key_hash_not_empty"),
+            models.CheckConstraint(condition=models.Q(max_validity_days__isnull=True)
+                                   | models.Q(max_validity_days__gte=1), name="api_key_max_validity_positive"),
         ]
 
     def __str__(self) -> str:
         return f"pki_{self.prefix}_… ({self.label or 'no label'})"
+
+    @property
+    def is_scoped(self) -> bool:
+        """Whether the key carries a scope beyond its role (callers should prefetch `allowed_cas`)."""
+        return bool(self.allowed_profiles) or self.max_validity_days is not None or bool(self.allowed_cas.all())
 
     def is_usable(self, now) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

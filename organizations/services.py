@@ -6,7 +6,8 @@ pages, middleware) call these and stay thin.
 * roles: `set_membership`, `delete_membership`, `ensure_member`, `sync_user_access`
   (is_staff/is_superuser/groups follow the role, and nothing else may set them), `refresh_role_groups`
 * who may change whose access: `may_manage_access`, `may_change_access_of`, `check_membership_change`
-* API keys: `create_api_key` (the key is returned once), `provision_api_key` (a key for someone,
+* API keys: `create_api_key` (the key is returned once; a `KeyScope` limits the CAs, profiles and
+  validity it may issue with), `provision_api_key` (a key for someone,
   creating the user with the role if missing: the command and an admin's API call), `revoke_api_key`,
   `authenticate_api_key`
 * sessions: `open_session`, `close_session`, `authenticate_session_token`, `authenticate_bearer`
@@ -649,12 +650,57 @@ class CreatedApiKey:
     key: str  # the full key: give it to the caller once, never store or log it
 
 
+MAX_KEY_VALIDITY_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class KeyScope:
+    """What a key may issue beyond its role: CA slugs, profile names, a maximum validity. Empty: no limit."""
+
+    cas: tuple[str, ...] = ()
+    profiles: tuple[str, ...] = ()
+    max_validity_days: int | None = None
+
+    def facts(self) -> dict[str, object]:
+        return {"allowed_cas": sorted(self.cas), "allowed_profiles": sorted(self.profiles),
+                "max_validity_days": self.max_validity_days}
+
+
+def _resolved_scope(scope: KeyScope, organization_id: int | None):
+    """The CAs and profile names of `scope` among those of the key's organization (every one for a global
+    admin's key); an unknown or foreign one is refused by name, as if it did not exist."""
+    from certificates.models import CertificateAuthority, CertificateProfile
+
+    slugs = sorted({slug.strip() for slug in scope.cas if slug and slug.strip()})
+    names = sorted({name.strip() for name in scope.profiles if name and name.strip()})
+    cas = CertificateAuthority.objects.filter(slug__in=slugs)
+    profiles = CertificateProfile.objects.filter(name__in=names)
+    if organization_id is not None:
+        cas = cas.filter(organization_id=organization_id)
+        profiles = profiles.filter(models.Q(organization__isnull=True) | models.Q(organization_id=organization_id))
+    cas = list(cas)
+    missing_cas = sorted(set(slugs) - {ca.slug for ca in cas})
+    if missing_cas:
+        raise IdentityError(f"No CA '{missing_cas[0]}' in the key's organization.", code="invalid_allowed_ca")
+    missing_profiles = sorted(set(names) - set(profiles.values_list("name", flat=True)))
+    if missing_profiles:
+        raise IdentityError(f"No profile '{missing_profiles[0]}' for the key's organization.",
+                            code="invalid_allowed_profile")
+    days = scope.max_validity_days
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int)
+                             or not 1 <= days <= MAX_KEY_VALIDITY_DAYS):
+        raise IdentityError(f"A key's maximum validity lies between 1 and {MAX_KEY_VALIDITY_DAYS} days.",
+                            code="invalid_max_validity")
+    return cas, names, days
+
+
 def create_api_key(
     user, *, label: str = "", expires_at: datetime | None = None, request=None, principal: Principal | None = None,
-    details: dict[str, object] | None = None, actor_label: str = "",
+    details: dict[str, object] | None = None, actor_label: str = "", scope: KeyScope | None = None,
 ) -> CreatedApiKey:
     """Create a key for `user` (who must have a membership); the returned `key` is shown once.
 
+    `scope` limits what the key may issue beyond its role (checked by the issuance services);
     `details` adds to the audit event's details (never a secret).
     """
     label = " ".join((label or "").split())
@@ -665,11 +711,15 @@ def create_api_key(
     membership = Membership.objects.filter(user=user).first()
     if membership is None:
         raise IdentityError(f"User '{user.get_username()}' has no role; give them one first.", code="no_membership")
+    scope = scope or KeyScope()
+    allowed_cas, allowed_profiles, max_days = _resolved_scope(scope, membership.organization_id)
     generated = generate_key()
     with transaction.atomic():
         api_key = ApiKey.objects.create(
-            user=user, label=label, prefix=generated.prefix, key_hash=generated.key_hash, expires_at=expires_at
+            user=user, label=label, prefix=generated.prefix, key_hash=generated.key_hash, expires_at=expires_at,
+            allowed_profiles=allowed_profiles, max_validity_days=max_days,
         )
+        api_key.allowed_cas.set(allowed_cas)
         audit_hooks.record(
             "API_KEY_CREATE",
             request=request,
@@ -679,7 +729,9 @@ def create_api_key(
             target_type="api_key",
             target_id=str(api_key.pk),
             details={"prefix": api_key.prefix, "user": user.get_username(), "label": label,
-                     "expires_at": expires_at.isoformat() if expires_at else None, **(details or {})},
+                     "expires_at": expires_at.isoformat() if expires_at else None,
+                     **KeyScope(tuple(ca.slug for ca in allowed_cas), tuple(allowed_profiles), max_days).facts(),
+                     **(details or {})},
         )
     return CreatedApiKey(api_key=api_key, key=generated.key)
 
@@ -703,6 +755,7 @@ def provision_api_key(
     request=None,
     principal: Principal | None = None,
     actor_label: str = "",
+    scope: KeyScope | None = None,
 ) -> ProvisionedApiKey:
     """A new key for `username`, who is created with `role` in the organization when missing.
 
@@ -724,7 +777,7 @@ def provision_api_key(
             user, user_created = _member_for(username, role, organization, actor)
             created = create_api_key(user, label=label, expires_at=expires_at, request=request, principal=principal,
                                      details={"role": role.value, "user_created": user_created},
-                                     actor_label=actor_label)
+                                     actor_label=actor_label, scope=scope)
     except IntegrityError:  # the same new username, created by a concurrent request
         raise IdentityError(f"User '{username.strip()}' was created at the same moment; try again.",
                             code="membership_conflict") from None

@@ -72,12 +72,38 @@ def json_error(
     return response
 
 
+#: What a signed-in member's error page says when the view gave no reason of its own.
+PAGE_EXPLANATIONS = {
+    403: "Your role ({role}) may not open this page or do this. Ask an admin of your organization if you need to.",
+    404: "There is no such page or object, or it belongs to another organization than yours.",
+    405: "This page does not take that kind of request.",
+}
+
+
+def _page_context(request: HttpRequest, status: int, message: str | None) -> tuple[str, dict]:
+    """The template and context of an error page: a signed-in member keeps the staff navigation."""
+    from certificates import staff
+
+    title = TITLES.get(status, "Error")
+    principal = getattr(request, "principal", None)
+    if principal is None:
+        return "errors/error.html", {"status": status, "title": title,
+                                     "message": message or GENERIC_MESSAGES.get(status, ("", "The request failed."))[1]}
+    explanation = PAGE_EXPLANATIONS.get(status, GENERIC_MESSAGES.get(status, ("", "The request failed."))[1])
+    generic = GENERIC_MESSAGES.get(status, ("", None))[1]
+    return "pki/error.html", {
+        "status": status, "title": title,
+        "message": message if message and message != generic else explanation.format(role=principal.role.value),
+        "principal": principal, "can_operate": staff.can_operate(principal), "is_admin": staff.is_admin(principal),
+        "is_global_admin": staff.can_create_organizations(principal),
+    }
+
+
 def page_error(request: HttpRequest, status: int, message: str | None = None, *, headers: dict | None = None):
     title = TITLES.get(status, "Error")
-    message = message or GENERIC_MESSAGES.get(status, ("error", "The request failed."))[1]
     try:
-        content = loader.render_to_string("errors/error.html", {"status": status, "title": title,
-                                                                "message": message}, request=request)
+        template, context = _page_context(request, status, message)
+        content = loader.render_to_string(template, context, request=request)
     except Exception:  # a broken template must not turn an error page into a traceback
         logger.exception("Error page template failed")
         content = f"<!doctype html><title>{title}</title><h1>{title}</h1>"

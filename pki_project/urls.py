@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/v1/", include("pki_project.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(), name="api-docs"),
+    path("", include("organizations.urls")),  # staff pages: API keys
     path("", include("certificates.urls")),  # staff pages: dashboard, organizations, issuance, toolbox
 ]
 

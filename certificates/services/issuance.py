@@ -41,7 +41,7 @@ from certificates.keystore import (
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, KeySource
 from certificates.selectors import ca_chain
 from certificates.services.authorities import ensure_usable_issuer
-from certificates.services.permissions import Action, require
+from certificates.services.permissions import Action, require, validity_within_key_scope
 from certificates.services.profiles import profile_for_issuance
 from certificates.services.records import SignedFrom, create_certificate_row, load_x509
 from certificates.vault.storage import ArtifactStore
@@ -286,6 +286,8 @@ def issue_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, act
     require(actor, Action.ISSUE, ca)
     profile = profile_for_issuance(request.profile, ca)
     validity = validated_validity(profile, request.days, request.hours)
+    validity = validity_within_key_scope(actor, ca, profile.name, validity,
+                                         asked=request.days is not None or request.hours is not None)
     ensure_issuing_ca(ca)
     ensure_ca_covers_profile(ca, profile)
     if request.csr:
@@ -322,6 +324,7 @@ def renew_certificate(certificate: Certificate, *, actor: Actor, csr: bytes | st
     ca = CertificateAuthority.objects.select_related("certificate", "organization").get(pk=certificate.issuer_id)
     profile = profile_for_issuance(certificate.profile, ca)
     validity = validated_validity(profile, days, hours)
+    validity = validity_within_key_scope(actor, ca, profile.name, validity, asked=days is not None or hours is not None)
     ensure_issuing_ca(ca)
     ensure_ca_covers_profile(ca, profile)
     subscriber = _renewal_subscriber(load_x509(certificate), certificate, csr)

@@ -30,16 +30,23 @@ everything. Tenancy comes first: an object of another organization than the memb
 is `NotFound` (404), never a refusal that admits it exists; a global admin (an admin
 without organization) sees every organization. Refusals are not audited here: the
 channels answer 403 and the refusal is recorded where every 403 is.
+
+An API key may carry scopes beyond its role (`organizations.models.ApiKey`: allowed CAs,
+allowed profiles, a maximum validity). `validity_within_key_scope` holds every issuance and
+renewal made with that key, or with a session it opened, to them: 403 `outside_key_scope`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
+from django.db.models import QuerySet
+
 from certificates.errors import NotFound, PermissionRefused, ServiceError
-from certificates.models import Certificate, CertificateAuthority, CertificateKind
-from organizations.models import Organization
+from certificates.models import Certificate, CertificateAuthority, CertificateKind, CertificateProfile
+from organizations.models import ApiKey, Organization
 from organizations.principal import Principal
 from organizations.roles import Role
 from pki_project.actor import Actor
@@ -192,3 +199,58 @@ def may_ever(who: Actor | Principal | None, action: Action) -> bool:
         return False
     return any(rule_action is action and actor.principal.role in rule.roles
                for (rule_action, _kind), rule in RULES.items())
+
+
+OUTSIDE_KEY_SCOPE = "outside_key_scope"
+
+
+def _scoped_key(actor: Actor) -> ApiKey | None:
+    """The API key behind the actor's request, when it carries a scope beyond its role."""
+    principal = actor.principal
+    if actor.is_operator or principal is None or principal.api_key_id is None:
+        return None
+    key = ApiKey.objects.prefetch_related("allowed_cas").filter(pk=principal.api_key_id).first()
+    return key if key is not None and key.is_scoped else None
+
+
+def within_key_scope(actor: Actor, cas: QuerySet[CertificateAuthority],
+                     profiles: QuerySet[CertificateProfile]) -> tuple[QuerySet, QuerySet]:
+    """The CAs and profiles an interface offers, narrowed to the actor's API key scope (the service checks anyway)."""
+    key = _scoped_key(actor)
+    if key is None:
+        return cas, profiles
+    allowed_cas = [ca.pk for ca in key.allowed_cas.all()]
+    if allowed_cas:
+        cas = cas.filter(pk__in=allowed_cas)
+    if key.allowed_profiles:
+        profiles = profiles.filter(name__in=key.allowed_profiles)
+    return cas, profiles
+
+
+def validity_within_key_scope(actor: Actor, ca: CertificateAuthority, profile_name: str, validity: timedelta, *,
+                              asked: bool) -> timedelta:
+    """The validity to issue with, once the actor's API key scope allows the CA, the profile and the length.
+
+    A validity the client asked for (`asked`) longer than the key's maximum is refused; the
+    default validity is shortened to the maximum instead. Raises `PermissionRefused`
+    (`outside_key_scope`) naming what the key does not allow.
+    """
+    key = _scoped_key(actor)
+    if key is None:
+        return validity
+    allowed_cas = list(key.allowed_cas.all())
+    if allowed_cas and ca.pk not in {allowed.pk for allowed in allowed_cas}:
+        names = ", ".join(sorted(allowed.slug for allowed in allowed_cas))
+        raise PermissionRefused(f"This API key may issue only from the CA(s) {names}, not from '{ca.slug}'.",
+                                code=OUTSIDE_KEY_SCOPE)
+    if key.allowed_profiles and profile_name not in key.allowed_profiles:
+        names = ", ".join(sorted(key.allowed_profiles))
+        raise PermissionRefused(f"This API key may issue only with the profile(s) {names}, not '{profile_name}'.",
+                                code=OUTSIDE_KEY_SCOPE)
+    if key.max_validity_days is not None:
+        limit = timedelta(days=key.max_validity_days)
+        if validity > limit and asked:
+            raise PermissionRefused(f"This API key may ask for at most {key.max_validity_days} days of validity.",
+                                    code=OUTSIDE_KEY_SCOPE)
+        return min(validity, limit)
+    return validity

@@ -49,8 +49,18 @@
     update();
   }
 
+  /* Forms whose action cannot be undone ask first (data-confirm holds the question). */
+  function confirmations() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     copyButtons();
+    confirmations();
     issuanceForm();
   });
 }());

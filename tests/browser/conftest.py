@@ -3,6 +3,7 @@
 * Chromium comes from Debian (`/usr/bin/chromium`), never from a test tool's download;
   `tests.chromium.ensure_chromium` installs it when `PKI_BROWSER_INSTALL=1` allows (the
   Makefile's test target sets it), else the browser tests are skipped saying how to run them.
+* A page's `confirm()` question is recorded in `page.watch.dialogs` and accepted.
 * Every page opened through `watched_page` is listened to: a CSP violation
   ("Refused to …", "Content Security Policy"), an uncaught JavaScript error, or any
   console error other than the page's own expected status fails the test.
@@ -62,6 +63,7 @@ class ConsoleWatch:
 
     problems: list[str] = field(default_factory=list)
     expected_status_urls: set[str] = field(default_factory=set)
+    dialogs: list[str] = field(default_factory=list)  # the questions `confirm()` asked, each accepted
 
     def on_console(self, message) -> None:
         text = message.text
@@ -74,6 +76,11 @@ class ConsoleWatch:
             if url.endswith("/favicon.ico"):
                 return  # the browser asks for it on its own on pages without an icon link (login, admin)
             self.problems.append(f"console error: {text} ({url})")
+
+    def on_dialog(self, dialog) -> None:
+        """A page's confirmation (pki.js `data-confirm`): recorded, then accepted as a user would."""
+        self.dialogs.append(dialog.message)
+        dialog.accept()
 
     def on_page_error(self, error) -> None:
         self.problems.append(f"JavaScript error: {error}")
@@ -106,6 +113,7 @@ def watched_page(browser, request):
         watch = ConsoleWatch()
         page.on("console", watch.on_console)
         page.on("pageerror", watch.on_page_error)
+        page.on("dialog", watch.on_dialog)
         page.watch = watch
         page.server_url = base_url
         pages.append((context, page))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core import serializers
 
-from certificates.demo import DEMO_INTERMEDIATE_SLUG, DEMO_ROOT_SLUG, bootstrap_demo
+from certificates.demo import DEMO_INTERMEDIATE_SLUG, DEMO_ROOT_SLUG, ROOT_PASSWORD_HEADING, bootstrap_demo
 from certificates.models import CertificateAuthority, CertificateRevocationList
 from certificates.services.authorities import unlock_root
 
@@ -17,8 +17,7 @@ def test_demo_hierarchy_is_created_once_with_a_password_shown_once(operator):
     bootstrap_demo(say=first.append)
     bootstrap_demo(say=second.append)
 
-    password_line = first.index("The demo root CA password, shown only now (needed to create intermediates or "
-                                "revoke a CA):") + 1
+    password_line = first.index(ROOT_PASSWORD_HEADING) + 1
     root_password = first[password_line].strip()
     root = CertificateAuthority.objects.get(slug=DEMO_ROOT_SLUG)
     intermediate = CertificateAuthority.objects.get(slug=DEMO_INTERMEDIATE_SLUG)

@@ -226,7 +226,11 @@ def test_create_an_intermediate_ca_with_the_wrong_then_right_password(clients, h
     assert not CertificateAuthority.objects.filter(name="Second Issuing CA").exists()
     created = client.post(url, {**data, "root_password": ROOT_PASSWORD}, follow=True)
     assert "Intermediate CA “Second Issuing CA”" in created.content.decode()
-    assert CertificateAuthority.objects.get(name="Second Issuing CA").parent == hierarchy.root
+    ca = CertificateAuthority.objects.get(name="Second Issuing CA")
+    assert ca.parent == hierarchy.root
+    first_crl = ca.crls.filter(delta_base_number__isnull=True).get()  # the message names the CRL that exists
+    assert (f"with its first CRL #{first_crl.number} (next update {first_crl.next_update:%Y-%m-%d %H:%M} UTC)"
+            in created.content.decode())
 
 
 def test_create_an_intermediate_ca_for_chosen_purposes(clients, hierarchy):

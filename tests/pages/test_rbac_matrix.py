@@ -76,6 +76,15 @@ def _action(name: str, objects: Callable, **fields) -> Callable:
     return data
 
 
+def _fresh_key(world, caller):
+    """A key of a new plain member of the organization: its admins (and a global admin) see it, nobody else."""
+    from tests.factories import ApiKeyFactory, UserFactory
+
+    user = UserFactory(role="user", organization=world["organization"])
+    return ApiKeyFactory(user=user, label=f"matrix {caller}")
+
+
+KEY_HOLDER_ADMINS = {"user": 404, "manager": 404, "other_manager": 404, "other_admin": 404}
 REVOKE_CA_FIELDS = {"reason": "cessationOfOperation", "root_password": ROOT_PASSWORD, "revoke_children": "on"}
 OPERATORS_ONLY = {"user": 403, "other_manager": 404, "other_admin": 404}
 OTHERS_404 = {"other_manager": 404, "other_admin": 404}
@@ -88,6 +97,18 @@ PAGE_ROUTES = {
     "POST /create-organization": Route(
         "POST", lambda w, c: "/create-organization", lambda w, c: {"name": f"Matrix {c} Corp", "slug": ""},
         {"user": 403, "manager": 403, "admin": 403, "other_manager": 403, "other_admin": 403}, 302),
+    "GET /certificates": Route("GET", lambda w, c: "/certificates?q=www&sort=-expires"),
+    "GET /certificates/export.csv": Route("GET", lambda w, c: "/certificates/export.csv?status=valid"),
+    "GET /certificates/{pk}/renew": Route(
+        "GET", lambda w, c: f"/certificates/{w['leaf'].pk}/renew", expected=OPERATORS_ONLY),
+    "GET /api-keys": Route("GET", lambda w, c: "/api-keys"),
+    "POST /api-keys": Route("POST", lambda w, c: "/api-keys", lambda w, c: {"label": f"matrix {c}"}),
+    "POST /api-keys bad input": Route(
+        "POST", lambda w, c: "/api-keys", lambda w, c: {"label": "x" * 101, "max_validity_days": "0"}, default=400),
+    "GET /api-keys/{pk}/revoke": Route(
+        "GET", lambda w, c: f"/api-keys/{_fresh_key(w, c).pk}/revoke", expected=KEY_HOLDER_ADMINS),
+    "POST /api-keys/{pk}/revoke": Route(
+        "POST", lambda w, c: f"/api-keys/{_fresh_key(w, c).pk}/revoke", lambda w, c: {}, KEY_HOLDER_ADMINS, 302),
     "GET /certificates/issue": Route("GET", lambda w, c: "/certificates/issue", expected={"user": 403}),
     "POST /certificates/issue": Route(
         "POST", lambda w, c: "/certificates/issue",
@@ -194,7 +215,10 @@ def browsers(make_principal_client, organization, other_organization) -> dict[st
 
 
 def _state(data_dir: Path) -> dict[str, object]:
+    from organizations.models import ApiKey
+
     return {
+        "api_keys": sorted(ApiKey.objects.values_list("pk", "revoked_at")),
         "certificates": sorted(Certificate.objects.values_list("pk", "revoked_at", "revocation_reason")),
         "cas": CertificateAuthority.objects.count(),
         "crls": sorted(CertificateRevocationList.objects.values_list("pk", flat=True)),
@@ -238,9 +262,11 @@ def test_admin_action_for_every_caller(world, browsers, data_dir, name):
 
 
 def test_the_matrix_names_every_page_route():
-    """A page added to certificates/urls.py without a row here fails (every route: every caller)."""
-    from certificates.urls import urlpatterns
+    """A page added to certificates/urls.py or organizations/urls.py without a row here fails."""
+    from certificates.urls import urlpatterns as certificate_pages
+    from organizations.urls import urlpatterns as key_pages
 
+    urlpatterns = [*certificate_pages, *key_pages]
     covered = {name.split(" ")[1] for name in PAGE_ROUTES}
     routes = {"/" + str(pattern.pattern).replace("<int:pk>", "{pk}") for pattern in urlpatterns}
     assert routes <= covered, routes - covered

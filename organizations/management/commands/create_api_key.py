@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from organizations.management.commands._output import emit, fail
-from organizations.services import IdentityError, provision_api_key
+from organizations.services import MAX_KEY_VALIDITY_DAYS, IdentityError, KeyScope, provision_api_key
 from pki_project.actor import Actor
 
 MAX_EXPIRES_DAYS = 3650
@@ -19,6 +19,12 @@ class Command(BaseCommand):
         parser.add_argument("--organization", help="organization slug; omit only for a global admin")
         parser.add_argument("--expires-days", type=int, help=f"expire after N days (1..{MAX_EXPIRES_DAYS})")
         parser.add_argument("--label", default="", help="a note to recognise the key by")
+        parser.add_argument("--allowed-ca", action="append", default=[], metavar="CA",
+                            help="issue only from this CA (slug); repeat for more. Default: every CA")
+        parser.add_argument("--allowed-profile", action="append", default=[], metavar="PROFILE",
+                            help="issue only with this profile; repeat for more. Default: every profile")
+        parser.add_argument("--max-days", type=int,
+                            help=f"the longest validity the key may ask for (1..{MAX_KEY_VALIDITY_DAYS} days)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, **options) -> None:
@@ -27,9 +33,11 @@ class Command(BaseCommand):
             if not 1 <= options["expires_days"] <= MAX_EXPIRES_DAYS:
                 raise fail(f"--expires-days must be between 1 and {MAX_EXPIRES_DAYS}.")
             expires_at = timezone.now() + timedelta(days=options["expires_days"])
+        scope = KeyScope(cas=tuple(options["allowed_ca"]), profiles=tuple(options["allowed_profile"]),
+                         max_validity_days=options["max_days"])
         try:
             provisioned = provision_api_key(options["user"], options["role"], options["organization"] or None,
-                                            label=options["label"], expires_at=expires_at,
+                                            label=options["label"], expires_at=expires_at, scope=scope,
                                             actor_label=Actor.operator("create_api_key").label)
         except IdentityError as error:
             raise fail(str(error)) from None
@@ -45,6 +53,9 @@ class Command(BaseCommand):
             "organization": organization.slug if organization else None,
             "expires_at": expires_at.isoformat() if expires_at else None,
             "user_created": created,
+            "allowed_cas": sorted(ca.slug for ca in api_key.allowed_cas.all()),
+            "allowed_profiles": api_key.allowed_profiles,
+            "max_validity_days": api_key.max_validity_days,
         }
         where = f"of '{organization.slug}'" if organization else "(global)"
         emit(self, options, payload,
