@@ -64,6 +64,9 @@ class AuditAction(StrEnum):
     ACME_CHALLENGE_VALIDATE = "acme.challenge_validate"
     ACME_ORDER_FINALIZE = "acme.order_finalize"
     ACME_CERTIFICATE_REVOKE = "acme.certificate_revoke"
+    # Client-certificate (mTLS) sign-in: staff bind a certificate to the member who signs in with it.
+    CLIENT_CERTIFICATE_BIND = "client_certificate.bind"
+    CLIENT_CERTIFICATE_UNBIND = "client_certificate.unbind"
 
 
 class Outcome(StrEnum):

@@ -6,12 +6,17 @@ from acme_server import api as acme_api
 from audit import api as audit_api
 from certificates import api as certificates_api
 from organizations import api as organizations_api
+from organizations import client_certificate_api
 
 urlpatterns: list = [
     path("organizations/", organizations_api.OrganizationList.as_view(), name="organization-list"),
     path("organizations/<int:id>/", organizations_api.OrganizationDetail.as_view(), name="organization-detail"),
     path("api-keys/", organizations_api.ApiKeyList.as_view(), name="api-key-list"),
     path("api-keys/<int:id>/revoke/", organizations_api.ApiKeyRevoke.as_view(), name="api-key-revoke"),
+    path("client-certificate-bindings/", client_certificate_api.ClientCertificateBindingList.as_view(),
+         name="client-certificate-binding-list"),
+    path("client-certificate-bindings/<int:id>/", client_certificate_api.ClientCertificateBindingDetail.as_view(),
+         name="client-certificate-binding-detail"),
     path("acme/eab/", acme_api.EabCreate.as_view(), name="acme-eab-create"),
     path("audit-events/", audit_api.AuditEventViewSet.as_view({"get": "list"}), name="audit-event-list"),
     path("audit-events/verify/", audit_api.AuditChainVerify.as_view(), name="audit-event-verify"),
