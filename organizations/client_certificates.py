@@ -67,6 +67,10 @@ class ClientCertificateRefused(AuthenticationFailed):
     """The proxy's headers, or the certificate they carry, are not good for signing in."""
 
 
+class NoClientCertificate(Exception):
+    """Nothing was presented: no proxy headers, or the trusted proxy saw no client certificate."""
+
+
 def _meta_name(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
@@ -216,12 +220,13 @@ def sign_in_with_client_certificate(request: HttpRequest) -> tuple[OpenedSession
 
     Every refusal is counted like a wrong API key (`organizations.signin`) and audited as an
     `auth.login` failure with `via: client_certificate`; raises `AuthenticationFailed` or
-    `TooManyAttempts`.
+    `TooManyAttempts`. A request that presents nothing (like an empty login form) raises
+    `NoClientCertificate` and is neither counted nor recorded.
     """
     try:
         certificate = check_client_certificate(request)
         if certificate is None:
-            raise ClientCertificateRefused("no client certificate")
+            raise NoClientCertificate
         membership = bound_membership(certificate)
     except ClientCertificateRefused as error:
         refuse_credential(error, request=request, prefix=None, via=CLIENT_CERTIFICATE_DOOR)

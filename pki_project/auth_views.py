@@ -23,7 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from organizations.client_certificates import sign_in_with_client_certificate
+from organizations.client_certificates import NoClientCertificate, sign_in_with_client_certificate
 from organizations.keys import parse_prefix
 from organizations.services import INVALID_CREDENTIALS, AuthenticationFailed, close_session, open_session
 from organizations.signin import TooManyAttempts, sign_in_with_api_key
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_NEXT = "/"  # the dashboard, which every role may see
 MAX_KEY_LENGTH = 200
 TOO_MANY_ATTEMPTS = "Too many login attempts; try again later."
+NO_CLIENT_CERTIFICATE = "No client certificate was presented: connect through the TLS proxy with your certificate."
 
 
 def _safe_next(request: HttpRequest, candidate: str | None) -> str:
@@ -141,6 +142,10 @@ def mtls_login(request: HttpRequest) -> HttpResponse:
     next_url = DEFAULT_NEXT if as_json else _safe_next(request, request.POST.get("next"))
     try:
         session, membership = sign_in_with_client_certificate(request)
+    except NoClientCertificate:
+        if as_json:
+            return json_error(400, "no_client_certificate", NO_CLIENT_CERTIFICATE)
+        return _render_login(request, status=400, error=NO_CLIENT_CERTIFICATE, next_url=next_url)
     except TooManyAttempts as error:
         logger.warning("Client-certificate login rate limit hit from %s", client_ip(request))
         headers = {"Retry-After": str(error.retry_after)}

@@ -35,6 +35,7 @@ from organizations.services import change_user, create_api_key, create_organizat
 from pki_project.actor import Actor
 from tests.acme import audit_rows as acme_rows
 from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
+from tests.mtls import audit_rows as mtls_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -576,6 +577,9 @@ COVERAGE = [
         "eab_create", "eab_revoke", "account_create", "account_update", "account_deactivate",
         "account_key_change", "order_create", "authorization_deactivate", "challenge_validate", "order_finalize",
         "certificate_revoke")],
+    # Client-certificate sign-in: staff bind a certificate to a member (tests/mtls/audit_rows.py).
+    pytest.param(AuditAction.CLIENT_CERTIFICATE_BIND, mtls_rows.bind, id="client-certificate-bind"),
+    pytest.param(AuditAction.CLIENT_CERTIFICATE_UNBIND, mtls_rows.unbind, id="client-certificate-unbind"),
 ]
 
 

@@ -29,7 +29,7 @@ from tests.reliability.installations import Installation, environment, free_port
 
 ORGANIZATION, OTHER = "mtls", "mtls-other"
 ROOT, ISSUING, OTHER_ROOT, OTHER_ISSUING = "mtls-root", "mtls-issuing", "mtls-other-root", "mtls-other-issuing"
-PROXY_SECRET = "nginx-proxy-secret-0123456789abcdefghijklmnop"  # noqa: S105 (the test installation's)
+PROXY_SECRET = "nginx-proxy-secret-0123456789abcdefghijklmnop"
 PROXY_ADDRESS = "127.0.0.2"
 
 NGINX_CONF = """
