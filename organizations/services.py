@@ -203,6 +203,8 @@ _ROLE_PERMISSIONS: dict[Role, dict[str, tuple[str, ...]]] = {
     Role.ADMIN: {
         "certificates": ("add", "change", "delete", "view"),
         "organizations.apikey": ("change", "view"),
+        # Client-certificate (mTLS) sign-in: bind (add) and unbind (delete) their organization's certificates.
+        "organizations.clientcertificatebinding": ("add", "delete", "view"),
         "organizations": ("view",),
         "audit": ("view",),
         # ACME (issue 19): external account keys are created (add) and revoked (change) here; the rest is read.

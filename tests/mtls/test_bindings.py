@@ -169,3 +169,32 @@ def test_a_bad_proxy_setting_stops_start_up_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "Configuration error: PKI_MTLS_PROXY_SECRET must differ from PKI_JWT_SECRET and PKI_ENCRYPTION_KEY."]
+
+
+ADMIN_ADD = "/admin/organizations/clientcertificatebinding/add/"
+
+
+def test_the_admin_binds_and_unbinds_through_the_service(world, make_principal_client):
+    admin = make_principal_client("admin", world.organization)
+    certificate, member = world.issue(), world.member()
+    foreign = world.issue(ca=world.other_issuing)
+    refused = admin.post(ADMIN_ADD, {"user": member.pk, "certificate": foreign.pk})
+    assert refused.status_code == 200  # the form again: another organization's certificate is not a choice
+    assert not ClientCertificateBinding.objects.exists()
+    accepted = admin.post(ADMIN_ADD, {"user": member.pk, "certificate": certificate.pk})
+    assert accepted.status_code == 302, accepted.content
+    binding = ClientCertificateBinding.objects.get()
+    assert (binding.user, binding.certificate) == (member, certificate)
+    assert AuditEvent.objects.get(action="client_certificate.bind").actor_username == admin.user.username
+    other_admin = make_principal_client("admin", world.other_organization)
+    change = f"/admin/organizations/clientcertificatebinding/{binding.pk}/"
+    for page in ("change/", "delete/"):  # not theirs: the admin's "does not exist", back to the list
+        response = other_admin.get(f"{change}{page}")
+        assert response.status_code == 302
+        assert response["Location"] == "/admin/"
+    manager = make_principal_client("manager", world.organization)
+    assert manager.get(ADMIN_ADD).status_code == 403
+    assert manager.post(f"{change}delete/", {"post": "yes"}).status_code == 403
+    assert admin.post(f"{change}delete/", {"post": "yes"}).status_code == 302
+    assert not ClientCertificateBinding.objects.exists()
+    assert AuditEvent.objects.filter(action="client_certificate.unbind").count() == 1
