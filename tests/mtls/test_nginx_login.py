@@ -55,7 +55,7 @@ def forged_headers(credential: Credential, secret: str | None) -> list[str]:
 
 
 @pytest.fixture
-def live(tmp_path: Path, transactional_db) -> LiveMtls:
+def live(tmp_path: Path, committed_audit_events_removed) -> LiveMtls:
     nginx_binary, curl = ensure_tool("nginx"), shutil.which("curl")
     if curl is None:
         pytest.skip("curl is missing")
