@@ -71,6 +71,9 @@ class AuditAction(StrEnum):
     ENROLLMENT_TOKEN_REVOKE = "enrollment_token.revoke"  # noqa: S105 (an action name)
     ENROLLMENT_TOKEN_USE = "enrollment_token.use"  # noqa: S105 (an action name)
     ENROLLMENT_REFUSE = "enrollment.refuse"
+    # Client-certificate (mTLS) sign-in: staff bind a certificate to the member who signs in with it.
+    CLIENT_CERTIFICATE_BIND = "client_certificate.bind"
+    CLIENT_CERTIFICATE_UNBIND = "client_certificate.unbind"
 
 
 class Outcome(StrEnum):

@@ -26,7 +26,9 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
-from organizations.models import ROLE_CHOICES, ApiKey, Membership, Organization
+from certificates.models import Certificate, CertificateKind
+from organizations.client_certificates import bind_client_certificate, unbind_client_certificate
+from organizations.models import ROLE_CHOICES, ApiKey, ClientCertificateBinding, Membership, Organization
 from organizations.principal import Principal
 from organizations.services import (
     SELF_CHANGE_REFUSED,
@@ -403,3 +405,38 @@ class ApiKeyAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
             revoke_api_key(api_key, request=request, principal=_principal(request)) for api_key in queryset
         )
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+
+# --- Client-certificate bindings (mTLS sign-in) ---------------------------------------------------
+
+
+@admin.register(ClientCertificateBinding)
+class ClientCertificateBindingAdmin(ServiceWritesMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
+    """Bind a certificate to the member who signs in with it; unbind by deleting. Bindings are not edited."""
+
+    organization_field = "certificate__organization"
+    list_display = ["certificate", "user", "created_at", "created_by"]
+    search_fields = ["user__username", "certificate__serial", "certificate__fingerprint_sha256"]
+    fields = ["user", "certificate", "created_at", "created_by"]
+    readonly_fields = ["created_at", "created_by"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # unbind and bind anew: each step is on the audit trail
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        principal = _principal(request)
+        if db_field.name == "certificate":
+            kwargs["queryset"] = scope_to_principal(
+                Certificate.objects.filter(kind=CertificateKind.END_ENTITY, revoked_at__isnull=True,
+                                           client_binding__isnull=True), principal)
+        elif db_field.name == "user":
+            kwargs["queryset"] = scope_to_principal(User.objects.filter(membership__organization__isnull=False),
+                                                    principal, "membership__organization")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change) -> None:
+        saved = bind_client_certificate(obj.user, obj.certificate, actor=_actor(request))
+        obj.pk, obj.created_at, obj.created_by = saved.pk, saved.created_at, saved.created_by
+
+    def delete_model(self, request, obj) -> None:
+        unbind_client_certificate(obj, actor=_actor(request))

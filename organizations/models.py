@@ -123,7 +123,11 @@ class SessionToken(models.Model):
 
     jti = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="session_tokens")
-    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="sessions")
+    # What opened the session: an API key, or a client certificate bound to the user (exactly one).
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="sessions", null=True, blank=True)
+    client_certificate = models.ForeignKey(
+        "certificates.Certificate", on_delete=models.CASCADE, related_name="sessions", null=True, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -131,6 +135,35 @@ class SessionToken(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["expires_at"], name="session_token_expiry")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(api_key__isnull=False, client_certificate__isnull=True)
+                | models.Q(api_key__isnull=True, client_certificate__isnull=False),
+                name="session_token_one_credential",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"session of {self.user_id} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class ClientCertificateBinding(models.Model):
+    """A certificate this PKI issued, bound by staff to the member who may sign in with it (mTLS).
+
+    A certificate is bound to one user at most (the one-to-one field's unique index); the user must
+    be a member of the certificate's organization (checked when binding and at every sign-in and request).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="client_certificate_bindings")
+    certificate = models.OneToOneField("certificates.Certificate", on_delete=models.CASCADE,
+                                       related_name="client_binding")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True, help_text="Username or operator label.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "client certificate binding"
+
+    def __str__(self) -> str:
+        return f"{self.certificate_id} → {self.user_id}"

@@ -10,7 +10,8 @@ pages, middleware) call these and stay thin.
   validity it may issue with), `provision_api_key` (a key for someone,
   creating the user with the role if missing: the command and an admin's API call), `revoke_api_key`,
   `authenticate_api_key`
-* sessions: `open_session`, `close_session`, `authenticate_session_token`, `authenticate_bearer`
+* sessions: `open_session`, `open_certificate_session` (mTLS, `organizations.client_certificates`),
+  `close_session`, `authenticate_session_token`, `authenticate_bearer`
 
 Every authentication failure raises `AuthenticationFailed`, whose message is always
 "Invalid credentials."; the reason is kept apart for the log. Successful writes record
@@ -203,6 +204,8 @@ _ROLE_PERMISSIONS: dict[Role, dict[str, tuple[str, ...]]] = {
     Role.ADMIN: {
         "certificates": ("add", "change", "delete", "view"),
         "organizations.apikey": ("change", "view"),
+        # Client-certificate (mTLS) sign-in: bind (add) and unbind (delete) their organization's certificates.
+        "organizations.clientcertificatebinding": ("add", "delete", "view"),
         "organizations": ("view",),
         "audit": ("view",),
         # ACME: external account keys are created (add) and revoked (change) here; the rest is read.
@@ -927,13 +930,28 @@ class OpenedSession:
 
 def open_session(api_key: ApiKey, membership: Membership, *, request=None) -> OpenedSession:
     """Issue a session JWT for an authenticated key and record the login."""
+    return _open_session(membership, request=request, api_key=api_key, actor_label=api_key.prefix,
+                         details={"api_key_prefix": api_key.prefix})
+
+
+def open_certificate_session(certificate, membership: Membership, *, request=None) -> OpenedSession:
+    """Issue a session JWT for a member who presented their bound client certificate (mTLS); record the login."""
+    return _open_session(membership, request=request, client_certificate=certificate,
+                         actor_label=f"cert:{certificate.serial}",
+                         details={"via": "client_certificate", "certificate_id": certificate.pk,
+                                  "serial": certificate.serial, "fingerprint_sha256": certificate.fingerprint_sha256})
+
+
+def _open_session(membership: Membership, *, request, actor_label: str, details: dict[str, object],
+                  api_key: ApiKey | None = None, client_certificate=None) -> OpenedSession:
     now = timezone.now().replace(microsecond=0)
     expires_at = now + timedelta(seconds=settings.PKI_SESSION_TTL)
     jti = secrets.token_urlsafe(24)
-    principal = principal_for(membership, api_key_id=api_key.pk, token_id=jti)
+    principal = principal_for(membership, api_key_id=api_key.pk if api_key else None, token_id=jti)
     with transaction.atomic():
         SessionToken.objects.filter(user_id=membership.user_id, expires_at__lt=now).delete()  # tidy up
-        SessionToken.objects.create(jti=jti, user_id=membership.user_id, api_key=api_key, expires_at=expires_at)
+        SessionToken.objects.create(jti=jti, user_id=membership.user_id, api_key=api_key,
+                                    client_certificate=client_certificate, expires_at=expires_at)
         audit_hooks.record(
             "LOGIN",
             request=request,
@@ -941,8 +959,8 @@ def open_session(api_key: ApiKey, membership: Membership, *, request=None) -> Op
             organization_id=membership.organization_id,
             target_type="session",
             target_id=jti,
-            actor_label=api_key.prefix,
-            details={"api_key_prefix": api_key.prefix},
+            actor_label=actor_label,
+            details=details,
         )
     token = encode_session_token(
         user_id=membership.user_id,
@@ -995,7 +1013,7 @@ def authenticate_session_token(token: str) -> Authenticated:
     except InvalidToken as error:
         raise AuthenticationFailed(f"invalid token ({error})") from None
     session = (
-        SessionToken.objects.select_related("user", "user__membership", "api_key")
+        SessionToken.objects.select_related("user", "user__membership", "api_key", "client_certificate")
         .filter(jti=claims["jti"])
         .first()
     )
@@ -1004,8 +1022,15 @@ def authenticate_session_token(token: str) -> Authenticated:
         raise AuthenticationFailed("unknown session")
     if session.revoked_at is not None or session.expires_at <= now:
         raise AuthenticationFailed("session ended")
-    if not session.api_key.is_usable(now) or session.api_key.user_id != session.user_id:
-        raise AuthenticationFailed("key revoked or expired")
+    if session.api_key_id is not None:
+        if not session.api_key.is_usable(now) or session.api_key.user_id != session.user_id:
+            raise AuthenticationFailed("key revoked or expired")
+    else:
+        from organizations.client_certificates import session_certificate_refusal  # it builds on this module
+
+        reason = session_certificate_refusal(session.client_certificate, session.user_id, now)
+        if reason:
+            raise AuthenticationFailed(reason)
     if not session.user.is_active:
         raise AuthenticationFailed("user inactive")
     membership = getattr(session.user, "membership", None)

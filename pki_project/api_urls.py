@@ -7,6 +7,7 @@ from audit import api as audit_api
 from certificates import api as certificates_api
 from enrollment import api as enrollment_api
 from organizations import api as organizations_api
+from organizations import client_certificate_api
 
 urlpatterns: list = [
     path("organizations/", organizations_api.OrganizationList.as_view(), name="organization-list"),
@@ -21,6 +22,10 @@ urlpatterns: list = [
          name="enrollment-token-detail"),
     path("enrollment-tokens/<int:id>/revoke/", enrollment_api.EnrollmentTokenRevoke.as_view(),
          name="enrollment-token-revoke"),
+    path("client-certificate-bindings/", client_certificate_api.ClientCertificateBindingList.as_view(),
+         name="client-certificate-binding-list"),
+    path("client-certificate-bindings/<int:id>/", client_certificate_api.ClientCertificateBindingDetail.as_view(),
+         name="client-certificate-binding-detail"),
     path("audit-events/", audit_api.AuditEventViewSet.as_view({"get": "list"}), name="audit-event-list"),
     path("audit-events/verify/", audit_api.AuditChainVerify.as_view(), name="audit-event-verify"),
     path("audit-events/<int:id>/", audit_api.AuditEventViewSet.as_view({"get": "retrieve"}), name="audit-event-detail"),

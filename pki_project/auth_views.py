@@ -1,4 +1,4 @@
-"""Sign-in and sign-out: `GET /auth/login`, `POST|DELETE /auth/session`, `POST /auth/logout`.
+"""Sign-in and sign-out: `GET /auth/login`, `POST|DELETE /auth/session`, `POST /auth/mtls`, `POST /auth/logout`.
 
 `POST /auth/session` takes JSON `{"api_key": "…"}` (scripts) or the login form
 (`api_key`, `next`, CSRF token). It checks the key in constant time and answers a session
@@ -6,6 +6,9 @@ JWT both in the body and in an HttpOnly cookie. A correct key always signs in; w
 are counted per client IP and per key prefix and answered 429 past a limit
 (`organizations.signin`). Every other refusal reads "Invalid credentials.", whatever the
 reason; the reason goes to the log and audit.
+
+`POST /auth/mtls` signs in with the client certificate a trusted TLS proxy verified
+(`organizations.client_certificates`); it answers like `POST /auth/session`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from organizations.client_certificates import NoClientCertificate, sign_in_with_client_certificate
 from organizations.keys import parse_prefix
 from organizations.services import INVALID_CREDENTIALS, AuthenticationFailed, close_session, open_session
 from organizations.signin import TooManyAttempts, sign_in_with_api_key
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_NEXT = "/"  # the dashboard, which every role may see
 MAX_KEY_LENGTH = 200
 TOO_MANY_ATTEMPTS = "Too many login attempts; try again later."
+NO_CLIENT_CERTIFICATE = "No client certificate was presented: connect through the TLS proxy with your certificate."
 
 
 def _safe_next(request: HttpRequest, candidate: str | None) -> str:
@@ -110,7 +115,12 @@ def _log_in(request: HttpRequest) -> HttpResponse:
 
     _end_session(request)  # signing in again replaces the session this browser had
     session = open_session(api_key, membership, request=request)
-    if is_json:
+    return _session_response(session, membership, as_json=is_json, next_url=next_url or DEFAULT_NEXT)
+
+
+def _session_response(session, membership, *, as_json: bool, next_url: str = DEFAULT_NEXT) -> HttpResponse:
+    """The answer to a sign-in: the session JWT as JSON (scripts) or a redirect (forms), and the cookie."""
+    if as_json:
         response = JsonResponse({
             "token": session.token,
             "role": membership.role,
@@ -118,10 +128,37 @@ def _log_in(request: HttpRequest) -> HttpResponse:
             "expires_at": session.expires_at.isoformat().replace("+00:00", "Z"),
         })
     else:
-        response = HttpResponseRedirect(next_url or DEFAULT_NEXT)
+        response = HttpResponseRedirect(next_url)
     response["Cache-Control"] = "no-store"
     _set_session_cookie(response, session.token)
     return response
+
+
+@never_cache
+@require_POST
+def mtls_login(request: HttpRequest) -> HttpResponse:
+    """Sign in with the client certificate the TLS proxy verified; a form post is redirected to `next`."""
+    as_json = request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data")
+    next_url = DEFAULT_NEXT if as_json else _safe_next(request, request.POST.get("next"))
+    try:
+        session, membership = sign_in_with_client_certificate(request)
+    except NoClientCertificate:
+        if as_json:
+            return json_error(400, "no_client_certificate", NO_CLIENT_CERTIFICATE)
+        return _render_login(request, status=400, error=NO_CLIENT_CERTIFICATE, next_url=next_url)
+    except TooManyAttempts as error:
+        logger.warning("Client-certificate login rate limit hit from %s", client_ip(request))
+        headers = {"Retry-After": str(error.retry_after)}
+        if as_json:
+            return json_error(429, "rate_limited", TOO_MANY_ATTEMPTS, headers=headers)
+        return _render_login(request, status=429, error=TOO_MANY_ATTEMPTS, next_url=next_url, headers=headers)
+    except AuthenticationFailed as error:
+        logger.info("Client-certificate login refused from %s: %s", client_ip(request), error.reason)
+        if as_json:
+            return json_error(401, "invalid_credentials", INVALID_CREDENTIALS)
+        return _render_login(request, status=401, error=INVALID_CREDENTIALS, next_url=next_url)
+    _end_session(request)  # signing in again replaces the session this browser had
+    return _session_response(session, membership, as_json=as_json, next_url=next_url)
 
 
 def _logged_out(response: HttpResponse) -> HttpResponse:

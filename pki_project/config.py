@@ -238,6 +238,7 @@ def exit_on_config_error() -> None:
         validate_required_secrets()
         acme_validation_config()
         notification_config()
+        mtls_proxy_config()
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -259,3 +260,47 @@ def crl_full_interval_hours(environ: os._Environ[str] | dict[str, str] | None = 
         raise ConfigError(f"PKI_CRL_FULL_INTERVAL_HOURS must be a number of hours from 1 to "
                           f"{MAX_CRL_FULL_INTERVAL_HOURS} (it is {text!r}).")
     return int(text)
+
+
+#: Where a TLS-terminating proxy may connect from, when PKI_MTLS_TRUSTED_PROXIES is not set.
+DEFAULT_MTLS_TRUSTED_PROXIES = "127.0.0.1,::1"
+
+
+@dataclass(frozen=True)
+class MtlsProxyConfig:
+    """The TLS proxy whose client-certificate headers the app believes (organizations.client_certificates).
+
+    An empty `secret` turns client-certificate login off: the headers are then never believed.
+    """
+
+    secret: str = ""
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret)
+
+
+def mtls_proxy_config(environ: Mapping[str, str] | None = None) -> MtlsProxyConfig:
+    """PKI_MTLS_PROXY_SECRET and PKI_MTLS_TRUSTED_PROXIES, checked (`ConfigError` names the variable).
+
+    The secret, when set, is at least 32 characters and none of the other secrets; the proxies are
+    IP addresses or CIDR networks, comma-separated (default the loopback addresses).
+    """
+    environ = os.environ if environ is None else environ
+    secret = environ.get("PKI_MTLS_PROXY_SECRET", "")
+    if secret:
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"PKI_MTLS_PROXY_SECRET is too short: it must be at least {MIN_SECRET_LENGTH} "
+                              f"characters (it has {len(secret)}).")
+        if secret in (environ.get("PKI_JWT_SECRET"), environ.get("PKI_ENCRYPTION_KEY")):
+            raise ConfigError("PKI_MTLS_PROXY_SECRET must differ from PKI_JWT_SECRET and PKI_ENCRYPTION_KEY.")
+    text = environ.get("PKI_MTLS_TRUSTED_PROXIES", "").strip() or DEFAULT_MTLS_TRUSTED_PROXIES
+    networks = []
+    for entry in (part.strip() for part in text.split(",")):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError("PKI_MTLS_TRUSTED_PROXIES must be IP addresses or CIDR networks, comma-separated, "
+                              f"e.g. 127.0.0.1,10.0.0.0/24 (it has {entry!r}).") from None
+    return MtlsProxyConfig(secret=secret, trusted_proxies=tuple(networks))

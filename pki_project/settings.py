@@ -18,6 +18,7 @@ from pki_project.config import (
     crl_full_interval_hours,
     load_dotenv,
     make_sqlite_database_private,
+    mtls_proxy_config,
     notification_config,
     ocsp_response_validity,
     validate_required_secrets,
@@ -226,6 +227,13 @@ PKI_LOGIN_RATE_PER_KEY = env.int("PKI_LOGIN_RATE_PER_KEY", default=5)  # attempt
 # Refusals (403, 404, 429, rbac) recorded one by one per caller and kind per window (audit.denials).
 PKI_AUDIT_DENIALS_PER_WINDOW = env.int("PKI_AUDIT_DENIALS_PER_WINDOW", default=10)
 PKI_AUDIT_DENIALS_WINDOW = env.int("PKI_AUDIT_DENIALS_WINDOW", default=60)  # seconds
+
+# Client-certificate login through a TLS-terminating proxy (organizations.client_certificates): the
+# proxy's shared secret (empty: off) and the addresses it connects from, checked at start-up.
+try:
+    PKI_MTLS = mtls_proxy_config()
+except ConfigError as error:
+    raise ImproperlyConfigured(str(error)) from None
 
 # --- Revocation publishing: CRLs and OCSP (certificates.services.crls / .ocsp) -------------
 # Seconds from thisUpdate to nextUpdate of an intermediate's answers: default 86400, 8 h to 10 days (BR 4.9.10,

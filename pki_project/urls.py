@@ -21,6 +21,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("auth/login", auth_views.login_page, name="login"),
     path("auth/session", auth_views.session, name="session"),
+    path("auth/mtls", auth_views.mtls_login, name="mtls-login"),
     path("auth/logout", auth_views.logout, name="logout"),
     # Before "admin/": the admin's catch-all would swallow them.
     path("admin/backup/database", backup_views.backup_database, name="backup-database"),

@@ -36,6 +36,7 @@ from pki_project.actor import Actor
 from tests.acme import audit_rows as acme_rows
 from tests.enrollment import audit_rows as enrollment_rows
 from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
+from tests.mtls import audit_rows as mtls_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -582,6 +583,9 @@ COVERAGE = [
     pytest.param(AuditAction.ENROLLMENT_TOKEN_REVOKE, enrollment_rows.token_revoke, id="enrollment-token-revoke"),
     pytest.param(AuditAction.ENROLLMENT_TOKEN_USE, enrollment_rows.token_use, id="enrollment-token-use"),
     pytest.param(AuditAction.ENROLLMENT_REFUSE, enrollment_rows.refuse, id="enrollment-refuse"),
+    # Client-certificate sign-in: staff bind a certificate to a member (tests/mtls/audit_rows.py).
+    pytest.param(AuditAction.CLIENT_CERTIFICATE_BIND, mtls_rows.bind, id="client-certificate-bind"),
+    pytest.param(AuditAction.CLIENT_CERTIFICATE_UNBIND, mtls_rows.unbind, id="client-certificate-unbind"),
 ]
 
 

@@ -75,6 +75,21 @@ _CERTIFICATE_ROUTES = [
     "/certificates/{pk}/revoke", "/certificates/{pk}/renew",
 ]
 OBJECT_IDS.update({key: (lambda world: world.certificate().issuer_id) for key in _CA_ROUTES})
+OBJECT_IDS["/api/v1/client-certificate-bindings/{id}/"] = lambda world: _client_certificate_binding(world).pk
+
+
+def _client_certificate_binding(world: World):
+    """A fresh client certificate of the main organization, bound to a fresh plain user of it."""
+    from certificates.services.issuance import IssuanceRequest, issue_certificate
+    from organizations.client_certificates import bind_client_certificate
+    from pki_project.actor import Actor
+    from tests.certificates.csrs import make_csr
+
+    operator = Actor.operator("tests")
+    certificate = issue_certificate(world.certificate().issuer, IssuanceRequest(
+        profile="client", csr=make_csr("robot", sans=[])), actor=operator)
+    user = UserFactory(role="user", organization=world.organization)
+    return bind_client_certificate(user, certificate, actor=operator)
 OBJECT_IDS.update({key: (lambda world: world.certificate().pk) for key in _CERTIFICATE_ROUTES})
 
 
