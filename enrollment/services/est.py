@@ -1,10 +1,11 @@
 """EST (RFC 7030) encodings and authentication: certs-only PKCS#7, base64 bodies, HTTP Basic, client certificates.
 
-Which client certificate a request presents is for the deployment's TLS front to say: the
-setting `PKI_EST_CLIENT_CERTIFICATE_AUTHENTICATOR` names a function `(request) -> Certificate | None`
-that returns the verified, current certificate row of the client (None when the request presents
-none, or none this PKI trusts). Without one, no request is authenticated by its certificate and
-`simplereenroll` takes an enrollment token as `simpleenroll` does.
+Which client certificate a request presents is for the deployment's TLS front to say: by default
+the mTLS proxy's headers, checked by `organizations.client_certificates` (trusted proxy address,
+shared secret, this PKI's own valid, unrevoked certificate); the setting
+`PKI_EST_CLIENT_CERTIFICATE_AUTHENTICATOR` may name another function `(request) -> Certificate |
+None`. Where none vouches for a certificate, `simplereenroll` takes an enrollment token as
+`simpleenroll` does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from certificates.errors import InvalidInput
 from certificates.models import Certificate, CertificateAuthority
 from certificates.selectors import ca_chain
 from certificates.services.records import load_x509
+from organizations.client_certificates import verified_client_certificate
 
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]*$")
 ClientCertificateAuthenticator = Callable[[HttpRequest], Certificate | None]
@@ -71,6 +73,9 @@ def client_certificate_authenticator() -> ClientCertificateAuthenticator | None:
 
 
 def current_client_certificate(request: HttpRequest) -> Certificate | None:
-    """The verified certificate the client presented, by the configured authenticator (None without one)."""
+    """The verified certificate the client presented: by the configured authenticator, else the mTLS proxy's
+    (`organizations.client_certificates`; None when no trusted proxy vouched for one)."""
     authenticate = client_certificate_authenticator()
-    return authenticate(request) if authenticate else None
+    if authenticate is not None:
+        return authenticate(request)
+    return verified_client_certificate(request, door="est")

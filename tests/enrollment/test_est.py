@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from django.test import Client
 
 from audit.models import AuditEvent
+from certificates.crypto.serials import serial_to_hex
 from certificates.models import Certificate
 from certificates.services.issuance import IssuanceRequest, issue_certificate
 from certificates.services.revocation import revoke_certificate
@@ -86,7 +87,7 @@ def test_simpleenroll_with_a_token_and_every_refusal(client, make_token, interme
     assert issued["Content-Type"] == "application/pkcs7-mime; smime-type=certs-only"
     [leaf] = certificates_in(issued)
     assert leaf.subject.rfc4514_string() == "CN=d1.fleet.example.com"
-    assert EnrollmentToken.objects.get(pk=created.token.pk).certificate.serial == format(leaf.serial_number, "x")
+    assert EnrollmentToken.objects.get(pk=created.token.pk).certificate.serial == serial_to_hex(leaf.serial_number)
 
 
 def test_simplereenroll_by_the_current_client_certificate(client, settings, intermediate_ca, other_hierarchy):
@@ -109,7 +110,7 @@ def test_simplereenroll_by_the_current_client_certificate(client, settings, inte
     renewed = post(client, url, body_of(make_csr("d2.fleet.example.com", key=ec_key())), **presented)
     assert renewed.status_code == 200, renewed.content
     [leaf] = certificates_in(renewed)
-    row = Certificate.objects.get(serial=format(leaf.serial_number, "x"))
+    row = Certificate.objects.get(serial=serial_to_hex(leaf.serial_number))
     assert row.predecessor_id == current.pk
     event = AuditEvent.objects.get(action="certificate.renew", target_serial=row.serial)
     assert event.actor_label == f"est:{current.serial}"
