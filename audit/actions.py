@@ -64,6 +64,12 @@ class AuditAction(StrEnum):
     ACME_CHALLENGE_VALIDATE = "acme.challenge_validate"
     ACME_ORDER_FINALIZE = "acme.order_finalize"
     ACME_CERTIFICATE_REVOKE = "acme.certificate_revoke"
+    # Two-person approval of issuance (approvals): the request waits, then one decision or its expiry.
+    APPROVAL_REQUEST = "approval.request"
+    APPROVAL_APPROVE = "approval.approve"
+    APPROVAL_REJECT = "approval.reject"
+    APPROVAL_EXPIRE = "approval.expire"
+    CA_APPROVAL_CHANGE = "ca.approval_change"
 
 
 class Outcome(StrEnum):

@@ -478,7 +478,7 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
     actions = ["regenerate_crl"]
     fields = ["name", "slug", "kind", "organization", "parent", "certificate_link", "status_badge", "not_after",
               "path_length", "purposes", "permitted_names", "excluded_names", "crl_number", "crl_validity_hours",
-              "crl_next_update", "publication", "created_at"]
+              "requires_approval", "crl_next_update", "publication", "created_at"]
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest):

@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/v1/", include("pki_project.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(), name="api-docs"),
+    path("", include("approvals.urls")),  # the approvals page
     path("", include("certificates.urls")),  # staff pages: dashboard, organizations, issuance, toolbox
 ]
 

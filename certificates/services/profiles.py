@@ -59,7 +59,7 @@ EE_KEY_USAGE_FLAGS = tuple(flag for flag in KEY_USAGE_FLAGS if flag not in CA_ON
 EKU_NAME_OF = {oid: name for name, oid in EXTENDED_KEY_USAGES.items()}
 MAX_LIST_ITEMS = 64
 BOOLEAN_FIELDS = ("enabled", "requires_san", "allow_wildcard", "common_name_in_san", "cabf_policy", "must_staple",
-                  "crl_distribution_point", "ocsp_url")
+                  "crl_distribution_point", "ocsp_url", "requires_approval")
 #: What a create or an update may set. `name` and `organization` only at creation (certificates name
 #: their profile, and moving a profile between organizations would move what others issue).
 EDITABLE_FIELDS = ("description", "extended_key_usages", "key_usage", "rsa_key_usage", "ec_key_usage",
@@ -186,6 +186,17 @@ def profile_for_issuance(name: object, ca: CertificateAuthority) -> Profile:
     if not row.enabled:
         raise PolicyViolation(f"The profile '{row.name}' is disabled.", code="profile_disabled")
     return as_crypto_profile(row)
+
+
+def requires_approval(ca: CertificateAuthority, profile_name: object) -> bool:
+    """Whether a certificate of `profile_name` from `ca` waits for a second person (the CA's or the profile's flag)."""
+    if ca.requires_approval:
+        return True
+    if not isinstance(profile_name, str) or not profile_name:
+        return False
+    return CertificateProfile.objects.filter(
+        Q(organization__isnull=True) | Q(organization_id=ca.organization_id), name=profile_name,
+        requires_approval=True).exists()
 
 
 def _require_manager(actor: Actor, organization_id: int | None) -> None:
@@ -324,7 +335,8 @@ def _defaults() -> dict[str, Any]:
             "ec_key_usage": [], "allowed_key_types": [], "max_validity_hours": None, "allowed_san_types": [],
             "required_san_types": [], "allowed_dns_suffixes": [], "allowed_ip_networks": [], "policy_oids": [],
             "enabled": True, "requires_san": True, "allow_wildcard": False, "common_name_in_san": True,
-            "cabf_policy": False, "must_staple": False, "crl_distribution_point": True, "ocsp_url": True}
+            "cabf_policy": False, "must_staple": False, "crl_distribution_point": True, "ocsp_url": True,
+            "requires_approval": False}
 
 
 def _checked_name(name: object) -> str:
