@@ -6,6 +6,7 @@ import pytest
 
 from certificates.models import CertificateProfile
 from certificates.services.profiles import update_profile
+from pki_project.actor import Actor
 from tests.api.conftest import (  # noqa: F401  (fixtures shared with the API tests)
     clients,
     hierarchy,
@@ -17,7 +18,7 @@ from tests.api.conftest import (  # noqa: F401  (fixtures shared with the API te
 
 
 @pytest.fixture
-def guarded(operator):
+def guarded(db):
     """The built-in `server` profile, made to require approval (as a global admin would)."""
     row = CertificateProfile.objects.get(name="server")
-    return update_profile(row, {"requires_approval": True}, actor=operator)
+    return update_profile(row, {"requires_approval": True}, actor=Actor.operator("tests"))

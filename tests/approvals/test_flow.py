@@ -33,26 +33,31 @@ def test_a_managers_request_waits_and_only_another_approver_issues_it_once(clien
     answer = _request(clients["manager"], intermediate_ca)
     assert answer.status_code == 202, answer.content
     pending = answer.json()
-    assert pending["status"] == "pending" and pending["names"] == ["DNS:guarded.example.com"]
-    assert pending["requested_by"] == clients["manager"].user.username and pending["certificate"] is None
+    assert pending["status"] == "pending"
+    assert pending["names"] == ["DNS:guarded.example.com"]
+    assert pending["requested_by"] == clients["manager"].user.username
+    assert pending["certificate"] is None
     assert Certificate.objects.count() == before  # nothing issued yet
     assert AuditEvent.objects.filter(action="approval.request", target_id=str(pending["id"])).count() == 1
 
     refused = _approve(clients["manager"], pending["id"])
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "own_request"
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "own_request"
     assert Certificate.objects.count() == before
 
     approved = _approve(clients["admin"], pending["id"])
     assert approved.status_code == 200, approved.content
     body = approved.json()
-    assert body["status"] == "approved" and body["decided_by"] == clients["admin"].user.username
+    assert body["status"] == "approved"
+    assert body["decided_by"] == clients["admin"].user.username
     certificate = Certificate.objects.get(pk=body["certificate"])
     assert body["issued"]["serial"] == certificate.serial
     assert certificate.created_by == clients["manager"].user.username  # the requester's certificate
     assert Certificate.objects.count() == before + 1
 
     again = _approve(clients["admin"], pending["id"])
-    assert again.status_code == 409 and again.json()["error"]["code"] == "already_decided"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_decided"
     assert Certificate.objects.count() == before + 1
     issue_event = AuditEvent.objects.get(action="certificate.issue", target_id=str(certificate.pk))
     assert issue_event.details["approval"] == pending["id"]
@@ -77,7 +82,8 @@ def test_another_api_key_of_the_requester_is_still_the_requester(clients, interm
     second_key = ApiKeyFactory(user=clients["manager"].user)
     answer = client.post(f"/api/v1/approvals/{pending['id']}/approve/", "{}", content_type="application/json",
                          headers={"Authorization": f"Bearer {second_key.plain_key}"})
-    assert answer.status_code == 403 and answer.json()["error"]["code"] == "own_request"
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "own_request"
     assert IssuanceApproval.objects.get(pk=pending["id"]).status == ApprovalStatus.PENDING
 
 
@@ -117,7 +123,8 @@ def test_rejection_needs_a_reason_and_issues_nothing(clients, intermediate_ca, g
     assert snapshot(data_dir) == before
     assert post_json(clients["manager"], url, {"reason": "withdrawn"}).status_code == 403  # not the requester
     answer = post_json(clients["admin"], url, {"reason": "Not our domain."})
-    assert answer.status_code == 200 and answer.json()["status"] == "rejected"
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "rejected"
     assert answer.json()["reason"] == "Not our domain."
     assert _approve(clients["admin"], pending["id"]).status_code == 409
     assert post_json(clients["admin"], url, {"reason": "twice"}).status_code == 409
@@ -137,7 +144,8 @@ def test_expired_requests_cannot_be_approved(clients, intermediate_ca, guarded, 
     IssuanceApproval.objects.filter(pk=row.pk).update(requested_at=timezone.now() - timedelta(days=8),
                                                       expires_at=timezone.now() - timedelta(seconds=1))
     answer = _approve(clients["admin"], pending["id"])
-    assert answer.status_code == 409 and answer.json()["error"]["code"] == "request_expired"
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "request_expired"
     assert IssuanceApproval.objects.get(pk=row.pk).status == ApprovalStatus.EXPIRED
     assert AuditEvent.objects.filter(action="approval.expire", target_id=str(row.pk)).count() == 1
     assert Certificate.objects.filter(common_name="guarded.example.com").count() == 0
@@ -146,8 +154,8 @@ def test_expired_requests_cannot_be_approved(clients, intermediate_ca, guarded, 
 
 
 def test_a_server_key_is_generated_only_at_approval(clients, intermediate_ca, operator, data_dir):
-    from certificates.services.profiles import update_profile
     from certificates.models import CertificateProfile
+    from certificates.services.profiles import update_profile
 
     update_profile(CertificateProfile.objects.get(name="client"), {"requires_approval": True}, actor=operator)
     files_before = sorted(p for p in data_dir.rglob("*") if p.is_file())
@@ -156,10 +164,13 @@ def test_a_server_key_is_generated_only_at_approval(clients, intermediate_ca, op
                         "key_type": "ec-p384"})
     assert answer.status_code == 202, answer.content
     row = IssuanceApproval.objects.get(pk=answer.json()["id"])
-    assert row.key_type == "ec-p384" and row.csr == "" and answer.json()["key_source"] == "server"
+    assert row.key_type == "ec-p384"
+    assert row.csr == ""
+    assert answer.json()["key_source"] == "server"
     assert sorted(p for p in data_dir.rglob("*") if p.is_file()) == files_before  # no key anywhere yet
     approved = _approve(clients["admin"], row.pk).json()
-    assert approved["issued"]["has_pkcs12"] is True and approved["issued"]["key_type"] == "ec-p384"
+    assert approved["issued"]["has_pkcs12"] is True
+    assert approved["issued"]["key_type"] == "ec-p384"
 
 
 def test_invalid_requests_are_refused_before_they_wait(clients, intermediate_ca, guarded, data_dir):
