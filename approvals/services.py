@@ -175,8 +175,9 @@ def approve(approval: IssuanceApproval, *, actor: Actor) -> IssuanceApproval:
     expire_due()
     now = timezone.now()
     with transaction.atomic():
-        locked = IssuanceApproval.objects.select_for_update().select_related("ca__certificate", "ca__organization") \
-            .get(pk=approval.pk)
+        # Only the request's row is locked (of=self), not the CA or its organization joined for the issuance.
+        locked = IssuanceApproval.objects.select_for_update(of=("self",)) \
+            .select_related("ca__certificate", "ca__organization").get(pk=approval.pk)
         _require_pending(locked, now)
         certificate = issue_approved_certificate(locked.ca, _issuance_request(locked), actor=actor,
                                                  requested_by=locked.requested_by, approval_id=locked.pk)
@@ -199,7 +200,8 @@ def reject(approval: IssuanceApproval, *, actor: Actor, reason: object) -> Issua
     expire_due()
     now = timezone.now()
     with transaction.atomic():
-        locked = IssuanceApproval.objects.select_for_update().select_related("ca__organization").get(pk=approval.pk)
+        locked = IssuanceApproval.objects.select_for_update(of=("self",)).select_related("ca__organization") \
+            .get(pk=approval.pk)
         _require_pending(locked, now)
         moved = IssuanceApproval.objects.filter(pk=locked.pk, status=ApprovalStatus.PENDING).update(
             status=ApprovalStatus.REJECTED, reason=reason, **_decider_fields(actor, now))

@@ -665,8 +665,8 @@ class CertificateProfileAdmin(admin.ModelAdmin):
 
     form = CertificateProfileAdminForm
     list_display = ["name", "organization", "is_builtin", "enabled", "max_validity_hours", "must_staple",
-                    "cabf_policy"]
-    list_filter = ["is_builtin", "enabled", "must_staple"]
+                    "cabf_policy", "requires_approval"]
+    list_filter = ["is_builtin", "enabled", "must_staple", "requires_approval"]
     search_fields = ["name", "description"]
 
     def get_queryset(self, request: HttpRequest):

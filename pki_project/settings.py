@@ -326,6 +326,8 @@ SPECTACULAR_SETTINGS = {
         "CaKindEnum": "certificates.models.CertificateAuthority.Kind",
         "CertificateKindEnum": "certificates.models.CertificateKind",
         "RevocationReasonEnum": "certificates.models.RevocationReason",
+        "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
+        "CertificateStatusEnum": "certificates.models.CertificateStatus",
     },
 }
 # Behind a TLS-terminating proxy (PKI_BEHIND_TLS_PROXY=true) trust its X-Forwarded-Proto.

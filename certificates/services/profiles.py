@@ -131,10 +131,20 @@ def row_values_of(profile: Profile) -> dict[str, Any]:
     }
 
 
+def _profile_table_is_current(using: str) -> bool:
+    connection = connections[using]
+    table = CertificateProfile._meta.db_table
+    if table not in connection.introspection.table_names():
+        return False
+    with connection.cursor() as cursor:
+        columns = {column.name for column in connection.introspection.get_table_description(cursor, table)}
+    return all(field.column in columns for field in CertificateProfile._meta.concrete_fields)
+
+
 def ensure_builtin_profiles(sender=None, using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
     """post_migrate: a built-in profile that is missing (a flushed database) is created again; edits stay."""
-    if CertificateProfile._meta.db_table not in connections[using].introspection.table_names():
-        return  # a partial migrate that has not made the table yet
+    if not _profile_table_is_current(using):
+        return  # a partial migrate (or one back to an older state): the table or a column is not there yet
     for profile in PROFILES.values():
         CertificateProfile.objects.using(using).get_or_create(
             name=profile.name, defaults={**row_values_of(profile), "is_builtin": True, "organization": None})

@@ -34,6 +34,7 @@ from organizations.roles import Role
 from organizations.services import change_user, create_api_key, create_organization
 from pki_project.actor import Actor
 from tests.acme import audit_rows as acme_rows
+from tests.approvals import audit_rows as approval_rows
 from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -576,6 +577,10 @@ COVERAGE = [
         "eab_create", "eab_revoke", "account_create", "account_update", "account_deactivate",
         "account_key_change", "order_create", "authorization_deactivate", "challenge_validate", "order_finalize",
         "certificate_revoke")],
+    # Two-person approval of issuance (tests/approvals/audit_rows.py).
+    *[pytest.param(AuditAction(f"approval.{name}"), getattr(approval_rows, name), id=f"approval-{name}")
+      for name in ("request", "approve", "reject", "expire")],
+    pytest.param(AuditAction.CA_APPROVAL_CHANGE, approval_rows.ca_approval_change, id="ca-approval-change"),
 ]
 
 
