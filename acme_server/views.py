@@ -94,9 +94,16 @@ def _verified(request: HttpRequest, context: AcmeContext, key: str = "kid") -> V
     return verify_request(context, request.body, request.build_absolute_uri(request.path), key=key)  # type: ignore[arg-type]
 
 
+#: RFC 8555 7.4: how long a client waits before it asks again about an order that is processing
+#: (one waiting for a second person's approval stays processing until the decision).
+PROCESSING_RETRY_AFTER_SECONDS = 30
+
+
 def _created_or_ok(document: dict, location: str, created: bool = False) -> HttpResponse:
     response = _json(document, 201 if created else 200)
     response["Location"] = location
+    if document.get("status") == "processing":
+        response["Retry-After"] = str(PROCESSING_RETRY_AFTER_SECONDS)
     return response
 
 

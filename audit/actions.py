@@ -74,6 +74,12 @@ class AuditAction(StrEnum):
     # Client-certificate (mTLS) sign-in: staff bind a certificate to the member who signs in with it.
     CLIENT_CERTIFICATE_BIND = "client_certificate.bind"
     CLIENT_CERTIFICATE_UNBIND = "client_certificate.unbind"
+    # Two-person approval of issuance (approvals): the request waits, then one decision or its expiry.
+    APPROVAL_REQUEST = "approval.request"
+    APPROVAL_APPROVE = "approval.approve"
+    APPROVAL_REJECT = "approval.reject"
+    APPROVAL_EXPIRE = "approval.expire"
+    CA_APPROVAL_CHANGE = "ca.approval_change"
 
 
 class Outcome(StrEnum):

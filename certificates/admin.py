@@ -499,7 +499,7 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
     actions = ["regenerate_crl"]
     fields = ["name", "slug", "kind", "organization", "parent", "certificate_link", "status_badge", "not_after",
               "path_length", "purposes", "policy_oids", "permitted_names", "excluded_names", "crl_number",
-              "crl_validity_hours", "crl_next_update", "publication", "created_at"]
+              "crl_validity_hours", "requires_approval", "crl_next_update", "publication", "created_at"]
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest):
@@ -701,8 +701,8 @@ class CertificateProfileAdmin(admin.ModelAdmin):
 
     form = CertificateProfileAdminForm
     list_display = ["name", "organization", "is_builtin", "enabled", "max_validity_hours", "must_staple",
-                    "cabf_policy"]
-    list_filter = ["is_builtin", "enabled", "must_staple"]
+                    "cabf_policy", "requires_approval"]
+    list_filter = ["is_builtin", "enabled", "must_staple", "requires_approval"]
     search_fields = ["name", "description"]
 
     def get_queryset(self, request: HttpRequest):

@@ -30,6 +30,9 @@ from rest_framework import generics, serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
+from approvals.models import IssuanceApproval
+from approvals.serializers import IssuanceApprovalSerializer
+from approvals.services import submit_issuance
 from certificates import idempotency
 from certificates.errors import NotFound
 from certificates.filters import CertificateAuthorityFilter, CertificateFilter, id_or_slug
@@ -58,7 +61,7 @@ from certificates.serializers import (
 from certificates.services.artifacts import DownloadFormat, download_certificate, reveal_pkcs12_password
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
 from certificates.services.crls import generate_crl, publish_crls_for
-from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
+from certificates.services.issuance import IssuanceRequest, renew_certificate
 from certificates.services.profiles import (
     create_profile,
     delete_profile,
@@ -274,7 +277,8 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     get=extend_schema(summary="List certificates (CA certificates included), newest first."),
     post=extend_schema(
         summary="Issue a certificate from a CSR or with a key generated on the server (managers, admins).",
-        request=IssueSerializer, responses={201: CertificateDetailSerializer}, parameters=[IDEMPOTENCY_PARAMETER],
+        request=IssueSerializer, responses={201: CertificateDetailSerializer, 202: IssuanceApprovalSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
     ),
 )
 class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCreateAPIView):
@@ -293,6 +297,8 @@ class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCre
         else:
             certificate, replayed = idempotency.run_once(
                 request.user.pk, key, request.data, lambda: self._issue(data.validated_data))
+        if isinstance(certificate, IssuanceApproval):  # waits for a second person (approvals)
+            return Response(IssuanceApprovalSerializer(certificate).data, status=status.HTTP_202_ACCEPTED)
         if replayed:  # the first request's row, read again within the caller's scope
             body = CertificateDetailSerializer(self.get_queryset().get(pk=certificate.pk)).data
         else:
@@ -302,14 +308,14 @@ class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCre
             response["Idempotent-Replayed"] = "true"
         return response
 
-    def _issue(self, values: dict) -> Certificate:
+    def _issue(self, values: dict) -> Certificate | IssuanceApproval:
         ca = get_ca(values["ca"], principal_of(self.request))
         issuance = IssuanceRequest(
             profile=values["profile"], csr=values.get("csr") or None, common_name=values.get("common_name") or None,
             sans=tuple(values.get("sans") or ()), key_type=values.get("key_type"), days=values.get("days"),
             hours=values.get("hours"),
         )
-        return issue_certificate(ca, issuance, actor=_actor(self.request))
+        return submit_issuance(ca, issuance, actor=_actor(self.request))
 
 
 @extend_schema_view(get=extend_schema(summary="One certificate, with its PEM and chain."))

@@ -120,7 +120,10 @@ def run_once(user_id: int, key: str, body: Any, perform: Callable[[], Any]) -> t
     try:
         with transaction.atomic():
             certificate = perform()
-            IdempotencyKey.objects.filter(pk=claim.pk).update(certificate=certificate, response_status=201)
+            if isinstance(certificate, models.Model) and certificate._meta.label == "certificates.Certificate":
+                IdempotencyKey.objects.filter(pk=claim.pk).update(certificate=certificate, response_status=201)
+            else:  # a request that waits for approval issued nothing: the key is free again
+                IdempotencyKey.objects.filter(pk=claim.pk).delete()
     except BaseException:
         IdempotencyKey.objects.filter(pk=claim.pk, certificate__isnull=True).delete()
         raise

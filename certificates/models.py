@@ -245,6 +245,8 @@ class CertificateAuthority(models.Model):
     excluded_names = models.JSONField(default=list, blank=True, help_text="Name constraints: excluded subtrees.")
     crl_number = models.PositiveBigIntegerField(default=0, help_text="Last CRL number issued; only grows.")
     crl_validity_hours = models.PositiveIntegerField(default=24)
+    requires_approval = models.BooleanField(
+        default=False, help_text="Every certificate this CA issues waits for a second person's approval.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CertificateAuthorityQuerySet.as_manager()
@@ -388,6 +390,8 @@ class CertificateProfile(models.Model):
     must_staple = models.BooleanField(default=False, help_text="RFC 7633 TLS Feature status_request.")
     crl_distribution_point = models.BooleanField(default=True)
     ocsp_url = models.BooleanField(default=True)
+    requires_approval = models.BooleanField(
+        default=False, help_text="A request waits as pending until a second person approves it.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -391,7 +391,7 @@ PROFILE_LIST_FIELDS = ("extended_key_usages", "key_usage", "rsa_key_usage", "ec_
                        "allowed_san_types", "required_san_types", "allowed_dns_suffixes", "allowed_ip_networks",
                        "policy_oids")
 PROFILE_BOOLEAN_FIELDS = ("enabled", "requires_san", "allow_wildcard", "common_name_in_san", "cabf_policy",
-                          "must_staple", "crl_distribution_point", "ocsp_url")
+                          "must_staple", "crl_distribution_point", "ocsp_url", "requires_approval")
 
 
 def _string_list_field(**kwargs) -> serializers.ListField:
@@ -451,3 +451,4 @@ class CertificateProfileWriteSerializer(serializers.Serializer):
     must_staple = serializers.BooleanField(required=False)
     crl_distribution_point = serializers.BooleanField(required=False)
     ocsp_url = serializers.BooleanField(required=False)
+    requires_approval = serializers.BooleanField(required=False)

@@ -20,6 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from approvals.models import IssuanceApproval
+from approvals.services import submit_issuance
 from certificates import listing, staff
 from certificates.dashboard import dashboard_context
 from certificates.decoder import DecodeError, decode, describe_certificate
@@ -29,7 +31,7 @@ from certificates.models import Certificate
 from certificates.selectors import acme_origin
 from certificates.services.artifacts import DownloadFormat, download_certificate, issuer_chain, reveal_pkcs12_password
 from certificates.services.crls import generate_crl
-from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
+from certificates.services.issuance import IssuanceRequest, renew_certificate
 from certificates.services.permissions import Action, permits, within_key_scope
 from certificates.services.profiles import visible_profiles
 from certificates.services.records import load_x509
@@ -126,13 +128,17 @@ def issue(request: HttpRequest) -> HttpResponse:
     form = IssueForm(request.POST or None, request.FILES or None, issuers=issuers, profiles=profiles)
     if request.method == "POST" and form.is_valid():
         try:
-            certificate = issue_certificate(form.cleaned_data["ca"], _issuance_request(form),
-                                            actor=Actor.from_request(request))
+            certificate = submit_issuance(form.cleaned_data["ca"], _issuance_request(form),
+                                          actor=Actor.from_request(request))
         except ServiceError as error:
             form.add_error(None, error.message)
             if isinstance(error, PermissionRefused):
                 return render_page(request, "pki/issue.html", {"form": form, "issuers": issuers}, status=error.status)
         else:
+            if isinstance(certificate, IssuanceApproval):
+                messages.success(request, f"Request {certificate.pk} waits for the approval of another admin or "
+                                          "manager of the organization; nothing is issued until then.")
+                return HttpResponseRedirect(reverse("pki-approvals"))
             extra = " Its key is in the PKCS#12 file below; reveal its password when you hand it over." \
                 if certificate.pkcs12_path else ""
             messages.success(request, f"Certificate for “{certificate.common_name or certificate.serial}” issued "

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from acme_server import api as acme_api
+from approvals import api as approvals_api
 from audit import api as audit_api
 from certificates import api as certificates_api
 from enrollment import api as enrollment_api
@@ -43,4 +44,8 @@ urlpatterns: list = [
          name="certificate-download"),
     path("certificates/<int:id>/pkcs12-password/", certificates_api.Pkcs12PasswordReveal.as_view(),
          name="certificate-pkcs12-password"),
+    path("approvals/", approvals_api.ApprovalList.as_view(), name="approval-list"),
+    path("approvals/<int:id>/", approvals_api.ApprovalDetail.as_view(), name="approval-detail"),
+    path("approvals/<int:id>/approve/", approvals_api.ApprovalApprove.as_view(), name="approval-approve"),
+    path("approvals/<int:id>/reject/", approvals_api.ApprovalReject.as_view(), name="approval-reject"),
 ]

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "backups",
     "acme_server",
     "enrollment",
+    "approvals",
 ]
 
 # Order matters: headers and CSP wrap everything (static files and error pages too); a
@@ -263,6 +264,8 @@ PKI_ACME_EAB_REQUIRED = env.bool("PKI_ACME_EAB_REQUIRED", default=True)  # newAc
 PKI_ACME_TERMS_OF_SERVICE = env.str("PKI_ACME_TERMS_OF_SERVICE", default="")  # URL in the directory's meta
 PKI_ACME_PROFILE = env.str("PKI_ACME_PROFILE", default="server")  # the issuance profile of ACME orders
 PKI_ACME_CERTIFICATE_DAYS = env.int("PKI_ACME_CERTIFICATE_DAYS", default=90)
+# Two-person approval (approvals): how long a request waits for its second person before it expires.
+PKI_APPROVAL_TTL_HOURS = env.int("PKI_APPROVAL_TTL_HOURS", default=7 * 24)
 PKI_ACME_NONCE_LIFETIME = env.int("PKI_ACME_NONCE_LIFETIME", default=3600)  # seconds
 PKI_ACME_ORDER_LIFETIME = env.int("PKI_ACME_ORDER_LIFETIME", default=86400)  # seconds, orders and authorizations
 PKI_ACME_VALIDATION_WORKERS = env.int("PKI_ACME_VALIDATION_WORKERS", default=4)  # validation threads per process
@@ -339,6 +342,8 @@ SPECTACULAR_SETTINGS = {
         "CaKindEnum": "certificates.models.CertificateAuthority.Kind",
         "CertificateKindEnum": "certificates.models.CertificateKind",
         "RevocationReasonEnum": "certificates.models.RevocationReason",
+        "ApprovalStatusEnum": "approvals.models.ApprovalStatus",
+        "CertificateStatusEnum": "certificates.models.CertificateStatus",
     },
 }
 # Behind a TLS-terminating proxy (PKI_BEHIND_TLS_PROXY=true) trust its X-Forwarded-Proto.

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(), name="api-docs"),
     path("", include("organizations.urls")),  # staff pages: API keys
+    path("", include("approvals.urls")),  # the approvals page
     path("", include("certificates.urls")),  # staff pages: dashboard, organizations, issuance, toolbox
 ]
 

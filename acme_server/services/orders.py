@@ -34,6 +34,9 @@ from acme_server.services.context import AcmeContext, iso_time
 from acme_server.services.identifiers import Identifier, identifiers_from_payload, vet_identifiers
 from acme_server.services.problems import AcmeProblem
 from acme_server.services.renewal_info import cert_id_of, replaced_certificate
+from approvals.models import IssuanceApproval
+from approvals.services import expire_due as expire_due_approvals
+from approvals.services import submit_issuance
 from audit.actions import AuditAction
 from certificates.crypto.csr import load_csr
 from certificates.crypto.errors import CryptoError
@@ -41,7 +44,7 @@ from certificates.crypto.names import format_san, parse_san
 from certificates.errors import ServiceError
 from certificates.models import Certificate
 from certificates.selectors import ca_chain
-from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.issuance import IssuanceRequest
 from pki_project.actor import Actor
 
 
@@ -129,6 +132,8 @@ def expire_if_due(order: Order) -> Order:
 
 def order_document(context: AcmeContext, order: Order) -> dict:
     order = expire_if_due(order)
+    if order.status == OrderStatus.PROCESSING and expire_due_approvals():  # its approval may have expired
+        order.refresh_from_db()
     document = {
         "status": order.status, "expires": iso_time(order.expires_at), "identifiers": order.identifiers,
         "authorizations": [context.authz_url(a.name) for a in order.authorizations.all()],
@@ -319,10 +324,10 @@ def finalize_order(context: AcmeContext, order: Order, account: Account, payload
         raise AcmeProblem("orderNotReady", "The order is already being finalized.")
     pem = csr.public_bytes(Encoding.PEM)
     try:
-        certificate = issue_certificate(
+        certificate = submit_issuance(
             context.ca, IssuanceRequest(profile=settings.PKI_ACME_PROFILE, csr=pem,
                                         days=settings.PKI_ACME_CERTIFICATE_DAYS),
-            actor=Actor.acme_account(account, request),
+            actor=Actor.acme_account(account, request), acme_order=order,
         )
     except ServiceError as error:
         Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING).update(status=OrderStatus.READY)
@@ -331,6 +336,11 @@ def finalize_order(context: AcmeContext, order: Order, account: Account, payload
     except BaseException:
         Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSING).update(status=OrderStatus.READY)
         raise
+    if isinstance(certificate, IssuanceApproval):  # waits for a second person: the order stays processing
+        record_acme_event(AuditAction.ACME_ORDER_FINALIZE, account, target_type="acme_order", target_id=order.name,
+                          details={"approval": certificate.pk, "status": "pending"}, request=request)
+        order.refresh_from_db()
+        return order
     with transaction.atomic():
         Order.objects.filter(pk=order.pk).update(status=OrderStatus.VALID, certificate=certificate)
         record_acme_event(AuditAction.ACME_ORDER_FINALIZE, account, target_type="acme_order", target_id=order.name,

@@ -35,6 +35,7 @@ BOOLEAN_OPTIONS = {
     "--must-staple": ("must_staple", "RFC 7633 TLS Feature status_request (OCSP Must-Staple)"),
     "--crl-distribution-point": ("crl_distribution_point", "write the CRL distribution point"),
     "--ocsp-url": ("ocsp_url", "write the AIA OCSP URL"),
+    "--requires-approval": ("requires_approval", "requests wait until a second person approves them"),
 }
 
 

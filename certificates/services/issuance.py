@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import IntegrityError
 from django.utils import timezone
 
@@ -23,10 +24,30 @@ from audit.services import record_event
 from certificates.crypto.builders import build_end_entity_certificate, check_key_type_for_profile
 from certificates.crypto.csr import vet_csr
 from certificates.crypto.errors import CryptoError
-from certificates.crypto.keys import KeyType, PrivateKey, PublicKey, generate_private_key, parse_key_type
-from certificates.crypto.names import SAN_DNS, build_subject, check_name_characters, dedupe_sans, parse_sans
+from certificates.crypto.keys import (
+    KeyType,
+    PrivateKey,
+    PublicKey,
+    generate_private_key,
+    key_type_of,
+    parse_key_type,
+)
+from certificates.crypto.names import (
+    SAN_DNS,
+    build_subject,
+    check_name_characters,
+    dedupe_sans,
+    format_san,
+    parse_sans,
+)
 from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
-from certificates.crypto.policy import check_common_name_in_sans, describe_validity, subject_within_directory_subtrees
+from certificates.crypto.policy import (
+    check_common_name_in_sans,
+    check_general_subtrees,
+    describe_validity,
+    subject_within_directory_subtrees,
+    validate_sans_for_profile,
+)
 from certificates.crypto.profiles import Profile, max_validity
 from certificates.crypto.purposes import certificate_extended_key_usages, purpose_names, uncovered_usages
 from certificates.errors import Conflict, InvalidInput, PolicyViolation, from_crypto_error, storage_errors
@@ -42,7 +63,7 @@ from certificates.models import Certificate, CertificateAuthority, CertificateKi
 from certificates.selectors import ca_chain
 from certificates.services.authorities import ensure_usable_issuer
 from certificates.services.permissions import Action, require, validity_within_key_scope
-from certificates.services.profiles import profile_for_issuance
+from certificates.services.profiles import profile_for_issuance, requires_approval
 from certificates.services.records import SignedFrom, create_certificate_row, load_x509
 from certificates.vault.storage import ArtifactStore
 from pki_project.actor import Actor
@@ -74,7 +95,7 @@ class _Subscriber:
 
     subject: x509.Name
     sans: list[x509.GeneralName]
-    public_key: PublicKey
+    public_key: PublicKey | None  # None only while a request that waits for approval is vetted
     key_source: KeySource
     private_key: PrivateKey | None = None  # only for keys generated here
 
@@ -249,8 +270,8 @@ def _pkcs12_removed_on_failure(store: ArtifactStore | None, paths: _Pkcs12Paths)
 
 
 def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, days: int | timedelta, *,
-           actor: Actor,
-           predecessor: Certificate | None = None) -> Certificate:
+           actor: Actor, predecessor: Certificate | None = None, created_by: str | None = None,
+           details: dict | None = None) -> Certificate:
     subscriber = _with_normalised_common_name(subscriber, profile)
     # RFC 5280 4.2.1.10: below a CA constrained to its C and O (BR 7.1.2.5.2) the subject names them too.
     subscriber = replace(subscriber, subject=subject_within_directory_subtrees(subscriber.subject,
@@ -263,7 +284,7 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
         try:
             row = create_certificate_row(
                 certificate, organization=ca.organization, issuer=ca, kind=CertificateKind.END_ENTITY,
-                key_source=subscriber.key_source, created_by=actor.username, profile=profile.name,
+                key_source=subscriber.key_source, created_by=created_by or actor.username, profile=profile.name,
                 predecessor=predecessor, pkcs12_path=paths.bundle, pkcs12_password_path=paths.password,
                 signed_from=SignedFrom(subscriber.subject, subscriber.sans, subscriber.public_key),
             )
@@ -275,14 +296,14 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
             **actor.audit_kwargs(), organization=ca.organization, target_type="certificate",
             target_id=str(row.pk), target_serial=row.serial,
             details={"ca": ca.slug, "profile": profile.name, "key_source": row.key_source,
-                     "predecessor": predecessor.serial if predecessor else None},
+                     "predecessor": predecessor.serial if predecessor else None, **(details or {})},
             transaction_open=True,
         )
     return row
 
 
-def issue_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, actor: Actor) -> Certificate:
-    """Issue from a CSR, or with a key generated here (then sealed in an encrypted PKCS#12)."""
+def _checked_issuance(ca: CertificateAuthority, request: IssuanceRequest, actor: Actor) -> tuple[Profile, timedelta]:
+    """What every issuance checks before anything is generated: the rule, the profile, the validity, the CA."""
     require(actor, Action.ISSUE, ca)
     profile = profile_for_issuance(request.profile, ca)
     validity = validated_validity(profile, request.days, request.hours)
@@ -290,11 +311,91 @@ def issue_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, act
                                          asked=request.days is not None or request.hours is not None)
     ensure_issuing_ca(ca)
     ensure_ca_covers_profile(ca, profile)
+    return profile, validity
+
+
+def _issue_requested(ca: CertificateAuthority, request: IssuanceRequest, *, actor: Actor,
+                     created_by: str | None = None, details: dict | None = None) -> Certificate:
+    profile, validity = _checked_issuance(ca, request, actor)
     if request.csr:
         subscriber = _subscriber_from_csr(request, profile)
     else:
         subscriber = _subscriber_with_server_key(request, profile)
-    return _issue(ca, subscriber, profile, validity, actor=actor)
+    return _issue(ca, subscriber, profile, validity, actor=actor, created_by=created_by, details=details)
+
+
+def issue_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, actor: Actor) -> Certificate:
+    """Issue from a CSR, or with a key generated here (then sealed in an encrypted PKCS#12).
+
+    A CA or profile that requires approval refuses here (`approval_required`): such a request is
+    submitted with `approvals.services.submit_issuance` and issued when a second person approves it.
+    """
+    require(actor, Action.ISSUE, ca)
+    if requires_approval(ca, request.profile):
+        raise PolicyViolation(
+            f"Certificates of the profile '{request.profile}' from the CA '{ca.slug}' need a second person's "
+            "approval: submit the request for approval.", code="approval_required")
+    return _issue_requested(ca, request, actor=actor)
+
+
+def issue_approved_certificate(ca: CertificateAuthority, request: IssuanceRequest, *, actor: Actor,
+                               requested_by: str, approval_id: int) -> Certificate:
+    """Issue an approved request (the approvals service only, inside its transaction): every check again.
+
+    `actor` is the approver; the row's `created_by` stays the requester and the event names both.
+    """
+    return _issue_requested(ca, request, actor=actor, created_by=requested_by,
+                            details={"approval": approval_id, "requested_by": requested_by})
+
+
+@dataclass(frozen=True)
+class VettedRequest:
+    """A request that passed every check but signing: normalised, with the names its certificate will carry."""
+
+    request: IssuanceRequest
+    common_name: str
+    sans: list[str]
+
+
+def vet_issuance_request(ca: CertificateAuthority, request: IssuanceRequest, *, actor: Actor) -> VettedRequest:
+    """Check a request the way issuance will, without generating a key or signing; return it normalised.
+
+    For a request that waits for approval: its profile, validity, names and key type are refused now
+    rather than days later. The CSR comes back as PEM; a server key's type is written out. What only
+    signing checks (the issuer's validity then) is checked again at approval.
+    """
+    profile, _validity = _checked_issuance(ca, request, actor)
+    if request.csr:
+        subscriber = _subscriber_from_csr(request, profile)
+        csr_pem = _crypto(vet_csr, request.csr).csr.public_bytes(Encoding.PEM).decode()
+        _crypto(check_key_type_for_profile, profile, key_type_of(subscriber.public_key))
+        request = replace(request, csr=csr_pem)
+    else:
+        if not request.common_name and not request.sans:
+            raise InvalidInput("Give a CSR, or a common name and/or SANs for a key generated on the server.",
+                               code="invalid")
+        key_type = _crypto(parse_key_type, request.key_type or DEFAULT_SERVER_KEY_TYPE)
+        _crypto(check_key_type_for_profile, profile, key_type)
+        sans = _sans_with_common_name(_requested_sans(request.sans), request.common_name, profile)
+        subscriber = _Subscriber(subject=_subject(request.common_name), sans=sans, public_key=None,
+                                 key_source=KeySource.SERVER)
+        request = replace(request, key_type=str(key_type.value))
+    _check_names(ca, subscriber, profile)
+    common_names = subscriber.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return VettedRequest(request=request, common_name=str(common_names[0].value) if common_names else "",
+                         sans=[format_san(name) for name in dedupe_sans(subscriber.sans)])
+
+
+def _check_names(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile) -> None:
+    """The name rules of the builder (profile, BR 7.1.4.3, every CA's name constraints), without a signature."""
+    sans = dedupe_sans(subscriber.sans)
+    _crypto(validate_sans_for_profile, profile, sans)
+    if profile.common_name_in_san:
+        _crypto(check_common_name_in_sans, subscriber.subject, sans)
+    for constraints in chain_name_constraints(ca):
+        _crypto(check_general_subtrees, constraints.permitted_subtrees, constraints.excluded_subtrees, sans)
+    if not sans and not list(subscriber.subject):
+        raise InvalidInput("A certificate needs a subject or a subject alternative name.", code="subject_invalid")
 
 
 def _renewal_subscriber(old: x509.Certificate, row: Certificate, csr: bytes | str | None) -> _Subscriber:

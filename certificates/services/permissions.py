@@ -24,6 +24,7 @@ done to *this* object. Interfaces ask `permits()` only to decide which controls 
 | `sign_crl` | a root CA (its key needs the root password) | admin |
 | `create_ca` | a root in an organization, an intermediate below a CA | admin |
 | `manage_notifications` | an organization's expiry-notification targets | admin |
+| `approve_issuance` | an intermediate CA (a request waiting for approval; never your own) | admin, manager |
 
 An operator (`Actor.operator`: a `manage.py` command, the server's own schedule) may do
 everything. Tenancy comes first: an object of another organization than the member's
@@ -62,6 +63,7 @@ class Action(StrEnum):
     SIGN_CRL = "sign_crl"
     CREATE_CA = "create_ca"
     MANAGE_NOTIFICATIONS = "manage_notifications"
+    APPROVE_ISSUANCE = "approve_issuance"
 
 
 Target = Certificate | CertificateAuthority | Organization
@@ -103,6 +105,8 @@ RULES: dict[tuple[Action, str], Rule] = {
            Rule(OPERATORS, "Only a manager or an admin may sign a CRL.")),
     **_for(Action.SIGN_CRL, (CertificateKind.ROOT_CA,), Rule(ADMINS, "Only an admin may sign a root CA's CRL.")),
     **_for(Action.CREATE_CA, (ORGANIZATION, *CA_KINDS), Rule(ADMINS, "Only an admin may create a CA.")),
+    **_for(Action.APPROVE_ISSUANCE, (CertificateKind.INTERMEDIATE_CA,),
+           Rule(OPERATORS, "Only a manager or an admin may approve or reject a certificate request.")),
     **_for(Action.MANAGE_NOTIFICATIONS, (ORGANIZATION,),
            Rule(ADMINS, "Only an admin may change the expiry notifications.")),
 }

@@ -61,7 +61,7 @@ EE_KEY_USAGE_FLAGS = tuple(flag for flag in KEY_USAGE_FLAGS if flag not in CA_ON
 EKU_NAME_OF = {oid: name for name, oid in EXTENDED_KEY_USAGES.items()}
 MAX_LIST_ITEMS = 64
 BOOLEAN_FIELDS = ("enabled", "requires_san", "allow_wildcard", "common_name_in_san", "cabf_policy", "must_staple",
-                  "crl_distribution_point", "ocsp_url")
+                  "crl_distribution_point", "ocsp_url", "requires_approval")
 #: What a create or an update may set. `name` and `organization` only at creation (certificates name
 #: their profile, and moving a profile between organizations would move what others issue).
 EDITABLE_FIELDS = ("description", "extended_key_usages", "key_usage", "rsa_key_usage", "ec_key_usage",
@@ -137,10 +137,20 @@ def row_values_of(profile: Profile) -> dict[str, Any]:
     }
 
 
+def _profile_table_is_current(using: str) -> bool:
+    connection = connections[using]
+    table = CertificateProfile._meta.db_table
+    if table not in connection.introspection.table_names():
+        return False
+    with connection.cursor() as cursor:
+        columns = {column.name for column in connection.introspection.get_table_description(cursor, table)}
+    return all(field.column in columns for field in CertificateProfile._meta.concrete_fields)
+
+
 def ensure_builtin_profiles(sender=None, using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
     """post_migrate: a built-in profile that is missing (a flushed database) is created again; edits stay."""
-    if CertificateProfile._meta.db_table not in connections[using].introspection.table_names():
-        return  # a partial migrate that has not made the table yet
+    if not _profile_table_is_current(using):
+        return  # a partial migrate (or one back to an older state): the table or a column is not there yet
     for profile in PROFILES.values():
         CertificateProfile.objects.using(using).get_or_create(
             name=profile.name, defaults={**row_values_of(profile), "is_builtin": True, "organization": None})
@@ -198,6 +208,17 @@ def ca_policy_oids(ca: CertificateAuthority) -> tuple[str, ...]:
     """The specific policy OIDs `ca`'s certificate asserts, sorted; () for anyPolicy or none."""
     asserted = asserted_policies(ca_certificate(ca))
     return tuple(sorted(oid.dotted_string for oid in asserted)) if asserted else ()
+
+
+def requires_approval(ca: CertificateAuthority, profile_name: object) -> bool:
+    """Whether a certificate of `profile_name` from `ca` waits for a second person (the CA's or the profile's flag)."""
+    if ca.requires_approval:
+        return True
+    if not isinstance(profile_name, str) or not profile_name:
+        return False
+    return CertificateProfile.objects.filter(
+        Q(organization__isnull=True) | Q(organization_id=ca.organization_id), name=profile_name,
+        requires_approval=True).exists()
 
 
 def _require_manager(actor: Actor, organization_id: int | None) -> None:
@@ -336,7 +357,8 @@ def _defaults() -> dict[str, Any]:
             "ec_key_usage": [], "allowed_key_types": [], "max_validity_hours": None, "allowed_san_types": [],
             "required_san_types": [], "allowed_dns_suffixes": [], "allowed_ip_networks": [], "policy_oids": [],
             "enabled": True, "requires_san": True, "allow_wildcard": False, "common_name_in_san": True,
-            "cabf_policy": False, "must_staple": False, "crl_distribution_point": True, "ocsp_url": True}
+            "cabf_policy": False, "must_staple": False, "crl_distribution_point": True, "ocsp_url": True,
+            "requires_approval": False}
 
 
 def _checked_name(name: object) -> str:

@@ -34,6 +34,7 @@ from organizations.roles import Role
 from organizations.services import change_user, create_api_key, create_organization
 from pki_project.actor import Actor
 from tests.acme import audit_rows as acme_rows
+from tests.approvals import audit_rows as approval_rows
 from tests.enrollment import audit_rows as enrollment_rows
 from tests.factories import ApiKeyFactory, OrganizationFactory, UserFactory
 from tests.mtls import audit_rows as mtls_rows
@@ -586,6 +587,10 @@ COVERAGE = [
     # Client-certificate sign-in: staff bind a certificate to a member (tests/mtls/audit_rows.py).
     pytest.param(AuditAction.CLIENT_CERTIFICATE_BIND, mtls_rows.bind, id="client-certificate-bind"),
     pytest.param(AuditAction.CLIENT_CERTIFICATE_UNBIND, mtls_rows.unbind, id="client-certificate-unbind"),
+    # Two-person approval of issuance (tests/approvals/audit_rows.py).
+    *[pytest.param(AuditAction(f"approval.{name}"), getattr(approval_rows, name), id=f"approval-{name}")
+      for name in ("request", "approve", "reject", "expire")],
+    pytest.param(AuditAction.CA_APPROVAL_CHANGE, approval_rows.ca_approval_change, id="ca-approval-change"),
 ]
 
 

@@ -83,6 +83,7 @@ EXPECTED = {
     (Action.CREATE_CA, "organization"): {"user": False, "manager": False, "admin": True},
     (Action.CREATE_CA, "root"): {"user": False, "manager": False, "admin": True},
     (Action.MANAGE_NOTIFICATIONS, "organization"): {"user": False, "manager": False, "admin": True},
+    (Action.APPROVE_ISSUANCE, "intermediate"): {"user": False, "manager": True, "admin": True},
 }
 
 

@@ -2,11 +2,13 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from approvals.models import IssuanceApproval
+from approvals.services import submit_issuance
 from certificates.crypto.csr import MAX_CSR_SIZE
 from certificates.crypto.keys import KeyType
 from certificates.selectors import get_ca
 from certificates.services.artifacts import certificate_pem, chain_pem, download_certificate, reveal_pkcs12_password
-from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.issuance import IssuanceRequest
 from pki_project.actor import Actor
 from pki_project.cli import add_json_argument, emit, service_errors_as_command_errors
 
@@ -49,7 +51,10 @@ class Command(BaseCommand):
             days=options["days"], hours=options["hours"],
         )
         with service_errors_as_command_errors():
-            certificate = issue_certificate(get_ca(options["ca"]), request, actor=actor)
+            certificate = submit_issuance(get_ca(options["ca"]), request, actor=actor)
+            if isinstance(certificate, IssuanceApproval):
+                self._pending(certificate, options)
+                return
             written = self._write_files(certificate, options["out"], actor) if options["out"] else {}
         payload = {"id": certificate.pk, "serial": certificate.serial, "not_after": certificate.not_after,
                    "fingerprint_sha256": certificate.fingerprint_sha256, **written}
@@ -57,6 +62,15 @@ class Command(BaseCommand):
         lines = [f"Issued certificate {certificate.serial} (id {certificate.pk}) until {until}."]
         lines += [f"  {key}: {value}" for key, value in written.items()]
         emit(self, options, payload, "\n".join(lines))
+
+    def _pending(self, approval: IssuanceApproval, options: dict) -> None:
+        """The profile or CA requires approval: nothing is issued until a member approves request `id`."""
+        payload = {"id": approval.pk, "status": approval.status, "approval": approval.pk,
+                   "expires_at": approval.expires_at}
+        emit(self, options, payload,
+             f"Request {approval.pk} is pending approval until {approval.expires_at:%Y-%m-%d %H:%M} UTC: an admin "
+             "or manager of the organization approves it (page /approvals, API POST /api/v1/approvals/"
+             f"{approval.pk}/approve/); nothing was issued yet.")
 
     def _write_files(self, certificate, directory: str, actor: Actor) -> dict[str, str]:
         out = Path(directory)
