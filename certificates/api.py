@@ -20,6 +20,7 @@ the rules: 403 `permission_denied`).
 from __future__ import annotations
 
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -30,7 +31,6 @@ from rest_framework import generics, serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
-from certificates import idempotency
 from certificates.errors import NotFound
 from certificates.filters import CertificateAuthorityFilter, CertificateFilter, id_or_slug
 from certificates.models import Certificate, CertificateAuthority
@@ -231,7 +231,8 @@ class CrlRegenerate(CaQuerysetMixin, generics.GenericAPIView):
         data = CrlRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         crl = generate_crl(ca, actor=_actor(request), root_password=data.validated_data.get("root_password") or None)
-        return Response(CrlSerializer(crl).data, status=status.HTTP_201_CREATED)
+        return Response(CrlSerializer(crl).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": reverse("pki-crl-der", kwargs={"ca": ca.slug})})
 
 
 class CrlPublishAll(generics.GenericAPIView):
@@ -262,23 +263,16 @@ class CrlPublishAll(generics.GenericAPIView):
 # --- Certificates --------------------------------------------------------------------------------------
 
 
-IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    idempotency.HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-    description="A unique string per intended issuance: a retry with the same key and body returns the first "
-                "certificate and issues nothing new (24 hours).",
-)
-
-
 @extend_schema_view(
     get=extend_schema(summary="List certificates (CA certificates included), newest first."),
     post=extend_schema(
         summary="Issue a certificate from a CSR or with a key generated on the server (managers, admins).",
-        request=IssueSerializer, responses={201: CertificateDetailSerializer}, parameters=[IDEMPOTENCY_PARAMETER],
+        request=IssueSerializer, responses={201: CertificateDetailSerializer},
     ),
 )
 class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCreateAPIView):
     """Certificates of the caller's organization. Issuing names a CA of that organization (another one's: 404,
-    nothing issued) and honours `Idempotency-Key`."""
+    nothing issued). `Idempotency-Key` (as on every POST) makes a retry answer the first certificate."""
 
     serializer_class = CertificateSerializer
     filterset_class = CertificateFilter
@@ -286,20 +280,8 @@ class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCre
     def create(self, request, *args, **kwargs):
         data = IssueSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        key = idempotency.validated_key(request.headers.get(idempotency.HEADER))
-        if key is None:
-            certificate, replayed = self._issue(data.validated_data), False
-        else:
-            certificate, replayed = idempotency.run_once(
-                request.user.pk, key, request.data, lambda: self._issue(data.validated_data))
-        if replayed:  # the first request's row, read again within the caller's scope
-            body = CertificateDetailSerializer(self.get_queryset().get(pk=certificate.pk)).data
-        else:
-            body = just_issued_certificate_data(certificate)
-        response = Response(body, status=status.HTTP_201_CREATED)
-        if replayed:
-            response["Idempotent-Replayed"] = "true"
-        return response
+        certificate = self._issue(data.validated_data)
+        return Response(just_issued_certificate_data(certificate), status=status.HTTP_201_CREATED)
 
     def _issue(self, values: dict) -> Certificate:
         ca = get_ca(values["ca"], principal_of(self.request))
@@ -334,7 +316,8 @@ class CertificateRenew(CertificateQuerysetMixin, generics.GenericAPIView):
                                     days=values.get("days"), revoke_predecessor=values["revoke_predecessor"],
                                     hours=values.get("hours"))
         renewed = self.get_queryset().get(pk=renewed.pk)
-        return Response(CertificateDetailSerializer(renewed).data, status=status.HTTP_201_CREATED)
+        return Response(CertificateDetailSerializer(renewed).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": reverse("certificate-detail", kwargs={"id": renewed.pk})})
 
 
 class CertificateRevoke(CertificateQuerysetMixin, generics.GenericAPIView):

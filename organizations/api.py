@@ -224,6 +224,15 @@ class ApiKeyList(generics.ListCreateAPIView):
         return response
 
 
+@extend_schema_view(get=extend_schema(summary="One API key you can see (never the key itself)."))
+class ApiKeyDetail(generics.RetrieveAPIView):
+    serializer_class = ApiKeySerializer
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        return _visible_keys(principal_of(self.request))
+
+
 class ApiKeyRevoke(generics.GenericAPIView):
     serializer_class = ApiKeySerializer
     lookup_url_kwarg = "id"

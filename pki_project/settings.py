@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "pki_project.middleware.idempotency.ApiWriteMiddleware",  # last: Idempotency-Key and Location on API POSTs
 ]
 
 ROOT_URLCONF = "pki_project.urls"
@@ -291,10 +292,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pki_project.api.PrincipalAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["pki_project.api.HasPrincipal"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [  # no multipart: no API route takes a file (pki_project.middleware.body)
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # JSON bodies only: any other Content-Type is a 415 in the error format (the login form at /auth/session
+    # is a plain Django view, not DRF). One body format keeps every field's validation the same.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "pki_project.api.BoundedPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
