@@ -71,7 +71,7 @@ from organizations.models import Organization
 from pki_project.actor import Actor
 from pki_project.api import StableOrdering, principal_of, scope_to_principal
 
-# --- OpenAPI: both ways to authenticate, and the error body on every operation -------------------------
+# --- OpenAPI: both ways to authenticate (the rest of the document: pki_project.openapi) ---------------
 
 
 class PrincipalAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -91,47 +91,6 @@ class PrincipalAuthenticationScheme(OpenApiAuthenticationExtension):
              "description": "The HttpOnly session cookie set by POST /auth/session. State-changing requests also "
                             "need `X-Requested-With: XMLHttpRequest` from this origin (or the CSRF token)."},
         ]
-
-
-ERROR_STATUSES = {
-    "400": "Invalid input: `{\"error\": {\"code\", \"message\", \"fields\"}}`.",
-    "401": "Not signed in.",
-    "403": "The role may not do this (rbac.json, or a rule of the view).",
-    "404": "No such object in the caller's organization (or an invalid page).",
-}
-WRITE_ERROR_STATUSES = {
-    "409": "Conflict with the current state (already revoked, already renewed, in progress).",
-    "413": "The body is larger than the server accepts (PKI_MAX_REQUEST_BYTES).",
-    "415": "The body's Content-Type is not one the API reads (send application/json).",
-    "422": "Well-formed, but a rule of the PKI refuses it.",
-}
-
-
-def add_error_responses(result: dict, generator, request, public) -> dict:
-    """drf-spectacular postprocessing hook: document the error body on every /api/v1/ operation."""
-    components = result.setdefault("components", {}).setdefault("schemas", {})
-    components.setdefault("Error", {
-        "type": "object", "required": ["error"],
-        "properties": {"error": {
-            "type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                           "fields": {"type": "object", "additionalProperties": {}}},
-        }},
-    })
-    reference = {"$ref": "#/components/schemas/Error"}
-    for path, operations in result.get("paths", {}).items():
-        if not path.startswith("/api/v1/"):
-            continue
-        for method, operation in operations.items():
-            if not isinstance(operation, dict) or "responses" not in operation:
-                continue
-            statuses = dict(ERROR_STATUSES)
-            if method in ("post", "put", "patch", "delete"):
-                statuses.update(WRITE_ERROR_STATUSES)
-            for code, description in statuses.items():
-                operation["responses"].setdefault(
-                    code, {"description": description, "content": {"application/json": {"schema": reference}}})
-    return result
 
 
 # --- Shared behaviour ----------------------------------------------------------------------------------

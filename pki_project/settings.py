@@ -302,7 +302,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "pki_project.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-# OpenAPI 3 at /api/schema/, rendered at /api/docs/ (certificates.api: auth schemes, error bodies).
+# OpenAPI 3 at /api/schema/, rendered at /api/docs/ (certificates.api: auth schemes; pki_project.openapi: errors,
+# headers, Idempotency-Key, /auth/session and /pki/).
 SPECTACULAR_SETTINGS = {
     "TITLE": "Private PKI API",
     "DESCRIPTION": "CAs, certificates, CRLs, audit events and API keys. Errors are "
@@ -317,7 +318,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "certificates.api.add_error_responses",
+        "pki_project.openapi.postprocess",
     ],
     "ENUM_NAME_OVERRIDES": {
         "CaKindEnum": "certificates.models.CertificateAuthority.Kind",
