@@ -1,4 +1,3 @@
-from django.core.management.base import BaseCommand
 
 from certificates.crypto.keys import KeyType
 from certificates.selectors import get_ca
@@ -10,6 +9,7 @@ from certificates.services.authorities import (
 )
 from pki_project.actor import Actor
 from pki_project.cli import (
+    JsonCommand,
     add_json_argument,
     add_password_arguments,
     emit,
@@ -18,7 +18,7 @@ from pki_project.cli import (
 )
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Create an intermediate CA signed by a root (asks for its root password) or by another intermediate."
 
     def add_arguments(self, parser) -> None:
