@@ -54,6 +54,10 @@ class Command(JsonCommand):
         with service_errors_as_command_errors():
             named = get_ca(options["ca"]) if options["ca"] else None
         password = self._root_password(options, named)
+        if named is not None and named.is_root and password is None and not options["delta"]:
+            raise CommandFailed(f"The root CA '{named.slug}' needs its password to sign its CRL: "
+                                "--password-file FILE (- for stdin) or --password-env VAR.",
+                                code="root_password_required")
         cas = [named] if named else list(CertificateAuthority.objects.select_related("certificate").usable(now))
         mode = "full" if options["full"] else "delta" if options["delta"] else "due"
         results, skipped, failed, locked = [], [], [], []
