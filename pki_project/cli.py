@@ -121,14 +121,13 @@ def emit(command: BaseCommand, options: dict[str, Any], payload: dict[str, Any],
         command.stdout.write(text)
 
 
-class CommandFailed(CommandError):
-    """A failure with a machine-readable code (and, under --json, extra fields in the error object)."""
-
-    def __init__(self, message: str, *, code: str = "failed", details: dict[str, Any] | None = None,
-                 returncode: int = 1) -> None:
-        super().__init__(message, returncode=returncode)
-        self.code = code
-        self.details = details or {}
+def command_failed(message: str, *, code: str = "failed", details: dict[str, Any] | None = None,
+                   returncode: int = 1) -> CommandError:
+    """A CommandError (printed as such) with a machine-readable code and, under --json, extra fields."""
+    error = CommandError(message, returncode=returncode)
+    error.code = code
+    error.details = details or {}
+    return error
 
 
 def error_object(error: CommandError) -> dict[str, Any]:
@@ -159,7 +158,7 @@ class JsonCommand(BaseCommand):
             try:
                 options = parser.parse_args(argv[2:])
             except CommandError as error:
-                raise CommandFailed(str(error).removeprefix("Error: "), code="usage", returncode=2) from None
+                raise command_failed(str(error).removeprefix("Error: "), code="usage", returncode=2) from None
             cmd_options = vars(options)
             args = cmd_options.pop("args", ())
             handle_default_options(options)
@@ -181,4 +180,4 @@ def service_errors_as_command_errors() -> Iterator[None]:
     try:
         yield
     except (ServiceError, OrganizationError) as error:
-        raise CommandFailed(str(error), code=getattr(error, "code", None) or "failed") from None
+        raise command_failed(str(error), code=getattr(error, "code", None) or "failed") from None

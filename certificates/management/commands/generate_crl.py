@@ -23,10 +23,10 @@ from certificates.selectors import get_ca
 from certificates.services.crls import ROOT_DELTA_SKIP_REASON, publish_crls_for
 from pki_project.actor import Actor
 from pki_project.cli import (
-    CommandFailed,
     JsonCommand,
     add_json_argument,
     add_password_arguments,
+    command_failed,
     emit,
     iso_utc,
     read_password,
@@ -55,7 +55,7 @@ class Command(JsonCommand):
             named = get_ca(options["ca"]) if options["ca"] else None
         password = self._root_password(options, named)
         if named is not None and named.is_root and password is None and not options["delta"]:
-            raise CommandFailed(f"The root CA '{named.slug}' needs its password to sign its CRL: "
+            raise command_failed(f"The root CA '{named.slug}' needs its password to sign its CRL: "
                                 "--password-file FILE (- for stdin) or --password-env VAR.",
                                 code="root_password_required")
         cas = [named] if named else list(CertificateAuthority.objects.select_related("certificate").usable(now))
@@ -91,10 +91,10 @@ class Command(JsonCommand):
                                "than half its lifetime left, and its delta is current; --force signs anyway).")
         outcome = {"crls": results, "skipped": skipped, "failed": failed}
         if failed:
-            raise CommandFailed(f"{len(failed)} CA(s) failed: " + ", ".join(f["ca"] for f in failed),
+            raise command_failed(f"{len(failed)} CA(s) failed: " + ", ".join(f["ca"] for f in failed),
                                 code="crl_failed", details=outcome)
         if named is not None and locked:  # the one CA asked for was not signed: that is no success
-            raise CommandFailed(f"The root CA '{named.slug}' needs its password to sign its CRL: "
+            raise command_failed(f"The root CA '{named.slug}' needs its password to sign its CRL: "
                                 "--password-file FILE (- for stdin) or --password-env VAR.",
                                 code="root_password_required", details=outcome)
         if options["json"]:

@@ -13,7 +13,7 @@ import json
 
 from certificates.filters import CertificateFilter, id_or_slug
 from certificates.models import Certificate, CertificateAuthority, CertificateStatus
-from pki_project.cli import CommandFailed, JsonCommand, iso_utc, json_default
+from pki_project.cli import JsonCommand, command_failed, iso_utc, json_default
 
 FILTERABLE_STATUSES = [CertificateStatus.VALID, CertificateStatus.REVOKED, CertificateStatus.EXPIRED]
 SORTS = {
@@ -58,9 +58,9 @@ class Command(JsonCommand):
         fmt = self._format(options)
         limit, offset = options["limit"], options["offset"]
         if not 0 <= limit <= MAX_LIMIT:
-            raise CommandFailed(f"--limit takes 0 to {MAX_LIMIT}.", code="usage", returncode=2)
+            raise command_failed(f"--limit takes 0 to {MAX_LIMIT}.", code="usage", returncode=2)
         if offset < 0:
-            raise CommandFailed("--offset takes 0 or more.", code="usage", returncode=2)
+            raise command_failed("--offset takes 0 or more.", code="usage", returncode=2)
         queryset = self._filtered(options).order_by(*SORTS[options["sort"]])
         total = queryset.count()
         rows = [self._row(certificate) for certificate in queryset[offset:offset + limit]]
@@ -73,13 +73,13 @@ class Command(JsonCommand):
     @staticmethod
     def _format(options) -> str:
         if options["json"] and options["format"] not in (None, "json"):
-            raise CommandFailed("--json is --format json: give one of them.", code="usage", returncode=2)
+            raise command_failed("--json is --format json: give one of them.", code="usage", returncode=2)
         return "json" if options["json"] else options["format"] or "table"
 
     @staticmethod
     def _filtered(options):
         if options["expiring_within"] is not None and options["expiring_within"] < 0:
-            raise CommandFailed("--expiring-within takes a number of days, 0 or more.", code="usage", returncode=2)
+            raise command_failed("--expiring-within takes a number of days, 0 or more.", code="usage", returncode=2)
         data = {name: str(options[option]) for name, option in (
             ("status", "status"), ("expiring_within", "expiring_within"), ("ca", "ca"),
             ("organization", "organization"), ("profile", "profile"), ("search", "search"))
@@ -88,10 +88,10 @@ class Command(JsonCommand):
         filters = CertificateFilter(data=data, queryset=base)
         if not filters.is_valid():
             field, messages = next(iter(filters.errors.items()))
-            raise CommandFailed(f"--{field.replace('_', '-')}: {' '.join(messages)}", code="invalid")
+            raise command_failed(f"--{field.replace('_', '-')}: {' '.join(messages)}", code="invalid")
         queryset = filters.qs
         if options["ca"] and not queryset.exists() and not _exists_ca(options["ca"]):
-            raise CommandFailed(f"No CA '{options['ca']}'.", code="not_found")
+            raise command_failed(f"No CA '{options['ca']}'.", code="not_found")
         if options["latest_only"]:
             queryset = queryset.filter(successor__isnull=True)
         return queryset

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pki_project.cli import CommandFailed, to_json
+from pki_project.cli import command_failed, to_json
 
 
 def emit(command, options, payload: dict, text: str) -> None:
@@ -13,6 +13,6 @@ def emit(command, options, payload: dict, text: str) -> None:
         command.stdout.write(text)
 
 
-def fail(message: str, code: str = "failed") -> CommandFailed:
+def fail(message: str, code: str = "failed") -> command_failed:
     """A clear one-line error, exit status 1, no traceback (under --json: one JSON error object)."""
-    return CommandFailed(message, code=code)
+    return command_failed(message, code=code)
