@@ -26,8 +26,9 @@ ERROR_SCHEMA = {
         "properties": {
             "code": {"type": "string", "description": "Machine-readable; the vocabulary is in the README."},
             "message": {"type": "string", "description": "Readable; safe to show."},
-            "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {}},
-                       "description": "400 `invalid` only: the messages per field."},
+            "fields": {"type": "object", "additionalProperties": {},
+                       "description": "400 `invalid` only: the messages per field (a list, or per item/key of a "
+                                      "list or object field)."},
         },
     }},
 }
@@ -194,18 +195,33 @@ def _binary(*media_types: str) -> dict:
 
 
 def _ca_parameter() -> dict:
-    return {"in": "path", "name": "ca", "required": True, "schema": {"type": "string"},
+    return {"in": "path", "name": "ca", "required": True, "schema": {"type": "string", "pattern": r"^[-a-zA-Z0-9_]+$"},
             "description": "The CA's slug."}
+
+
+PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _public_not_found() -> dict:
+    """No such CA (a line of text), or no such route (the generic answer: JSON for API clients, else a page)."""
+    return {"description": "No such CA, or no such path.",
+            "content": {**PLAIN_TEXT, "application/json": {"schema": ERROR_REF}, "text/html": {"schema": {
+                "type": "string"}}}}
+
+
+def _public_answers(ok: dict, too_many: dict) -> dict:
+    return {"200": ok, "304": {"description": "Not modified (`If-None-Match` / `If-Modified-Since`)."},
+            "404": _public_not_found(),
+            "429": {"description": "Too many requests from this address: wait `Retry-After` seconds.",
+                    "headers": copy.deepcopy(RETRY_AFTER), "content": too_many},
+            "503": _error_response("503", ["database_unavailable", "storage_unavailable"])}
 
 
 def _public_download(summary: str, media: str, operation_id: str) -> dict:
     return {"get": {
         "operationId": operation_id, "summary": summary, "tags": ["pki"], "security": [],
         "parameters": [_ca_parameter()],
-        "responses": {"200": {"description": summary, "content": _binary(media)},
-                      "404": _error_response("404", ["not_found"]),
-                      "429": _error_response("429", ["rate_limited"]),
-                      "503": _error_response("503", ["database_unavailable", "storage_unavailable"])},
+        "responses": _public_answers({"description": summary, "content": _binary(media)}, PLAIN_TEXT),
     }}
 
 
@@ -250,9 +266,10 @@ def _auth_session_paths() -> dict:
 
 
 def _pki_paths() -> dict:
-    ocsp_errors = {"200": {"description": "An OCSP response (RFC 6960 section 4.2); errors are OCSP responses "
-                                          "too (malformedRequest, unauthorized), never a page.",
-                           "content": _binary("application/ocsp-response")}}
+    ocsp = {"description": "An OCSP response (RFC 6960 section 4.2); refusals are OCSP responses too "
+                           "(malformedRequest, unauthorized), never a page.",
+            "content": _binary("application/ocsp-response")}
+    ocsp_errors = _public_answers(ocsp, _binary("application/ocsp-response"))  # 429: an OCSP tryLater
     return {
         "/pki/ca/{ca}.crt": _public_download("The CA certificate, DER.", "application/pkix-cert", "pki_ca_der"),
         "/pki/ca/{ca}.pem": _public_download("The CA certificate, PEM.", "application/x-pem-file", "pki_ca_pem"),
