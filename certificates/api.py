@@ -20,6 +20,7 @@ the rules: 403 `permission_denied`).
 from __future__ import annotations
 
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -33,7 +34,6 @@ from rest_framework.response import Response
 from approvals.models import IssuanceApproval
 from approvals.serializers import IssuanceApprovalSerializer
 from approvals.services import submit_issuance
-from certificates import idempotency
 from certificates.errors import NotFound
 from certificates.filters import CertificateAuthorityFilter, CertificateFilter, id_or_slug
 from certificates.models import Certificate, CertificateAuthority
@@ -74,7 +74,7 @@ from organizations.models import Organization
 from pki_project.actor import Actor
 from pki_project.api import StableOrdering, principal_of, scope_to_principal
 
-# --- OpenAPI: both ways to authenticate, and the error body on every operation -------------------------
+# --- OpenAPI: both ways to authenticate (the rest of the document: pki_project.openapi) ---------------
 
 
 class PrincipalAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -94,47 +94,6 @@ class PrincipalAuthenticationScheme(OpenApiAuthenticationExtension):
              "description": "The HttpOnly session cookie set by POST /auth/session. State-changing requests also "
                             "need `X-Requested-With: XMLHttpRequest` from this origin (or the CSRF token)."},
         ]
-
-
-ERROR_STATUSES = {
-    "400": "Invalid input: `{\"error\": {\"code\", \"message\", \"fields\"}}`.",
-    "401": "Not signed in.",
-    "403": "The role may not do this (rbac.json, or a rule of the view).",
-    "404": "No such object in the caller's organization (or an invalid page).",
-}
-WRITE_ERROR_STATUSES = {
-    "409": "Conflict with the current state (already revoked, already renewed, in progress).",
-    "413": "The body is larger than the server accepts (PKI_MAX_REQUEST_BYTES).",
-    "415": "The body's Content-Type is not one the API reads (send application/json).",
-    "422": "Well-formed, but a rule of the PKI refuses it.",
-}
-
-
-def add_error_responses(result: dict, generator, request, public) -> dict:
-    """drf-spectacular postprocessing hook: document the error body on every /api/v1/ operation."""
-    components = result.setdefault("components", {}).setdefault("schemas", {})
-    components.setdefault("Error", {
-        "type": "object", "required": ["error"],
-        "properties": {"error": {
-            "type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                           "fields": {"type": "object", "additionalProperties": {}}},
-        }},
-    })
-    reference = {"$ref": "#/components/schemas/Error"}
-    for path, operations in result.get("paths", {}).items():
-        if not path.startswith("/api/v1/"):
-            continue
-        for method, operation in operations.items():
-            if not isinstance(operation, dict) or "responses" not in operation:
-                continue
-            statuses = dict(ERROR_STATUSES)
-            if method in ("post", "put", "patch", "delete"):
-                statuses.update(WRITE_ERROR_STATUSES)
-            for code, description in statuses.items():
-                operation["responses"].setdefault(
-                    code, {"description": description, "content": {"application/json": {"schema": reference}}})
-    return result
 
 
 # --- Shared behaviour ----------------------------------------------------------------------------------
@@ -235,7 +194,8 @@ class CrlRegenerate(CaQuerysetMixin, generics.GenericAPIView):
         data = CrlRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         crl = generate_crl(ca, actor=_actor(request), root_password=data.validated_data.get("root_password") or None)
-        return Response(CrlSerializer(crl).data, status=status.HTTP_201_CREATED)
+        return Response(CrlSerializer(crl).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": reverse("pki-crl-der", kwargs={"ca": ca.slug})})
 
 
 class CrlPublishAll(generics.GenericAPIView):
@@ -266,24 +226,16 @@ class CrlPublishAll(generics.GenericAPIView):
 # --- Certificates --------------------------------------------------------------------------------------
 
 
-IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    idempotency.HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-    description="A unique string per intended issuance: a retry with the same key and body returns the first "
-                "certificate and issues nothing new (24 hours).",
-)
-
-
 @extend_schema_view(
     get=extend_schema(summary="List certificates (CA certificates included), newest first."),
     post=extend_schema(
         summary="Issue a certificate from a CSR or with a key generated on the server (managers, admins).",
         request=IssueSerializer, responses={201: CertificateDetailSerializer, 202: IssuanceApprovalSerializer},
-        parameters=[IDEMPOTENCY_PARAMETER],
     ),
 )
 class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCreateAPIView):
     """Certificates of the caller's organization. Issuing names a CA of that organization (another one's: 404,
-    nothing issued) and honours `Idempotency-Key`."""
+    nothing issued). `Idempotency-Key` (as on every POST) makes a retry answer the first certificate."""
 
     serializer_class = CertificateSerializer
     filterset_class = CertificateFilter
@@ -291,22 +243,10 @@ class CertificateList(StableOrdering, CertificateQuerysetMixin, generics.ListCre
     def create(self, request, *args, **kwargs):
         data = IssueSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        key = idempotency.validated_key(request.headers.get(idempotency.HEADER))
-        if key is None:
-            certificate, replayed = self._issue(data.validated_data), False
-        else:
-            certificate, replayed = idempotency.run_once(
-                request.user.pk, key, request.data, lambda: self._issue(data.validated_data))
+        certificate = self._issue(data.validated_data)
         if isinstance(certificate, IssuanceApproval):  # waits for a second person (approvals)
             return Response(IssuanceApprovalSerializer(certificate).data, status=status.HTTP_202_ACCEPTED)
-        if replayed:  # the first request's row, read again within the caller's scope
-            body = CertificateDetailSerializer(self.get_queryset().get(pk=certificate.pk)).data
-        else:
-            body = just_issued_certificate_data(certificate)
-        response = Response(body, status=status.HTTP_201_CREATED)
-        if replayed:
-            response["Idempotent-Replayed"] = "true"
-        return response
+        return Response(just_issued_certificate_data(certificate), status=status.HTTP_201_CREATED)
 
     def _issue(self, values: dict) -> Certificate | IssuanceApproval:
         ca = get_ca(values["ca"], principal_of(self.request))
@@ -341,7 +281,8 @@ class CertificateRenew(CertificateQuerysetMixin, generics.GenericAPIView):
                                     days=values.get("days"), revoke_predecessor=values["revoke_predecessor"],
                                     hours=values.get("hours"))
         renewed = self.get_queryset().get(pk=renewed.pk)
-        return Response(CertificateDetailSerializer(renewed).data, status=status.HTTP_201_CREATED)
+        return Response(CertificateDetailSerializer(renewed).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": reverse("certificate-detail", kwargs={"id": renewed.pk})})
 
 
 class CertificateRevoke(CertificateQuerysetMixin, generics.GenericAPIView):

@@ -102,7 +102,7 @@ class CertificateFilter(django_filters.FilterSet):
                                                  "name prefix (case-insensitive), or part of a SAN.")
     kind = django_filters.ChoiceFilter(choices=[("root_ca", "root_ca"), ("intermediate_ca", "intermediate_ca"),
                                                 ("end_entity", "end_entity"), ("ocsp_responder", "ocsp_responder")])
-    profile = django_filters.CharFilter(max_length=20)
+    profile = django_filters.CharFilter(max_length=64)
     ordering = django_filters.OrderingFilter(
         fields=("created_at", "not_before", "not_after", "common_name", "serial", "id"),
         help_text="Sort by created_at, not_before, not_after, common_name, serial or id; prefix - to reverse.",

@@ -56,8 +56,10 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class Conflict(APIException):
+    """409 with the service's own code: `duplicate` (a name or slug taken) or a specific state conflict."""
+
     status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
+    default_code = "duplicate"
     default_detail = "That already exists."
 
 
@@ -88,7 +90,7 @@ class OrganizationList(StableOrdering, OrganizationScopedQuerysetMixin, generics
             )
         except OrganizationError as error:
             if error.code == "duplicate":
-                raise Conflict(str(error)) from None
+                raise Conflict(str(error), code="duplicate") from None
             raise serializers.ValidationError({"slug" if "slug" in error.code else "name": [str(error)]}) from None
         except IdentityError as error:  # the service's own rule: global admins only
             raise _api_error(error) from None
@@ -187,7 +189,7 @@ def _api_error(error: IdentityError) -> Exception:
     if error.code == "unknown_organization":
         return NotFound(str(error))
     if error.code == "membership_conflict":
-        return Conflict(str(error))
+        return Conflict(str(error), code=error.code)
     return serializers.ValidationError({_IDENTITY_ERROR_FIELDS.get(error.code, "non_field_errors"): [str(error)]})
 
 
@@ -231,6 +233,15 @@ class ApiKeyList(generics.ListCreateAPIView):
         response = Response(body, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"
         return response
+
+
+@extend_schema_view(get=extend_schema(summary="One API key you can see (never the key itself)."))
+class ApiKeyDetail(generics.RetrieveAPIView):
+    serializer_class = ApiKeySerializer
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self):
+        return visible_api_keys(principal_of(self.request))
 
 
 class ApiKeyRevoke(generics.GenericAPIView):

@@ -14,6 +14,7 @@ urlpatterns: list = [
     path("organizations/", organizations_api.OrganizationList.as_view(), name="organization-list"),
     path("organizations/<int:id>/", organizations_api.OrganizationDetail.as_view(), name="organization-detail"),
     path("api-keys/", organizations_api.ApiKeyList.as_view(), name="api-key-list"),
+    path("api-keys/<int:id>/", organizations_api.ApiKeyDetail.as_view(), name="api-key-detail"),
     path("api-keys/<int:id>/revoke/", organizations_api.ApiKeyRevoke.as_view(), name="api-key-revoke"),
     path("acme/eab/", acme_api.EabList.as_view(), name="acme-eab-list"),
     path("acme/eab/<int:id>/", acme_api.EabDetail.as_view(), name="acme-eab-detail"),

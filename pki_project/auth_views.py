@@ -5,7 +5,7 @@
 JWT both in the body and in an HttpOnly cookie. A correct key always signs in; wrong ones
 are counted per client IP and per key prefix and answered 429 past a limit
 (`organizations.signin`). Every other refusal reads "Invalid credentials.", whatever the
-reason; the reason goes to the log and audit.
+reason (code `not_authenticated`, as every 401); the reason goes to the log and audit.
 
 `POST /auth/mtls` signs in with the client certificate a trusted TLS proxy verified
 (`organizations.client_certificates`); it answers like `POST /auth/session`.
@@ -110,7 +110,7 @@ def _log_in(request: HttpRequest) -> HttpResponse:
     except AuthenticationFailed as error:
         logger.info("Login refused from %s (key prefix %s): %s", client_ip(request), prefix or "-", error.reason)
         if is_json:
-            return json_error(401, "invalid_credentials", INVALID_CREDENTIALS)
+            return json_error(401, "not_authenticated", INVALID_CREDENTIALS)
         return _render_login(request, status=401, error=INVALID_CREDENTIALS, next_url=next_url or "")
 
     _end_session(request)  # signing in again replaces the session this browser had

@@ -1,37 +1,64 @@
-"""Shared plumbing for `manage.py` commands: passwords, `--json` output, clean errors.
+"""Shared plumbing for `manage.py` commands: passwords, `--json` output, clean errors, dates.
 
-Passwords come from `--password-file`, `--password-env`, or an interactive prompt;
-never from a plain argument (it would land in shell history and `ps`).
+Passwords come from `--password-file` (`-`: the first line of standard input), `--password-env`,
+or an interactive prompt; never from a plain argument (it would land in shell history and `ps`).
+
+Commands that take `--json` derive from `JsonCommand`: with `--json` (or `--format json|jsonl`)
+every failure, a usage error included, prints exactly one JSON object
+`{"error": {"code", "message"}}` on stdout and exits non-zero. Every date and time a command
+prints is ISO 8601 in UTC with a `Z` (`iso_utc`), in JSON and in text alike.
 """
 
 from __future__ import annotations
 
 import getpass
+import itertools
 import json
 import os
 import sys
 from argparse import ArgumentParser
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, handle_default_options
+from django.db import connections
 
 MAX_PASSWORD_FILE_BYTES = 4096
 
 
 def add_password_arguments(parser: ArgumentParser, what: str = "root password") -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--password-file", metavar="FILE", help=f"read the {what} from FILE (first line)")
+    group.add_argument("--password-file", metavar="FILE",
+                       help=f"read the {what} from FILE (first line; - for standard input)")
     group.add_argument("--password-env", metavar="VAR", help=f"read the {what} from environment variable VAR")
 
 
-def add_json_argument(parser: ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+def add_json_argument(parser: ArgumentParser, what: str = "") -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object on stdout" + (f" ({what})" if what else "")
+                        + "; a failure is one {\"error\": {\"code\", \"message\"}} object, exit status non-zero")
+
+
+def read_input(path: str, limit: int, what: str) -> bytes:
+    """At most `limit` + 1 bytes of FILE, or of standard input for `-` (the caller refuses the excess)."""
+    if path == "-":
+        return sys.stdin.buffer.read(limit + 1)
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit + 1)
+    except OSError:
+        raise CommandError(f"Cannot read the {what} {path}.") from None
 
 
 def _password_from_file(path: str) -> str:
+    if path == "-":
+        data = sys.stdin.buffer.readline(MAX_PASSWORD_FILE_BYTES + 1)
+        if len(data) > MAX_PASSWORD_FILE_BYTES:
+            raise CommandError("The password on standard input is too long.")
+        return data.decode("utf-8", errors="strict").rstrip("\r\n")
     try:
         data = Path(path).read_bytes()[: MAX_PASSWORD_FILE_BYTES + 1]
     except OSError:
@@ -66,12 +93,82 @@ def read_password(options: dict[str, Any], what: str = "root password", confirm:
     return password
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """The one date format of the commands: ISO 8601 in UTC to the second, `2026-12-04T01:17:38Z`."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+def json_default(value: object) -> object:
+    """`json.dumps(default=...)`: datetimes as `iso_utc`, anything else as its text."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return str(value)
+
+
+def to_json(payload: object) -> str:
+    return json.dumps(payload, sort_keys=True, default=json_default)
+
+
 def emit(command: BaseCommand, options: dict[str, Any], payload: dict[str, Any], text: str) -> None:
     """`--json`: exactly one JSON object on stdout; otherwise a readable line."""
     if options.get("json"):
-        command.stdout.write(json.dumps(payload, sort_keys=True, default=str))
+        command.stdout.write(to_json(payload))
     else:
         command.stdout.write(text)
+
+
+def command_failed(message: str, *, code: str = "failed", details: dict[str, Any] | None = None,
+                   returncode: int = 1) -> CommandError:
+    """A CommandError (printed as such) with a machine-readable code and, under --json, extra fields."""
+    error = CommandError(message, returncode=returncode)
+    error.code = code
+    error.details = details or {}
+    return error
+
+
+def error_object(error: CommandError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": getattr(error, "code", None) or "failed", "message": str(error)}
+    details = getattr(error, "details", None)
+    if details:
+        body["details"] = details
+    return {"error": body}
+
+
+def _wants_json(argv: list[str]) -> bool:
+    if "--json" in argv or "--format=json" in argv or "--format=jsonl" in argv:
+        return True
+    return any(flag == "--format" and value in ("json", "jsonl") for flag, value in itertools.pairwise(argv))
+
+
+class JsonCommand(BaseCommand):
+    """A command whose failures under `--json` are one JSON error object on stdout (exit status non-zero)."""
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        if not _wants_json(argv[2:]):
+            super().run_from_argv(argv)
+            return
+        self._called_from_command_line = True
+        try:
+            parser = self.create_parser(argv[0], argv[1])
+            parser.called_from_command_line = False  # a usage error raises CommandError instead of exiting
+            try:
+                options = parser.parse_args(argv[2:])
+            except CommandError as error:
+                raise command_failed(str(error).removeprefix("Error: "), code="usage", returncode=2) from None
+            cmd_options = vars(options)
+            args = cmd_options.pop("args", ())
+            handle_default_options(options)
+            self.execute(*args, **cmd_options)
+        except CommandError as error:
+            sys.stdout.write(to_json(error_object(error)) + "\n")
+            sys.stdout.flush()
+            sys.exit(error.returncode or 1)
+        finally:
+            connections.close_all()
 
 
 @contextmanager
@@ -83,4 +180,4 @@ def service_errors_as_command_errors() -> Iterator[None]:
     try:
         yield
     except (ServiceError, OrganizationError) as error:
-        raise CommandError(str(error)) from None
+        raise command_failed(str(error), code=getattr(error, "code", None) or "failed") from None

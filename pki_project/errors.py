@@ -214,7 +214,8 @@ def api_exception_handler(exc, context):
             message = str(detail) if isinstance(detail, str) else message
             code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
     else:
-        code = getattr(exc, "default_code", "error")
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
         detail = getattr(exc, "detail", "The request failed.")
         message = detail if isinstance(detail, str) else _readable(detail)
     return json_error(status, str(code), str(message), headers=headers)

@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "pki_project.middleware.idempotency.ApiWriteMiddleware",  # last: Idempotency-Key and Location on API POSTs
 ]
 
 ROOT_URLCONF = "pki_project.urls"
@@ -310,10 +311,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["pki_project.api.PrincipalAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["pki_project.api.HasPrincipal"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [  # no multipart: no API route takes a file (pki_project.middleware.body)
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # JSON bodies only: any other Content-Type is a 415 in the error format (the login form at /auth/session
+    # is a plain Django view, not DRF). One body format keeps every field's validation the same.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "pki_project.api.BoundedPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -321,7 +321,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "pki_project.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-# OpenAPI 3 at /api/schema/, rendered at /api/docs/ (certificates.api: auth schemes, error bodies).
+# OpenAPI 3 at /api/schema/, rendered at /api/docs/ (certificates.api: auth schemes; pki_project.openapi: errors,
+# headers, Idempotency-Key, /auth/session and /pki/).
 SPECTACULAR_SETTINGS = {
     "TITLE": "Private PKI API",
     "DESCRIPTION": "CAs, certificates, CRLs, audit events and API keys. Errors are "
@@ -336,7 +337,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "certificates.api.add_error_responses",
+        "pki_project.openapi.postprocess",
     ],
     "ENUM_NAME_OVERRIDES": {
         "CaKindEnum": "certificates.models.CertificateAuthority.Kind",

@@ -411,7 +411,7 @@ def create_profile(values: Mapping[str, Any], *, actor: Actor) -> CertificatePro
                          target_type="certificate_profile", target_id=str(profile.pk),
                          details=_profile_details(profile, fields=sorted(checked)))
     except IntegrityError:
-        raise Conflict(f"A profile called '{name}' already exists.", code="profile_exists") from None
+        raise Conflict(f"A profile called '{name}' already exists.", code="duplicate") from None
     return profile
 
 

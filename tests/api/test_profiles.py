@@ -189,7 +189,7 @@ def test_shape_errors_are_400(clients):
 def test_names_are_unique_and_stay(clients):
     assert create(clients["admin"], tls_profile("unique")).status_code == 201
     duplicate = create(clients["other_admin"], tls_profile("unique"))
-    assert (duplicate.status_code, error_code(duplicate)) == (409, "profile_exists")
+    assert (duplicate.status_code, error_code(duplicate)) == (409, "duplicate")
     profile = CertificateProfile.objects.get(name="unique")
     renamed = patch(clients["admin"], profile.pk, {"name": "renamed"})
     assert renamed.status_code == 400

@@ -49,6 +49,8 @@ def test_both_auth_schemes_are_alternatives(document):
 
 def test_errors_are_documented_with_the_error_body(document):
     for path, operations in document["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
         for method, operation in operations.items():
             for status in ("400", "401", "403", "404"):
                 content = operation["responses"][status]["content"]["application/json"]["schema"]
@@ -122,3 +124,73 @@ def test_docs_page_is_public_local_and_csp_clean():
 def test_docs_and_schema_need_no_login_but_api_does():
     assert Client().get("/api/docs/").status_code == 200
     assert Client().get("/api/v1/certificates/").status_code == 401
+
+
+def _api_operations(document):
+    for path, operations in document["paths"].items():
+        if path.startswith("/api/v1/"):
+            for method, operation in operations.items():
+                yield path, method, operation
+
+
+def test_every_post_takes_an_idempotency_key_and_says_when_it_replayed(document):
+    for path, method, operation in _api_operations(document):
+        if method != "post":
+            continue
+        assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in operation["parameters"]), path
+        for status, response in operation["responses"].items():
+            if status.startswith("2"):
+                assert "Idempotent-Replayed" in response["headers"], (path, status)
+            if status == "201":
+                assert "Location" in response["headers"], path
+
+
+def test_rate_limits_outages_and_methods_are_documented(document):
+    for path, method, operation in _api_operations(document):
+        responses = operation["responses"]
+        for status in ("429", "503"):
+            assert "Retry-After" in responses[status]["headers"], (path, method, status)
+        assert "Allow" in responses["405"]["headers"], (path, method)
+
+
+def test_error_codes_are_listed_per_operation(document):
+    issue = document["paths"]["/api/v1/certificates/"]["post"]["responses"]
+    assert "`csr_malformed`" in issue["400"]["description"]
+    assert "`idempotency_key_reused`" in issue["422"]["description"]
+    revoke = document["paths"]["/api/v1/certificates/{id}/revoke/"]["post"]["responses"]
+    assert "`already_revoked`" in revoke["409"]["description"]
+    assert "`duplicate`" in document["paths"]["/api/v1/organizations/"]["post"]["responses"]["409"]["description"]
+    assert "csr` (the subscriber holds the key) **or** `common_name`" in \
+        document["paths"]["/api/v1/certificates/"]["post"]["description"]
+
+
+def test_downloads_name_their_media_types_and_file(document):
+    ok = document["paths"]["/api/v1/certificates/{id}/download/"]["get"]["responses"]["200"]
+    assert set(ok["content"]) == {"application/x-pem-file", "application/pkix-cert",
+                                  "application/pem-certificate-chain", "application/x-pkcs12"}
+    assert "Content-Disposition" in ok["headers"]
+    assert document["paths"]["/pki/crl/{ca}.crl"]["get"]["responses"]["200"]["content"] == {
+        "application/pkix-crl": {"schema": {"type": "string", "format": "binary"}}}
+    assert document["paths"]["/pki/ocsp/{ca}/"]["post"]["security"] == []
+
+
+def test_ordering_is_a_comma_separated_string_as_the_server_reads_it(document):
+    listing = document["paths"]["/api/v1/certificates/"]["get"]["parameters"]
+    ordering = next(p for p in listing if p["name"] == "ordering")
+    assert ordering["schema"]["type"] == "string"
+    assert re.fullmatch(ordering["schema"]["pattern"], "-not_after,id")
+    assert not re.fullmatch(ordering["schema"]["pattern"], "secret_field")
+
+
+def test_the_session_route_is_documented_as_it_answers(document, make_principal_client, organization):
+    from tests.factories import ApiKeyFactory, UserFactory
+
+    operation = document["paths"]["/auth/session"]["post"]
+    assert operation["security"] == []
+    assert set(operation["responses"]) >= {"200", "400", "401", "429"}
+    key = ApiKeyFactory(user=UserFactory(role="admin"))
+    answer = Client().post("/auth/session", {"api_key": key.plain_key}, content_type="application/json").json()
+    session = document["components"]["schemas"]["Session"]
+    assert set(answer) == set(session["properties"]) == set(session["required"])
+    assert answer["organization"] is None
+    assert session["properties"]["organization"]["nullable"] is True

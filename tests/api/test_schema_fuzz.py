@@ -81,7 +81,8 @@ def _load_schema():
     return schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application(), config=config)
 
 
-schema = _load_schema()
+# OCSP over POST takes a DER request no generator can make up; tests/publishing judges it with openssl ocsp.
+schema = _load_schema().exclude(method="POST", path="/pki/ocsp/{ca}/")
 
 
 def _keep_generated(value) -> bool:

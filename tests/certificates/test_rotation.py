@@ -52,6 +52,8 @@ def test_rotation_interrupted_after_k_files_then_rerun_loses_nothing(crash_after
     assert client.get("/ready").status_code == 503, "no traffic while a rotation is half done"
 
     report = rotate()
+    assert report["backups_need_old_key"] is True
+    assert "OLD key and salt" in report["note"]
     assert report["rotated"] + report["already_done"] == len(relpaths)
     assert report["already_done"] == crash_after
     new_store = ArtifactStore(data_dir, ArtifactCipher.from_settings_values(NEW_KEY, NEW_SALT))

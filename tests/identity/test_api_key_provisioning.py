@@ -132,7 +132,7 @@ def test_an_existing_member_with_another_role_is_a_conflict_for_their_own_admin(
     before = state()
     response = post(admin, {"user": "erin", "role": "manager"})
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "conflict"
+    assert response.json()["error"]["code"] == "membership_conflict"
     assert state() == before
 
 

@@ -65,7 +65,7 @@ def test_duplicate_is_a_409(make_principal_client, organization):
     client = make_principal_client("admin")
     response = client.post(URL, {"name": organization.name.upper()}, content_type="application/json")
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "conflict"
+    assert response.json()["error"]["code"] == "duplicate"
     response = client.post(URL, {"name": "Other", "slug": organization.slug}, content_type="application/json")
     assert response.status_code == 409
 

@@ -64,6 +64,8 @@ OBJECT_IDS: dict[str, Callable[[World], object]] = {
     # a fresh key of a plain user of the main organization (revoking it harms no caller)
     "/api/v1/api-keys/{id}/revoke/": lambda world: ApiKeyFactory(
         user=UserFactory(role="user", organization=world.organization)).pk,
+    "/api/v1/api-keys/{id}/": lambda world: ApiKeyFactory(
+        user=UserFactory(role="user", organization=world.organization)).pk,
     "/api/v1/audit-events/{id}/": lambda world: AuditEvent.objects.filter(
         organization_id=world.organization.pk).order_by("seq").values_list("pk", flat=True).first(),
 }

@@ -107,7 +107,7 @@ def test_malformed_login_body_is_a_400_and_opens_no_session(body, api_key):
 def test_wrong_keys_get_one_generic_answer(make_key, api_key):
     response = Client().post("/auth/session", {"api_key": make_key(api_key)}, content_type="application/json")
     assert response.status_code == 401
-    assert response.json() == {"error": {"code": "invalid_credentials", "message": "Invalid credentials."}}
+    assert response.json() == {"error": {"code": "not_authenticated", "message": "Invalid credentials."}}
     assert not SessionToken.objects.exists()
     assert "pki_session" not in response.cookies
 

@@ -43,7 +43,7 @@ def test_ten_wrong_secrets_with_a_users_prefix_then_that_user_signs_in(live: Liv
     refused = [live.request("POST", "/auth/session", json_body={"api_key": guess}, source_ip="127.0.0.11")
                for _ in range(10)]
     assert [response.status for response in refused] == [401] * PER_KEY + [429] * (10 - PER_KEY)
-    assert {response.error_code for response in refused} == {"invalid_credentials", "rate_limited"}
+    assert {response.error_code for response in refused} == {"not_authenticated", "rate_limited"}
     assert all(int(response.header("retry-after")) >= 1 for response in refused[PER_KEY:])
 
     for address in ("127.0.0.11", "127.0.0.12"):  # the attacker's address and another one

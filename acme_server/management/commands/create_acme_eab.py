@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from acme_server.services.eab import create_eab_key
 from certificates.errors import ServiceError
 from certificates.models import CertificateAuthority
 from organizations.management.commands._output import emit, fail
 from organizations.models import Organization
 from pki_project.actor import Actor
+from pki_project.cli import JsonCommand
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Create an ACME external account binding key (key id + HMAC key, shown only now)."
 
     def add_arguments(self, parser) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connection
 from django.db.models import Max
 
@@ -23,6 +25,14 @@ from audit.verification import (
     verify_chain,
     verify_records,
 )
+from pki_project.cli import JsonCommand
+
+
+def _open_export(export: Path) -> contextlib.AbstractContextManager[TextIO]:
+    """The export file, or standard input for `-` (left open: it is not ours to close)."""
+    if str(export) == "-":
+        return contextlib.nullcontext(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8"))
+    return export.open(encoding="utf-8")
 
 
 class Progress:
@@ -37,7 +47,7 @@ class Progress:
         self.shown = True
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = (
         "Verify the audit trail from the first event to the last: the hash chain, every event's MAC, the "
         "installation's anchor and an optional signed checkpoint. Exit status 0 and the count when intact (the "
@@ -50,7 +60,7 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoint-out", type=Path, metavar="FILE",
                             help="when intact, write a checkpoint of the current head to FILE")
         parser.add_argument("--export", type=Path, metavar="FILE",
-                            help="verify a JSON Lines export (from export_audit_log) instead of the database")
+                            help="verify a JSON Lines export (export_audit_log; - for stdin) instead of the database")
         parser.add_argument("--public-key", action="store_true",
                             help="print the public key that signs this installation's checkpoints (PEM) and exit")
         parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -83,7 +93,7 @@ class Command(BaseCommand):
         try:
             if export is None:
                 return verify_chain(checkpoint=checkpoint, progress=progress)
-            with export.open(encoding="utf-8") as lines:
+            with _open_export(export) as lines:
                 return verify_records(read_export(lines), keys=audit_keys(), progress=progress,
                                       checkpoints=[checkpoint] if checkpoint else [])
         except OSError as error:

@@ -10,17 +10,17 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from backups.errors import BackupError
 from backups.management.commands._progress import TerminalProgress
 from backups.preview import AUDIT_DIVERGED
 from backups.services import preview_restore, recover, restore_backup
 from pki_project.actor import Actor
-from pki_project.cli import add_json_argument, emit
+from pki_project.cli import JsonCommand, add_json_argument, emit
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = ("Replace the database and the encrypted data directory with a backup, after validating it "
             "completely. The previous state is kept until the new one is in place.")
 

@@ -1,12 +1,12 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from certificates.services.notifications import create_target, describe_target
 from organizations.models import Organization
 from pki_project.actor import Actor
-from pki_project.cli import add_json_argument, emit, service_errors_as_command_errors
+from pki_project.cli import JsonCommand, add_json_argument, emit, service_errors_as_command_errors
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = ("Tell an organization's expiring certificates to an e-mail address or a webhook. A webhook's HMAC "
             "signing key is printed once: give it to the receiver, it is not shown again.")
 

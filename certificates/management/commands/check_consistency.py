@@ -12,17 +12,18 @@ import logging
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import DatabaseError
 
 from certificates.consistency import DEFAULT_GRACE_SECONDS, ConsistencyReport, check_consistency
+from pki_project.cli import JsonCommand
 
 logger = logging.getLogger(__name__)
 
 EXIT_CLEAN, EXIT_PROBLEMS, EXIT_COULD_NOT_RUN = 0, 1, 2
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = ("Check the database against the data directory (every referenced artifact exists and opens, no "
             "orphans), certificate chains, CRL freshness and the audit trail. Exit 0 clean, 1 problems, "
             "2 could not run.")

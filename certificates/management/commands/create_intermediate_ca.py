@@ -1,4 +1,3 @@
-from django.core.management.base import BaseCommand
 
 from certificates.crypto.keys import KeyType
 from certificates.selectors import get_ca
@@ -11,6 +10,7 @@ from certificates.services.authorities import (
 from certificates.services.profiles import ca_policy_oids
 from pki_project.actor import Actor
 from pki_project.cli import (
+    JsonCommand,
     add_json_argument,
     add_password_arguments,
     emit,
@@ -23,7 +23,7 @@ def _policies_clause(policies: list[str]) -> str:
     return f", asserting the policies {', '.join(policies)}" if policies else ""
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Create an intermediate CA signed by a root (asks for its root password) or by another intermediate."
 
     def add_arguments(self, parser) -> None:

@@ -1,12 +1,11 @@
-from django.core.management.base import BaseCommand
 
 from certificates.management.profile_options import add_profile_field_arguments, profile_as_dict, profile_values
 from certificates.services.profiles import create_profile
 from pki_project.actor import Actor
-from pki_project.cli import add_json_argument, emit, service_errors_as_command_errors
+from pki_project.cli import JsonCommand, add_json_argument, emit, service_errors_as_command_errors
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Create a certificate profile (global, or an organization's with --organization)."
 
     def add_arguments(self, parser) -> None:

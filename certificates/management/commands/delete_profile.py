@@ -1,11 +1,10 @@
-from django.core.management.base import BaseCommand
 
 from certificates.services.profiles import delete_profile, get_visible_profile
 from pki_project.actor import Actor
-from pki_project.cli import add_json_argument, emit, service_errors_as_command_errors
+from pki_project.cli import JsonCommand, add_json_argument, emit, service_errors_as_command_errors
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Delete a custom certificate profile that no certificate was issued with (built-ins: never)."
 
     def add_arguments(self, parser) -> None:

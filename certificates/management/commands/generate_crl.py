@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from certificates.models import CertificateAuthority
@@ -24,15 +23,18 @@ from certificates.selectors import get_ca
 from certificates.services.crls import ROOT_DELTA_SKIP_REASON, publish_crls_for
 from pki_project.actor import Actor
 from pki_project.cli import (
+    JsonCommand,
     add_json_argument,
     add_password_arguments,
+    command_failed,
     emit,
+    iso_utc,
     read_password,
     service_errors_as_command_errors,
 )
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Sign the CRLs (full and delta) of one CA or of all CAs that near nextUpdate (cron)."
 
     def add_arguments(self, parser) -> None:
@@ -52,9 +54,13 @@ class Command(BaseCommand):
         with service_errors_as_command_errors():
             named = get_ca(options["ca"]) if options["ca"] else None
         password = self._root_password(options, named)
+        if named is not None and named.is_root and password is None and not options["delta"]:
+            raise command_failed(f"The root CA '{named.slug}' needs its password to sign its CRL: "
+                                "--password-file FILE (- for stdin) or --password-env VAR.",
+                                code="root_password_required")
         cas = [named] if named else list(CertificateAuthority.objects.select_related("certificate").usable(now))
         mode = "full" if options["full"] else "delta" if options["delta"] else "due"
-        results, skipped, failed = [], [], []
+        results, skipped, failed, locked = [], [], [], []
         publications = [publication for publication in publish_crls_for(
             cas, actor=actor, only_due=not options["force"], root_password=password, now=now, mode=mode,
         ) if publication.outcome != "current"]
@@ -65,6 +71,7 @@ class Command(BaseCommand):
                 if publication.reason == ROOT_DELTA_SKIP_REASON:
                     self._say(options, f"Skipped root CA '{ca.slug}': {ROOT_DELTA_SKIP_REASON}")
                 else:
+                    locked.append(ca.slug)
                     self._say(options, f"Skipped root CA '{ca.slug}': its CRL needs the root password "
                                        "(--password-file FILE or --password-env VAR).")
                 continue
@@ -74,18 +81,24 @@ class Command(BaseCommand):
                 continue
             for crl in publication.crls:
                 results.append({"ca": ca.slug, "number": crl.number, "delta_base": crl.delta_base_number,
-                                "entries": crl.entry_count, "next_update": crl.next_update.isoformat()})
+                                "entries": crl.entry_count, "next_update": iso_utc(crl.next_update)})
                 kind = f"delta CRL #{crl.number} (base #{crl.delta_base_number})" if crl.is_delta else (
                     f"CRL #{crl.number}")
                 self._say(options, f"Signed {kind} of '{ca.slug}': {crl.entry_count} entries, "
-                                   f"next update {crl.next_update:%Y-%m-%d %H:%M:%S}Z.")
+                                   f"next update {iso_utc(crl.next_update)}.")
         if not publications:
             self._say(options, "No CRL is due (each full CRL is younger than PKI_CRL_FULL_INTERVAL_HOURS with more "
                                "than half its lifetime left, and its delta is current; --force signs anyway).")
-        if options["json"]:
-            emit(self, options, {"crls": results, "skipped": skipped, "failed": failed}, "")
+        outcome = {"crls": results, "skipped": skipped, "failed": failed}
         if failed:
-            raise CommandError(f"{len(failed)} CA(s) failed: " + ", ".join(f["ca"] for f in failed))
+            raise command_failed(f"{len(failed)} CA(s) failed: " + ", ".join(f["ca"] for f in failed),
+                                code="crl_failed", details=outcome)
+        if named is not None and locked:  # the one CA asked for was not signed: that is no success
+            raise command_failed(f"The root CA '{named.slug}' needs its password to sign its CRL: "
+                                "--password-file FILE (- for stdin) or --password-env VAR.",
+                                code="root_password_required", details=outcome)
+        if options["json"]:
+            emit(self, options, outcome, "")
 
     @staticmethod
     def _root_password(options: dict[str, Any], named: CertificateAuthority | None) -> str | None:

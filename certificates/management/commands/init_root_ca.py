@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from certificates.crypto.keys import KeyType
 from certificates.services.authorities import DEFAULT_ROOT_DAYS, DEFAULT_ROOT_KEY_TYPE, create_root_ca
 from organizations.models import Organization
 from pki_project.actor import Actor
 from pki_project.cli import (
+    JsonCommand,
     add_json_argument,
     add_password_arguments,
     emit,
@@ -13,7 +14,7 @@ from pki_project.cli import (
 )
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Create a root CA for an organization. Asks for the root password that will guard its key."
 
     def add_arguments(self, parser) -> None:

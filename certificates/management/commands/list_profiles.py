@@ -1,14 +1,14 @@
 import json
 
-from django.core.management.base import BaseCommand
 from django.db.models import Q
 
 from certificates.management.profile_options import profile_as_dict
 from certificates.services.profiles import visible_profiles
 from pki_project.actor import Actor
+from pki_project.cli import JsonCommand
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "List certificate profiles (built-ins, global and per organization)."
 
     def add_arguments(self, parser) -> None:

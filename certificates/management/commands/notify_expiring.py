@@ -1,10 +1,10 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from certificates.services.notifications import describe_target, notify_expiring, pending_preview
-from pki_project.cli import add_json_argument, emit
+from pki_project.cli import JsonCommand, add_json_argument, emit
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = ("Send the expiry notices that are due (e-mail and signed webhooks, on each target's bands) and retry "
             "failed ones whose time has come. Run it from cron, e.g. hourly. Exits 1 when a delivery failed.")
 

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.dateparse import parse_datetime
 
 from certificates.models import RevocationReason
@@ -8,6 +8,7 @@ from certificates.selectors import get_ca, get_certificate
 from certificates.services.revocation import revoke_certificate
 from pki_project.actor import Actor
 from pki_project.cli import (
+    JsonCommand,
     add_json_argument,
     add_password_arguments,
     emit,
@@ -25,7 +26,7 @@ def parse_invalidity_date(text: str | None) -> datetime | None:
     return moment
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Revoke a certificate (RFC 5280 reason). A CA certificate needs its root's password."
 
     def add_arguments(self, parser) -> None:

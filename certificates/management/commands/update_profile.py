@@ -1,12 +1,12 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from certificates.management.profile_options import add_profile_field_arguments, profile_as_dict, profile_values
 from certificates.services.profiles import get_visible_profile, update_profile
 from pki_project.actor import Actor
-from pki_project.cli import add_json_argument, emit, service_errors_as_command_errors
+from pki_project.cli import JsonCommand, add_json_argument, emit, service_errors_as_command_errors
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Change the given fields of a certificate profile (built-ins included; the name stays)."
 
     def add_arguments(self, parser) -> None:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
-from django.core.management.base import CommandError
+from pki_project.cli import command_failed, to_json
 
 
 def emit(command, options, payload: dict, text: str) -> None:
     """With --json exactly one JSON object on stdout; otherwise a human sentence."""
     if options.get("json"):
-        command.stdout.write(json.dumps(payload, sort_keys=True))
+        command.stdout.write(to_json(payload))
     else:
         command.stdout.write(text)
 
 
-def fail(message: str) -> CommandError:
-    """A clear one-line error, exit status 1, no traceback."""
-    return CommandError(message, returncode=1)
+def fail(message: str, code: str = "failed") -> command_failed:
+    """A clear one-line error, exit status 1, no traceback (under --json: one JSON error object)."""
+    return command_failed(message, code=code)

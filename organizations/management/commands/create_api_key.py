@@ -1,16 +1,16 @@
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from organizations.management.commands._output import emit, fail
 from organizations.services import MAX_KEY_VALIDITY_DAYS, IdentityError, KeyScope, provision_api_key
 from pki_project.actor import Actor
+from pki_project.cli import JsonCommand
 
 MAX_EXPIRES_DAYS = 3650
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Create an API key for a user (created with the role if missing). The key is shown once."
 
     def add_arguments(self, parser) -> None:

@@ -1,11 +1,11 @@
-from django.core.management.base import BaseCommand
 
 from organizations.management.commands._output import emit, fail
 from organizations.services import OrganizationError, create_organization
 from pki_project.actor import Actor
+from pki_project.cli import JsonCommand
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Create an organization (a tenant of the PKI)."
 
     def add_arguments(self, parser) -> None:

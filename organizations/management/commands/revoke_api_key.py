@@ -1,12 +1,12 @@
-from django.core.management.base import BaseCommand
 
 from organizations.management.commands._output import emit, fail
 from organizations.models import ApiKey
 from organizations.services import revoke_api_key
 from pki_project.actor import Actor
+from pki_project.cli import JsonCommand
 
 
-class Command(BaseCommand):
+class Command(JsonCommand):
     help = "Revoke an API key (by id or prefix); its sessions end on their next request."
 
     def add_arguments(self, parser) -> None:
