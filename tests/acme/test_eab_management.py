@@ -209,3 +209,18 @@ def test_acme_certificates_name_their_account_in_the_inventory(make_principal_cl
     acme_only = admin.get("/admin/certificates/certificate/?channel=acme").content.decode()
     assert acme_certificate.serial[:16] in acme_only
     assert other.serial[:16] not in acme_only
+
+
+def test_the_created_key_has_a_location_and_is_never_replayed(make_principal_client, acme_org):
+    """The generic Location of every 201 names the new detail route; the HMAC key is never stored for a replay."""
+    manager = make_principal_client("manager", acme_org)
+    first = manager.post("/api/v1/acme/eab/", {"label": "a"}, content_type="application/json",
+                         headers={"Idempotency-Key": "eab-once"})
+    assert first.status_code == 201
+    assert first["Location"].endswith(f"/api/v1/acme/eab/{first.json()['id']}/")
+    again = manager.post("/api/v1/acme/eab/", {"label": "a"}, content_type="application/json",
+                         headers={"Idempotency-Key": "eab-once"})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "idempotency_secret_shown"
+    assert first.json()["hmac_key"] not in again.content.decode()
+    assert ExternalAccountKey.objects.count() == 1
