@@ -1,4 +1,5 @@
-"""WSGI entry point (gunicorn `pki_project.wsgi`)."""
+"""WSGI entry point (gunicorn `pki_project.wsgi`): Django, with plain OCSP GETs answered in front of it
+(`certificates.ocsp_wsgi`)."""
 
 import os
 
@@ -9,4 +10,8 @@ exit_on_config_error()
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from certificates.ocsp_wsgi import with_ocsp_fast_path  # noqa: E402 (needs Django set up)
+
+application = with_ocsp_fast_path(django_application)
