@@ -3,14 +3,15 @@
 `with_ocsp_fast_path(application)` wraps the WSGI application (pki_project/wsgi.py). A plain
 `GET /pki/ocsp/{ca}/{request}` (RFC 6960 A.1, RFC 5019 5) is answered here by the same service
 and the same response helper as `public_views.ocsp_get`, with the headers the middleware stack
-would add (security headers, metrics by route, the per-IP rate limit, request signals for the
-database connections), so the answer is the same bytes and headers; only the path through
-twelve middlewares, the URL resolver and the request object is gone.
+would add (security headers, metrics by route, the per-IP rate limit's count, request signals
+for the database connections), so the answer is the same bytes and headers; only the path
+through the middlewares, the URL resolver and the request object is gone.
 
 Anything else goes to Django untouched: another method or path, a request that is not plain
 http (HSTS is Django's), a Host that ALLOWED_HOSTS refuses, a body, credentials or cookies (the
 authentication middleware counts refused ones), a conditional request (304 handling), a
-forwarded host or scheme, a malformed request, or an error while answering.
+forwarded host or scheme, a malformed request, a client over the rate limit (Django answers the
+429 and audits the refusal), or an error while answering.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ OCSP_GET_PATH = re.compile(r"/pki/ocsp/(?P<ca>[-a-zA-Z0-9_]+)/(?P<request>.+)")
 #: Present in the request: Django answers it (credentials, cookies, conditions, a body, a proxy's say).
 DJANGO_ONLY = ("HTTP_AUTHORIZATION", "HTTP_COOKIE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
                "HTTP_TRANSFER_ENCODING", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_SSL")
-REASONS = {200: "200 OK", 429: "429 Too Many Requests"}
+REASONS = {200: "200 OK"}
 
 WSGIApplication = Callable[[dict, Callable], Iterable[bytes]]
 Answered = tuple[str, list[tuple[str, str]], bytes]
@@ -102,9 +103,8 @@ def _answer(environ: dict, ca: str, encoded: str) -> Answered | None:
             parsed = ocsp_request_from_get_path(encoded)
         except MalformedOCSPRequest:
             return None  # before counting: Django counts the request it answers
-        refused = _rate_limited(environ)
-        if refused is not None:
-            return refused
+        if _over_rate_limit(environ):
+            return None  # Django refuses it again, with the access.deny audit event of a 429
         answer = answer_parsed_ocsp_request(ca, parsed)
         return _as_wsgi(public_views._ocsp_response(answer, cacheable=not answer.nonce))
     except Exception:  # Django answers it again, with its own error handling and logging
@@ -112,22 +112,18 @@ def _answer(environ: dict, ca: str, encoded: str) -> Answered | None:
         return None
 
 
-def _rate_limited(environ: dict) -> Answered | None:
-    """The public routes' per-IP limit (public_views._rate_limited), answered as tryLater in an HTTP 429."""
+def _over_rate_limit(environ: dict) -> bool:
+    """The public routes' per-IP limit (public_views._rate_limited), counted in the same bucket."""
     limit = settings.PKI_PUBLIC_RATE_PER_IP
     if limit <= 0:
-        return None
+        return False
     try:
         result = ratelimit.hit(f"pki-public:{environ.get('REMOTE_ADDR') or 'unknown'}", limit=limit,
                                window=settings.PKI_PUBLIC_RATE_WINDOW)
     except Exception:  # the shared cache is down: serve rather than fail relying parties
         logger.exception("Rate limit counter unavailable for %s", environ.get("PATH_INFO", ""))
-        return None
-    if result.allowed:
-        return None
-    response = public_views._ocsp_too_many(result.retry_after)
-    response["Retry-After"] = str(result.retry_after)
-    return _as_wsgi(response)
+        return False
+    return not result.allowed
 
 
 def _as_wsgi(response) -> Answered:

@@ -90,7 +90,7 @@ def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
 
 def wrk(tools: dict[str, str], url: str, connections: int, seconds: float, script: Path | None) -> dict[str, Any]:
     """One wrk run: requests per second, median latency, and every non-2xx/3xx or socket error counted."""
-    command = [tools["wrk"], "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds:g}s",
+    command = [tools["wrk"], "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{int(seconds)}s",
                "--latency", "--timeout", "30s"]
     if script is not None:
         command += ["-s", str(script)]
@@ -300,7 +300,7 @@ def _phase(bench: ModuleType, tools: dict[str, str], workdir: Path, database: st
             port = bench.free_port()
             stack.enter_context(background(
                 [tools["cfssl"], "serve", "-address", "127.0.0.1", "-port", str(port), "-ca", str(certificate),
-                 "-ca-key", str(key), "-config", str(config), "-db-config", str(cfssl_db), "-loglevel", "3"],
+                 "-ca-key", str(key), "-config", str(config), "-db-config", str(cfssl_db)],
                 port))
             peers[key_type] = (port, certificate, key)
         sign_body = json.dumps({"certificate_request": csr.decode()}).encode()
@@ -369,7 +369,7 @@ def _ocsp_rows(bench: ModuleType, tools: dict[str, str], workdir: Path, database
     port = bench.free_port()
     rows = []
     with background([tools["cfssl"], "ocspserve", "-address", "127.0.0.1", "-port", str(port), "-responses",
-                     str(responses), "-loglevel", "3"], port):
+                     str(responses)], port):
         body = peer_request.public_bytes(Encoding.DER)
         check_ocsp(*post(port, "/", body, {"Content-Type": "application/ocsp-request"}))
         cfssl_side = (f"http://127.0.0.1:{port}/",

@@ -148,15 +148,24 @@ def test_other_paths_and_malformed_requests_are_handed_on(intermediate_ca, path)
 
 
 @pytest.mark.django_db
-def test_the_public_rate_limit_applies_with_try_later(intermediate_ca, leaf, settings):
+def test_the_public_rate_limit_counts_fast_answers_and_django_refuses_past_it(intermediate_ca, leaf, settings):
     settings.PKI_PUBLIC_RATE_PER_IP = 1
     path = _path(intermediate_ca, leaf)
-    assert call(path)[0] == "200 OK"
-    status, headers, body, django = call(path)
-    assert django.calls == 0
-    assert status == "429 Too Many Requests"
-    assert int(headers["Retry-After"]) > 0
-    assert ocsp.load_der_ocsp_response(body).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+    assert call(path)[3].calls == 0
+    assert call(path)[3].calls == 1  # past the limit: Django answers the 429 and audits it
+
+
+@pytest.mark.django_db
+def test_past_the_rate_limit_django_answers_try_later_and_audits_it(client, intermediate_ca, leaf, settings):
+    from audit.models import AuditEvent
+
+    settings.PKI_PUBLIC_RATE_PER_IP = 1
+    path = _path(intermediate_ca, leaf)
+    assert call(path, REMOTE_ADDR="127.0.0.1")[0] == "200 OK"  # the test client's address
+    refused = client.get(path)
+    assert refused.status_code == 429
+    assert ocsp.load_der_ocsp_response(refused.content).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+    assert AuditEvent.objects.filter(action="access.deny").exists()
 
 
 @pytest.mark.django_db
