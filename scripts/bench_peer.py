@@ -15,8 +15,8 @@
 The load is `wrk` (Debian; installed on demand like cfssl), keep-alive connections; every
 round runs cfssl and us back to back, the order alternating, and a row reports the median
 round: `rps` ours, `peer_rps` cfssl, `peer_ratio` = ours / cfssl (throughput, > 1 is faster).
-Our server runs with pki_project/gunicorn.conf.py (BENCH_PEER_WORKERS workers, default
-2 x cores) and Redis (PKI_TEST_REDIS_URL) as the shared cache.
+Our server runs with pki_project/gunicorn.conf.py as it ships (BENCH_PEER_WORKERS overrides its
+worker count) and Redis (PKI_TEST_REDIS_URL) as the shared cache.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ OCSP_CONCURRENCY = 4
 POSTGRES_URL = os.environ.get("PKI_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 DATABASE_PREFIX = os.environ.get("BENCH_DATABASE_PREFIX", "pki_bench")
-WORKERS = int(os.environ.get("BENCH_PEER_WORKERS", str(2 * (os.cpu_count() or 1))))
+WORKERS = os.environ.get("BENCH_PEER_WORKERS", "")  # default: pki_project/gunicorn.conf.py's own
 
 # cfssl's certdb schema (certdb/sqlite and certdb/pg migrations), columns of later versions included.
 CFSSL_SCHEMA = """
@@ -284,7 +284,8 @@ def _phase(bench: ModuleType, tools: dict[str, str], workdir: Path, database: st
     bench.migrate(env)
     setup = bench.measure_in_subprocess("peer_setup", {"key_types": key_types}, env)
     gunicorn = [str(bench.PROJECT_DIR / ".venv" / "bin" / "gunicorn"), "--config", "pki_project/gunicorn.conf.py",
-                "--bind", f"127.0.0.1:{ours_port}", "--workers", str(WORKERS), "--log-level", "warning"]
+                "--bind", f"127.0.0.1:{ours_port}", "--log-level", "warning",
+                *(["--workers", WORKERS] if WORKERS else [])]
     rows = []
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(background(gunicorn, ours_port, cwd=bench.PROJECT_DIR, env=env,
