@@ -483,7 +483,7 @@ def _bare_postgres_floor(issuer, issuer_key, csrs):
                      "actor_username, actor_role, target_type, target_id, target_serial, source_ip, user_agent, "
                      "details, prev_hash, hash, mac")
     database.execute(f"INSERT INTO {events} ({audit_columns}) VALUES (1, 1, now(), 'x', 'success', '', NULL, '', "  # noqa: S608
-                     "'', '', '', '', '', '', '', '{{}}', %s, %s, %s)", ("0" * 64, "1" * 64, "2" * 64))
+                     "'', '', '', '', '', '', '', '{}', %s, %s, %s)", ("0" * 64, "1" * 64, "2" * 64))
     certificate_sql = (f"INSERT INTO {certificates} (organization_id, issuer_id, kind, profile, serial, "  # noqa: S608
                        "common_name, subject, sans, key_type, key_source, not_before, not_after, fingerprint_sha256, "
                        "der, key_path, pkcs12_path, pkcs12_password_path, revocation_reason, created_by, created_at) "
