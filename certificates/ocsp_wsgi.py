@@ -3,21 +3,23 @@
 `with_ocsp_fast_path(application)` wraps the WSGI application (pki_project/wsgi.py). A plain
 `GET /pki/ocsp/{ca}/{request}` (RFC 6960 A.1, RFC 5019 5) is answered here by the same service
 and the same response helper as `public_views.ocsp_get`, with the headers the middleware stack
-would add (security headers, metrics by route, the per-IP rate limit's count, request signals
-for the database connections), so the answer is the same bytes and headers; only the path
-through the middlewares, the URL resolver and the request object is gone.
+would add (security headers, metrics by route, the per-IP rate limit's count, and Django's
+request signals for the database connections, at most once a second per thread), so the answer
+is the same bytes and headers; only the path through the middlewares, the URL resolver and the
+request object is gone.
 
 Anything else goes to Django untouched: another method or path, a request that is not plain
 http (HSTS is Django's), a Host that ALLOWED_HOSTS refuses, a body, credentials or cookies (the
 authentication middleware counts refused ones), a conditional request (304 handling), a
 forwarded host or scheme, a malformed request, a client over the rate limit (Django answers the
-429 and audits the refusal), or an error while answering.
+429 and audits the refusal), or an error while answering (internalError included).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -41,6 +43,8 @@ OCSP_GET_PATH = re.compile(r"/pki/ocsp/(?P<ca>[-a-zA-Z0-9_]+)/(?P<request>.+)")
 DJANGO_ONLY = ("HTTP_AUTHORIZATION", "HTTP_COOKIE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
                "HTTP_TRANSFER_ENCODING", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_SSL")
 REASONS = {200: "200 OK"}
+HOUSEKEEPING_SECONDS = 1.0
+_thread = threading.local()
 
 WSGIApplication = Callable[[dict, Callable], Iterable[bytes]]
 Answered = tuple[str, list[tuple[str, str]], bytes]
@@ -64,15 +68,33 @@ def answer_ocsp_get(environ: dict) -> Answered | None:
     if match is None:
         return None
     started = time.perf_counter()
-    signals.request_started.send(sender=with_ocsp_fast_path, environ=environ)
+    housekeeping = _housekeeping_due()
+    if housekeeping:
+        signals.request_started.send(sender=with_ocsp_fast_path, environ=environ)
     try:
         answered = _answer(environ, match["ca"], match["request"])
     finally:
-        signals.request_finished.send(sender=with_ocsp_fast_path)
+        if housekeeping:
+            signals.request_finished.send(sender=with_ocsp_fast_path)
     if answered is not None:
         metrics.LATENCY.labels(ROUTE).observe(time.perf_counter() - started)
         metrics.REQUESTS.labels(ROUTE, "GET", f"{answered[0][0]}xx").inc()
     return answered
+
+
+def _housekeeping_due() -> bool:
+    """Whether this thread runs Django's request signals for this request: at most every HOUSEKEEPING_SECONDS.
+
+    They recycle the thread's database connection (CONN_MAX_AGE) and arm its health check, a
+    `SELECT 1` round trip before the next query: once per request would double the database
+    round trips of an answer. A connection that broke in between fails the status query, and that
+    answer (internalError) goes to Django, whose own request signals replace the connection.
+    """
+    now = time.monotonic()
+    if now - getattr(_thread, "housekeeping_at", float("-inf")) < HOUSEKEEPING_SECONDS:
+        return False
+    _thread.housekeeping_at = now
+    return True
 
 
 def _fast_path_match(environ: dict) -> re.Match | None:
@@ -106,6 +128,8 @@ def _answer(environ: dict, ca: str, encoded: str) -> Answered | None:
         if _over_rate_limit(environ):
             return None  # Django refuses it again, with the access.deny audit event of a 429
         answer = answer_parsed_ocsp_request(ca, parsed)
+        if answer.status == "internalError":
+            return None  # perhaps a broken database connection: Django replaces it and answers again
         return _as_wsgi(public_views._ocsp_response(answer, cacheable=not answer.nonce))
     except Exception:  # Django answers it again, with its own error handling and logging
         logger.exception("OCSP fast path failed for CA %s; handing the request to Django", ca)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
+import shutil
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -14,6 +17,7 @@ from cryptography.x509 import ocsp
 from django.core import signals
 from django.db import close_old_connections
 
+from certificates import ocsp_wsgi
 from certificates.ocsp_wsgi import with_ocsp_fast_path
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
@@ -175,3 +179,30 @@ def test_fast_answers_are_counted_by_route(intermediate_ca, leaf):
     for _ in range(3):
         assert call(_path(intermediate_ca, leaf))[0] == "200 OK"
     assert counter._value.get() - before == 3
+
+
+@pytest.mark.django_db
+def test_an_answer_that_fails_is_handed_to_django(intermediate_ca, leaf, settings):
+    from certificates.keystore import forget_all_signing_keys
+    from certificates.models import Certificate, CertificateKind
+
+    path = _path(intermediate_ca, leaf, nonce=b"f" * 16)  # a nonce: signed on every request
+    assert call(path)[3].calls == 0
+    responder = Certificate.objects.get(issuer=intermediate_ca, kind=CertificateKind.OCSP_RESPONDER)
+    (sealed,) = [found for found in Path(settings.PKI_DATA_DIR).rglob(Path(responder.key_path).name) if found.is_dir()]
+    shutil.rmtree(sealed)  # the responder's key is gone: signing fails (internalError)
+    forget_all_signing_keys()
+    assert call(path)[3].calls == 1
+
+
+def test_the_request_signals_run_at_most_once_a_second_per_thread():
+    ocsp_wsgi._thread.housekeeping_at = float("-inf")
+    assert ocsp_wsgi._housekeeping_due()
+    assert not ocsp_wsgi._housekeeping_due()
+    ocsp_wsgi._thread.housekeeping_at -= ocsp_wsgi.HOUSEKEEPING_SECONDS
+    assert ocsp_wsgi._housekeeping_due()
+    seen = []
+    other = threading.Thread(target=lambda: seen.append(ocsp_wsgi._housekeeping_due()))
+    other.start()
+    other.join()
+    assert seen == [True]  # each thread has its own connections, and its own clock
