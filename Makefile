@@ -57,9 +57,12 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-# Benchmarks (figures, not pass/fail): a table on stdout and bench-results.json. BENCH_QUICK=1: under a minute.
+# Benchmarks (figures, not pass/fail): a table on stdout and bench-results.json. BENCH_QUICK=1: a short run.
+# The peer suite (cfssl over HTTP; cfssl and wrk installed from Debian when missing) also runs on the
+# PostgreSQL server at PKI_TEST_POSTGRES_URL when one answers. One suite: make bench BENCH_ARGS="--suite peer".
+BENCH_ARGS ?=
 bench: venv
-	$(PY) scripts/bench.py
+	PKI_TEST_POSTGRES_URL="$(PKI_TEST_POSTGRES_URL)" $(PY) scripts/bench.py $(BENCH_ARGS)
 
 # Load test (figures, not pass/fail; exit 1 on any error): a throw-away PostgreSQL database, Redis cache,
 # gunicorn with LOAD_WORKERS workers, LOAD_SECONDS of mixed traffic on loopback; loadtest-results.json.

@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
+from functools import lru_cache, wraps
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -201,17 +201,23 @@ def _ocsp_response(answer: OCSPAnswer, *, cacheable: bool, request: HttpRequest 
         response = HttpResponse(answer.der, content_type=OCSP_RESPONSE_TYPE)
         response["Cache-Control"] = "no-store"  # a POST answer (maybe with a nonce) is for this client only
         return response
-    etag = _etag(answer.der)
+    etag, last_modified, expires = _validators(answer)
     if request is not None and _not_modified(request, etag, answer.this_update):
         response = HttpResponse(status=304)
     else:
         response = HttpResponse(answer.der, content_type=OCSP_RESPONSE_TYPE)
     max_age = max(0, int((answer.next_update - timezone.now()).total_seconds()))
     response["Cache-Control"] = f"max-age={max_age}, public, no-transform, must-revalidate"
-    response["Last-Modified"] = http_date(answer.this_update.timestamp())
-    response["Expires"] = http_date(answer.next_update.timestamp())
+    response["Last-Modified"] = last_modified
+    response["Expires"] = expires
     response["ETag"] = etag
     return response
+
+
+@lru_cache(maxsize=4096)
+def _validators(answer: OCSPAnswer) -> tuple[str, str, str]:
+    """ETag, Last-Modified and Expires of an answer: computed once per answer a worker serves again and again."""
+    return _etag(answer.der), http_date(answer.this_update.timestamp()), http_date(answer.next_update.timestamp())
 
 
 def _malformed() -> HttpResponse:

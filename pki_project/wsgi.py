@@ -1,4 +1,5 @@
-"""WSGI entry point (gunicorn `pki_project.wsgi`)."""
+"""WSGI entry point (gunicorn `pki_project.wsgi`): Django, with plain OCSP GETs answered in front of it
+(`certificates.ocsp_wsgi`)."""
 
 import os
 
@@ -13,7 +14,11 @@ from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 try:
-    application = get_wsgi_application()
+    django_application = get_wsgi_application()
 except ImproperlyConfigured as error:  # a setting Django's start-up refuses: one line, then stop
     print(f"Configuration error: {error}", file=sys.stderr)
     raise SystemExit(2) from None
+
+from certificates.ocsp_wsgi import with_ocsp_fast_path  # noqa: E402 (needs Django set up)
+
+application = with_ocsp_fast_path(django_application)

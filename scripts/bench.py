@@ -69,6 +69,10 @@ class Row:
     ratio: float | None = None
     peak_rss_mb: float | None = None
     raw_peak_rss_mb: float | None = None
+    rps: float | None = None  # HTTP rows: our throughput
+    peer_rps: float | None = None  # HTTP rows: cfssl's throughput in the same rounds
+    peer_ratio: float | None = None  # rps / peer_rps: above 1, faster than cfssl
+    floor_ratio: float | None = None  # in-process rows: ours / (raw work + the same statements in bare SQL)
     notes: str = ""
 
 
@@ -140,7 +144,8 @@ def run_measurement(name: str, args: dict[str, Any]) -> None:
 
 
 def print_table(rows: list[Row]) -> None:
-    headers = ["operation", "n", "median_ms", "raw_median_ms", "ratio", "peak_rss_mb", "raw_peak_rss_mb", "notes"]
+    headers = ["operation", "n", "median_ms", "raw_median_ms", "ratio", "floor_ratio", "rps", "peer_rps",
+               "peer_ratio", "peak_rss_mb", "raw_peak_rss_mb", "notes"]
     cells = [[_cell(getattr(row, h)) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
@@ -508,8 +513,10 @@ def ocsp_suite(workdir: Path) -> list[Row]:
 
 # The lifecycle suites (issue, keygen, revoke, list) live beside this file and register here.
 import bench_lifecycle  # noqa: E402  (needs the framework above)
+import bench_peer  # noqa: E402
 
 bench_lifecycle.register(sys.modules[__name__])
+bench_peer.register(sys.modules[__name__])
 
 
 @contextlib.contextmanager
@@ -521,7 +528,7 @@ def suite_database(suite: str) -> Iterator[None]:
         return
     import psycopg
 
-    name = f"pki_bench_{suite}_{secrets.token_hex(4)}"
+    name = f"{os.environ.get('BENCH_DATABASE_PREFIX', 'pki_bench')}_{suite}_{secrets.token_hex(4)}"
     with psycopg.connect(SERVER_DATABASE_URL, autocommit=True, connect_timeout=5) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     _suite_database_url = SERVER_DATABASE_URL.rsplit("/", 1)[0] + "/" + name

@@ -27,6 +27,7 @@ PACKAGES = {
     "softhsm2-util": "softhsm2",
     "cfssl": "golang-cfssl",
     "cfssljson": "golang-cfssl",
+    "wrk": "wrk",
     "go": "golang-go",
     "certtool": "gnutls-bin",
     "gnutls-cli": "gnutls-bin",

@@ -8,6 +8,15 @@ plus `Cache-Control: no-store` on anything answered to an authenticated caller.
 
 from __future__ import annotations
 
+_ALWAYS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+           "Referrer-Policy": "strict-origin-when-cross-origin"}
+_UNLESS_SET = {"Cross-Origin-Opener-Policy": "same-origin"}
+
+
+def security_headers() -> dict[str, str]:
+    """What every answer carries (the OCSP fast path, which bypasses the middlewares, adds them too)."""
+    return {**_ALWAYS, **_UNLESS_SET}
+
 
 class SecurityHeadersMiddleware:
     def __init__(self, get_response) -> None:
@@ -15,10 +24,10 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        response["X-Frame-Options"] = "DENY"
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Referrer-Policy"] = "strict-origin-when-cross-origin"
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        for name, value in _ALWAYS.items():
+            response[name] = value
+        for name, value in _UNLESS_SET.items():
+            response.headers.setdefault(name, value)
         if getattr(request, "principal", None) is not None and "Cache-Control" not in response:
             response["Cache-Control"] = "no-store"
         return response
