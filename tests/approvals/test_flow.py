@@ -218,10 +218,13 @@ def test_a_profile_without_approval_still_issues_at_once(clients, intermediate_c
     assert IssuanceApproval.objects.count() == 0
 
 
-def test_an_idempotency_key_does_not_replay_a_pending_request(clients, intermediate_ca, guarded):
+def test_an_idempotency_key_replays_the_pending_request(clients, intermediate_ca, guarded):
+    """A retried submission answers the first pending request again (202, replayed) and waits once."""
     body = {"ca": str(intermediate_ca.pk), "profile": "server", "csr": make_csr("idem.example.com").decode()}
     first = post_json(clients["manager"], "/api/v1/certificates/", body, HTTP_IDEMPOTENCY_KEY="approval-key-1")
     assert first.status_code == 202
-    from certificates.idempotency import IdempotencyKey
-
-    assert not IdempotencyKey.objects.filter(key="approval-key-1").exists()
+    again = post_json(clients["manager"], "/api/v1/certificates/", body, HTTP_IDEMPOTENCY_KEY="approval-key-1")
+    assert again.status_code == 202
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert IssuanceApproval.objects.filter(status="pending").count() == 1
