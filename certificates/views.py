@@ -25,10 +25,10 @@ from certificates.errors import PermissionRefused, ServiceError
 from certificates.forms import CrlForm, DecoderForm, IssueForm, OrganizationForm, RevokeForm
 from certificates.models import Certificate
 from certificates.services.artifacts import DownloadFormat, download_certificate, issuer_chain, reveal_pkcs12_password
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
 from certificates.services.permissions import Action, permits
 from certificates.services.profiles import visible_profiles
+from certificates.services.publication import generate_crl
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from organizations.services import OrganizationError, create_organization

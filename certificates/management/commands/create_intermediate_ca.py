@@ -11,9 +11,10 @@ from certificates.services.authorities import (
 from pki_project.actor import Actor
 from pki_project.cli import (
     add_json_argument,
+    add_key_backend_arguments,
     add_password_arguments,
     emit,
-    read_password,
+    read_root_secret,
     service_errors_as_command_errors,
 )
 
@@ -41,18 +42,20 @@ class Command(BaseCommand):
         parser.add_argument("--country", default=None, metavar="CC",
                             help="ISO 3166 country code of the CA subject (default: PKI_DEFAULT_COUNTRY)")
         add_password_arguments(parser)
+        add_key_backend_arguments(parser)
         add_json_argument(parser)
 
     def handle(self, *args, **options) -> None:
         with service_errors_as_command_errors():
             parent = get_ca(options["root"])
-            password = read_password(options) if parent.is_root else None
+            password = read_root_secret(options, token=parent.key_backend == "pkcs11") if parent.is_root else None
             ca = create_intermediate_ca(
                 parent=parent, common_name=options["name"], root_password=password, key_type=options["key_type"],
                 days=options["days"], path_length=options["path_length"], permitted_names=options["permit"],
                 excluded_names=options["exclude"], slug=options["slug"], country=options["country"],
                 crl_validity_hours=options["crl_validity_hours"], purposes=options["purposes"],
-                actor=Actor.operator("create_intermediate_ca"),
+                actor=Actor.operator("create_intermediate_ca"), key_backend=options["key_backend"],
+                token_label=options["token_label"],
             )
         purposes = ca_purposes(ca)
         emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial, "purposes": purposes},
