@@ -17,6 +17,7 @@ the fields its CA row records (`CertificateAuthority.key_backend` and the token 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -174,6 +175,37 @@ def _check_token_arguments(key_type: KeyType, token_label: str | None, pin: str 
                            code="unsupported_key_type")
 
 
+def _fresh_token_key(session: Any, lock: Any, key_type: KeyType, key_label: str, token_label: str) -> FreshCAKey:
+    ref = token_backend.generate_key(session, token_label, key_type, key_label)
+    return FreshCAKey(PKCS11, token_backend.signer_in_session(session, ref.key_id, lock),
+                      {"key_backend": PKCS11, "token_label": ref.token_label, "key_label": ref.key_label,
+                       "key_id": ref.key_id})
+
+
+@contextmanager
+def _key_making_session(token_label: str, pin: str | None, *, for_root: bool) -> Iterator[tuple[Any, Any]]:
+    """A root's key is made in the operator's session (its PIN), an intermediate's in the server's."""
+    if for_root:
+        with token_backend.operator_session(token_label, pin) as session:  # type: ignore[arg-type]
+            yield session, None
+    else:
+        with token_backend.server_session(token_label) as (session, lock):
+            yield session, lock
+
+
+@contextmanager
+def _destroyed_on_failure(session: Any, key: FreshCAKey) -> Iterator[FreshCAKey]:
+    try:
+        yield key
+    except BaseException:
+        try:
+            token_backend.destroy_key(session, key.row_fields["key_id"])
+        except Exception:  # the first error matters; a leftover key is labelled with the CA's slug
+            logging.getLogger(__name__).warning("An unused key could not be removed from token %s",
+                                                key.row_fields["token_label"])
+        raise
+
+
 @contextmanager
 def fresh_ca_key(key_type: KeyType, *, for_root: bool, backend: str = VAULT, key_label: str = "",
                  token_label: str | None = None, pin: str | None = None) -> Iterator[FreshCAKey]:
@@ -182,8 +214,7 @@ def fresh_ca_key(key_type: KeyType, *, for_root: bool, backend: str = VAULT, key
     On a token, a root's key is made in a session logged in with the operator's `pin` (closed with
     the block); an intermediate's in the server's session (the PIN file), which stays open.
 
-    A token key that ends up unused (the CA row is not written) is left on the token, labelled,
-    for the token's administrator: the library does not delete from a token what it may not read.
+    A token key whose block fails (the CA row is not written) is destroyed on the token again.
     """
     if backend not in KEY_BACKENDS:
         raise InvalidInput(f"The key backend must be one of {', '.join(KEY_BACKENDS)}.", code="invalid_key_backend")
@@ -193,13 +224,10 @@ def fresh_ca_key(key_type: KeyType, *, for_root: bool, backend: str = VAULT, key
         return
     _check_token_arguments(key_type, token_label, pin, for_root=for_root)
     try:
-        opened = (token_backend.operator_session(token_label, pin) if for_root  # type: ignore[arg-type]
-                  else token_backend.server_session(token_label))  # type: ignore[arg-type]
-        with opened as session:
-            ref = token_backend.generate_key(session, token_label, key_type, key_label)  # type: ignore[arg-type]
-            yield FreshCAKey(PKCS11, token_backend.signer_in_session(session, ref.key_id),
-                             {"key_backend": PKCS11, "token_label": ref.token_label, "key_label": ref.key_label,
-                              "key_id": ref.key_id})
+        with _key_making_session(token_label, pin, for_root=for_root) as (session, lock), \
+                _destroyed_on_failure(session, _fresh_token_key(session, lock, key_type, key_label,
+                                                                token_label)) as key:  # type: ignore[arg-type]
+            yield key
     except token_backend.TokenLoginFailed:
         raise UnlockRefused() from None
     except token_backend.TokenError as error:

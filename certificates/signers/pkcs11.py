@@ -91,7 +91,7 @@ def token_session(label: str, pin: str) -> Iterator[Any]:
 class _TokenKey:
     """What both token key classes share: the token object, its lock and the public key."""
 
-    def __init__(self, handle: Any, public: PublicKey, lock: threading.Lock) -> None:
+    def __init__(self, handle: Any, public: PublicKey, lock: threading.Lock | threading.RLock) -> None:
         self._handle, self._public, self._lock = handle, public, lock
 
     def __repr__(self) -> str:
@@ -162,7 +162,7 @@ def _public_key_of(public: Any) -> PublicKey:
                                 int.from_bytes(public[Attribute.MODULUS], "big")).public_key()
 
 
-def _key_object(session: Any, key_id: str, lock: threading.Lock) -> _TokenKey:
+def _key_object(session: Any, key_id: str, lock: threading.Lock | threading.RLock) -> _TokenKey:
     identifier = bytes.fromhex(key_id)
     try:
         private = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=identifier)
@@ -206,9 +206,17 @@ def generate_key(session: Any, token_label: str, key_type: KeyType, key_label: s
     return TokenKeyRef(token_label=token_label, key_label=key_label, key_id=identifier.hex())
 
 
-def signer_in_session(session: Any, key_id: str) -> Signer:
+def destroy_key(session: Any, key_id: str) -> None:
+    """Remove a key pair this process just made and did not use (its CA was not recorded)."""
+    identifier = bytes.fromhex(key_id)
+    for object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+        for found in session.get_objects({Attribute.CLASS: object_class, Attribute.ID: identifier}):
+            found.destroy()
+
+
+def signer_in_session(session: Any, key_id: str, lock: threading.Lock | threading.RLock | None = None) -> Signer:
     """The signer of the key `key_id` in an open session (valid while the session is)."""
-    return KeySigner(_key_object(session, key_id, threading.Lock()))
+    return KeySigner(_key_object(session, key_id, lock or threading.Lock()))
 
 
 _root_locks: dict[str, threading.Lock] = {}
@@ -235,7 +243,7 @@ def root_signer(ca: CertificateAuthority, pin: str) -> Iterator[Signer]:
 
 # --- Intermediates: one long-lived session per token, logged in with the PIN file ---------------
 
-_sessions: dict[tuple[str, str], Any] = {}
+_sessions: dict[tuple[str, str], tuple[Any, threading.RLock]] = {}
 _signers: dict[tuple[str, str, str], Signer] = {}
 _sessions_lock = threading.Lock()
 
@@ -250,19 +258,24 @@ def server_pin() -> str:
         raise TokenError("PKI_PKCS11_PIN_FILE cannot be read.") from None
 
 
-def _server_session_locked(label: str) -> Any:
+def _server_session_locked(label: str) -> tuple[Any, threading.RLock]:
+    """The session and its lock: the keys of one session sign one operation at a time (re-entrant,
+    so a thread that holds it, e.g. creating a CA, can sign with another key of the session)."""
     session_key = (settings.PKI_PKCS11_MODULE, label)
-    session = _sessions.get(session_key)
-    if session is None:
-        session = _sessions[session_key] = _open(label, server_pin())
-    return session
+    found = _sessions.get(session_key)
+    if found is None:
+        found = _sessions[session_key] = (_open(label, server_pin()), threading.RLock())
+    return found
 
 
 @contextmanager
-def server_session(label: str) -> Iterator[Any]:
-    """The server's long-lived session on the intermediates' token `label` (kept open after the block)."""
+def server_session(label: str) -> Iterator[tuple[Any, threading.RLock]]:
+    """The server's long-lived session on the intermediates' token `label` and its lock, held for
+    the block (the session stays open after it)."""
     with _sessions_lock:
-        yield _server_session_locked(label)
+        session, lock = _server_session_locked(label)
+    with lock:
+        yield session, lock
 
 
 def intermediate_signer(ca: CertificateAuthority) -> Signer:
@@ -272,8 +285,8 @@ def intermediate_signer(ca: CertificateAuthority) -> Signer:
     if found is not None:
         return found
     with _sessions_lock:
-        session = _server_session_locked(ca.token_label)
-        found = _signers[memo] = KeySigner(_key_object(session, ca.key_id, threading.Lock()))
+        session, lock = _server_session_locked(ca.token_label)
+        found = _signers[memo] = KeySigner(_key_object(session, ca.key_id, lock))
     return found
 
 
@@ -281,7 +294,7 @@ def forget_all() -> None:
     """Close the intermediates' sessions (restore, tests, a token re-configured)."""
     with _sessions_lock:
         _signers.clear()
-        sessions = list(_sessions.values())
+        sessions = [session for session, _lock in _sessions.values()]
         _sessions.clear()
     for session in sessions:
         try:
