@@ -52,7 +52,13 @@ def new_ca_key_directory() -> str:
 
 @contextmanager
 def key_removed_on_failure(store: ArtifactStore, key_directory: str) -> Iterator[None]:
-    """Undo a freshly sealed key (CA or OCSP responder) when the step that records it fails."""
+    """Undo a freshly sealed key (CA or OCSP responder) when the step that records it fails.
+
+    An empty `key_directory` (a key held by a token) has nothing to undo here.
+    """
+    if not key_directory:
+        yield
+        return
     try:
         yield
     except BaseException:

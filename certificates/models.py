@@ -278,7 +278,8 @@ class CertificateAuthority(models.Model):
                 | (Q(key_backend="pkcs11") & ~Q(token_label="") & ~Q(key_id="")),
                 name="ca_token_key_named",
             ),
-            models.CheckConstraint(condition=~Q(key_directory=""), name="ca_key_directory_present"),
+            models.CheckConstraint(condition=~Q(key_directory="") | Q(key_backend="pkcs11"),
+                                   name="ca_key_directory_present"),
             models.CheckConstraint(condition=Q(crl_validity_hours__gte=1), name="ca_crl_validity_positive"),
         ]
 

@@ -1,4 +1,5 @@
-"""Where a CA's key lives: the file vault or a PKCS#11 token (token label, key label and CKA_ID; no PIN).
+"""Where a CA's key lives: the file vault or a PKCS#11 token (token label, key label and CKA_ID; no PIN;
+no key directory: nothing of a token key is in the data directory).
 
 SQLite rebuilds the CA table to change its CHECK constraints, which drops the trigger that keeps
 CRL numbers growing (0002): it is created again at the end.
@@ -29,6 +30,10 @@ class Migration(migrations.Migration):
             model_name='certificateauthority',
             name='ca_root_has_key_params',
         ),
+        migrations.RemoveConstraint(
+            model_name='certificateauthority',
+            name='ca_key_directory_present',
+        ),
         migrations.AddField(
             model_name='certificateauthority',
             name='key_backend',
@@ -56,6 +61,10 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='certificateauthority',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('key_backend', 'vault'), ('key_id', ''), ('token_label', '')), models.Q(('key_backend', 'pkcs11'), models.Q(('token_label', ''), _negated=True), models.Q(('key_id', ''), _negated=True)), _connector='OR'), name='ca_token_key_named'),
+        ),
+        migrations.AddConstraint(
+            model_name='certificateauthority',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('key_directory', ''), _negated=True), ('key_backend', 'pkcs11'), _connector='OR'), name='ca_key_directory_present'),
         ),
         migrations.RunPython(recreate_crl_trigger, migrations.RunPython.noop),
     ]

@@ -174,6 +174,11 @@ def _check_token_use(key_backend: str, token_label: str | None, *, for_root: boo
             "give a root its own token.", code="token_shared")
 
 
+def _key_directory_for(key: FreshCAKey) -> str:
+    """A fresh vault directory for a vault key; none for a key held by a token."""
+    return new_ca_key_directory() if key.backend == VAULT else ""
+
+
 def _record_key(ca_fields: dict, key: FreshCAKey) -> dict:
     """The CA row's key fields: where the key is, never a secret."""
     return {**ca_fields, **key.row_fields}
@@ -214,7 +219,7 @@ def create_root_ca(
             certificate = build_root_ca_certificate(key.signer, subject, days, path_length=path_length)
         except CryptoError as error:
             raise from_crypto_error(error) from None
-        store, key_directory = artifact_store(), new_ca_key_directory()
+        store, key_directory = artifact_store(), _key_directory_for(key)
         with storage_errors(), key_removed_on_failure(store, key_directory):
             key.seal(store, key_directory, root_password=root_password)
         with key_removed_on_failure(store, key_directory), transaction.atomic():
@@ -228,6 +233,7 @@ def create_root_ca(
                 crl_validity_hours=crl_validity_hours,
             ), key))
             _record_ca_created(ca, actor)
+        key.recorded = True
         publish_new_ca(ca, actor, signer=key.signer, parent_signer=None)  # the key is open: the first CRL
     return ca
 
@@ -322,7 +328,7 @@ def create_intermediate_ca(
             )
         except CryptoError as error:
             raise from_crypto_error(error) from None
-        store, key_directory = artifact_store(), new_ca_key_directory()
+        store, key_directory = artifact_store(), _key_directory_for(key)
         with storage_errors(), key_removed_on_failure(store, key_directory):
             key.seal(store, key_directory, root_password=None)
         with key_removed_on_failure(store, key_directory), transaction.atomic():
@@ -337,6 +343,7 @@ def create_intermediate_ca(
                 excluded_names=excluded, crl_validity_hours=crl_validity_hours,
             ), key))
             _record_ca_created(ca, actor)
+        key.recorded = True
         # While the parent's signer is open: a root re-signs its CRL (the new child's OCSP answer).
         publish_new_ca(ca, actor, signer=key.signer, parent_signer=issuer)
     return ca

@@ -150,6 +150,7 @@ class FreshCAKey:
     signer: Signer
     row_fields: dict[str, Any] = field(default_factory=dict)
     _vault_key: vault_backend.FreshVaultKey | None = None
+    recorded: bool = False  # set once the CA row that names the key has committed: from then on it stays
 
     def public_key(self) -> PublicKey:
         return self.signer.public_key()
@@ -198,6 +199,8 @@ def _destroyed_on_failure(session: Any, key: FreshCAKey) -> Iterator[FreshCAKey]
     try:
         yield key
     except BaseException:
+        if key.recorded:
+            raise
         try:
             token_backend.destroy_key(session, key.row_fields["key_id"])
         except Exception:  # the first error matters; a leftover key is labelled with the CA's slug

@@ -98,6 +98,7 @@ def test_the_ca_rows_say_where_the_keys_are(hierarchy, key_backend):
         if key_backend == "pkcs11":
             assert (ca.token_label, ca.key_label, len(ca.key_id)) == (token, f"pki-{ca.slug}", 32)
             assert ca.root_key_params == {}
+            assert ca.key_directory == ""  # nothing of a token key is in the data directory
             assert custody_note(ca) == (f"the key of CA {ca.slug} is on token {token} (key label pki-{ca.slug}, "
                                         f"id {ca.key_id}) and is not in this backup")
         else:
