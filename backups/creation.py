@@ -38,6 +38,7 @@ class BackupReport:
     tables: dict[str, int] = field(default_factory=dict)
     artifacts: int = 0
     members: int = 0
+    keys_not_in_backup: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -45,7 +46,17 @@ class BackupReport:
 
     def as_dict(self) -> dict[str, object]:
         return {"created_at": self.created_at, "database_vendor": self.database_vendor, "rows": self.rows,
-                "tables": self.tables, "artifacts": self.artifacts, "members": self.members}
+                "tables": self.tables, "artifacts": self.artifacts, "members": self.members,
+                "keys_not_in_backup": self.keys_not_in_backup}
+
+
+def token_key_notes(alias: str) -> list[str]:
+    """One line per CA whose key is on a PKCS#11 token (`signers.custody_note`): not in any backup."""
+    from certificates.models import CertificateAuthority
+    from certificates.signers import PKCS11, custody_note
+
+    return [note for ca in CertificateAuthority.objects.using(alias).filter(key_backend=PKCS11).order_by("slug")
+            if (note := custody_note(ca))]
 
 
 def _no_progress(stage: str, done: int, total: int | None) -> None:
@@ -70,6 +81,7 @@ def write_backup(output: IO[bytes], progress: Progress | None = None) -> BackupR
             report = BackupReport(created_at=created_at, database_vendor=snapshot.vendor)
             migrations = applied_migrations(snapshot.alias)
             tables = _write_tables(writer, snapshot.alias, report, progress)
+            keys_not_carried = token_key_notes(snapshot.alias)
             if snapshot.sqlite_file is not None:
                 with snapshot.sqlite_file.open("rb") as handle:
                     writer.copy_file(SQLITE_SNAPSHOT, handle)
@@ -84,8 +96,11 @@ def write_backup(output: IO[bytes], progress: Progress | None = None) -> BackupR
             "encryption_key_id": key_id.hex(),
             "tables": tables,
             "artifacts": report.artifacts,
+            # A key held by a PKCS#11 token never leaves it: the backup names where it is instead.
+            "keys_not_in_backup": keys_not_carried,
         }, seal=manifest_mac)
         report.members = len(writer.members) + 1
+        report.keys_not_in_backup = keys_not_carried
     finally:
         writer.close()
     return report

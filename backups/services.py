@@ -78,7 +78,7 @@ from backups.preview import (
     live_facts,
 )
 from backups.swap import DataDirSwap, RowPlan, recover_interrupted_restore, replace_rows, staging_root
-from certificates.keystore import forget_all_signing_keys
+from certificates.signers import forget_all_signing_keys
 from pki_project.actor import Actor
 
 logger = logging.getLogger(__name__)
@@ -291,6 +291,8 @@ def _swap(staged: validation.StagedBackup, data_dir: Path, restore_id: str, acto
     manifest = staged.manifest
     report = RestoreReport(restore_id, str(manifest.get("created_at", "")), str(manifest.get("database_vendor", "")),
                            artifacts=int(manifest.get("artifacts") or 0))
+    # Token-held keys are not in the archive: the restored CAs sign only where their token is.
+    report.warnings += [str(note) for note in manifest.get("keys_not_in_backup") or [] if isinstance(note, str)]
     files = DataDirSwap(data_dir, staged.data_dir, restore_id)
     staged.data_dir.mkdir(mode=0o700, exist_ok=True)
     try:

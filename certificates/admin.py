@@ -46,7 +46,6 @@ from certificates.models import (
 )
 from certificates.services.artifacts import download_certificate, issuer_chain
 from certificates.services.authorities import ca_purposes, create_intermediate_ca, create_root_ca
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import renew_certificate
 from certificates.services.permissions import Action, may_ever, refusal
 from certificates.services.profiles import EDITABLE_FIELDS as PROFILE_EDITABLE_FIELDS
@@ -58,6 +57,7 @@ from certificates.services.profiles import (
     update_profile,
     visible_profiles,
 )
+from certificates.services.publication import generate_crl
 from certificates.services.records import load_x509
 from certificates.services.revocation import check_reason_allowed, parse_revocation_reason, revoke_certificate
 from organizations.admin import OrganizationScopedAdminMixin

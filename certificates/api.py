@@ -60,7 +60,6 @@ from certificates.serializers import (
 )
 from certificates.services.artifacts import DownloadFormat, download_certificate, reveal_pkcs12_password
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
-from certificates.services.crls import generate_crl, publish_crls_for
 from certificates.services.issuance import IssuanceRequest, renew_certificate
 from certificates.services.profiles import (
     create_profile,
@@ -69,6 +68,7 @@ from certificates.services.profiles import (
     update_profile,
     visible_profiles,
 )
+from certificates.services.publication import generate_crl, publish_crls_for
 from certificates.services.revocation import revoke_certificate
 from organizations.models import Organization
 from pki_project.actor import Actor
@@ -140,7 +140,7 @@ class CertificateAuthorityList(StableOrdering, CaQuerysetMixin, generics.ListCre
         data.is_valid(raise_exception=True)
         values, principal = data.validated_data, principal_of(request)
         common = {"common_name": values["name"], "actor": _actor(request), "slug": values.get("slug") or None}
-        for name in ("key_type", "days", "crl_validity_hours"):
+        for name in ("key_type", "days", "crl_validity_hours", "key_backend", "token_label"):
             if name in values:
                 common[name] = values[name]
         if values["kind"] == CertificateAuthority.Kind.ROOT:

@@ -125,7 +125,7 @@ def _key_directory_paths(directory: str) -> list[str]:
 
 def _referenced_paths() -> Iterator[tuple[str, str]]:
     """(object, relpath) for every artifact a row refers to, streamed."""
-    for slug, directory in CertificateAuthority.objects.order_by("pk").values_list(
+    for slug, directory in CertificateAuthority.objects.exclude(key_directory="").order_by("pk").values_list(
             "slug", "key_directory").iterator(chunk_size=CHUNK_ROWS):
         for relpath in _key_directory_paths(directory):
             yield f"ca:{slug}", relpath

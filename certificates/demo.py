@@ -12,7 +12,7 @@ from collections.abc import Callable
 from certificates.crypto.purposes import CA_PURPOSES
 from certificates.models import CertificateAuthority
 from certificates.services.authorities import ca_purposes, create_intermediate_ca, create_root_ca
-from certificates.services.crls import generate_crl
+from certificates.services.publication import generate_crl
 from organizations.models import ApiKey, Organization
 from organizations.services import create_api_key, create_organization, ensure_member
 from pki_project.actor import Actor

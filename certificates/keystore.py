@@ -1,14 +1,16 @@
-"""The Django side of key custody: vault objects built from settings, and the key cache.
+"""The Django side of the vault: the artifact store built from settings, key directories, CA facts.
 
 `certificates.vault` is pure (no Django); this module is the one place that reads
-the encryption settings and hands the vault what it needs. Services call
-`ca_signing_key()` and never open a key file themselves.
+the encryption settings and hands the vault what it needs. Keys are opened only by
+`certificates.signers`; services sign through a signer and never open a key file themselves.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,25 +18,12 @@ from cryptography import x509
 from django.conf import settings
 
 from certificates.crypto.builders import PublicationUrls
-from certificates.crypto.keys import PrivateKey
 from certificates.vault.at_rest import ArtifactCipher
-from certificates.vault.custody import (
-    IntermediateKeyCache,
-    ScryptParams,
-    load_intermediate_key,
-)
+from certificates.vault.custody import ScryptParams, delete_ca_key
 from certificates.vault.storage import ArtifactStore
 
 if TYPE_CHECKING:
     from certificates.models import CertificateAuthority
-
-# Unlocked intermediate keys, kept for the hot path (an RSA key load costs ~30 ms).
-# Never the root key: that one is unlocked per operation with the operator's password.
-INTERMEDIATE_KEYS = IntermediateKeyCache(max_entries=64)
-# Unlocked keys of delegated OCSP responders (RFC 6960 4.2.2.2), keyed by the responder
-# certificate's fingerprint; all dropped whenever a CA's key is.
-OCSP_RESPONDER_KEYS = IntermediateKeyCache(max_entries=128)
-
 
 def artifact_cipher() -> ArtifactCipher:
     """The at-rest cipher; PBKDF2 runs once per process per (key, salt), memoized in the vault."""
@@ -61,21 +50,25 @@ def new_ca_key_directory() -> str:
     return f"cas/{uuid.uuid4().hex}"
 
 
+@contextmanager
+def key_removed_on_failure(store: ArtifactStore, key_directory: str) -> Iterator[None]:
+    """Undo a freshly sealed key (CA or OCSP responder) when the step that records it fails.
+
+    An empty `key_directory` (a key held by a token) has nothing to undo here.
+    """
+    if not key_directory:
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        with suppress(OSError):  # a read-only disk refuses the clean-up too: keep the first error
+            delete_ca_key(store, key_directory)  # no orphan key outlives its rolled-back row
+        raise
+
+
 def new_certificate_directory() -> str:
     return f"certs/{uuid.uuid4().hex}"
-
-
-def _cache_key(ca: CertificateAuthority) -> tuple[str, int, str, str]:
-    # The data directory and fingerprint are part of the key so that a restore or a
-    # test with another data directory can never be served a stale key.
-    return (str(settings.PKI_DATA_DIR), ca.pk, ca.certificate.fingerprint_sha256, ca.key_directory)
-
-
-def intermediate_signing_key(ca: CertificateAuthority) -> PrivateKey:
-    """The unlocked key of an intermediate CA, from the cache or the vault."""
-    return INTERMEDIATE_KEYS.get_or_load(
-        _cache_key(ca), lambda: load_intermediate_key(artifact_store(), ca.key_directory)
-    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -110,23 +103,6 @@ def chain_name_constraints(ca: CertificateAuthority) -> tuple[x509.NameConstrain
             _chain_constraints.clear()
         found = _chain_constraints[memo_key] = tuple(constraints)
     return found
-
-
-def forget_signing_key(ca: CertificateAuthority) -> None:
-    """Drop a CA's unlocked key from memory (revocation, renewal, rotation, restore), and its OCSP responders' keys."""
-    INTERMEDIATE_KEYS.invalidate(_cache_key(ca))
-    OCSP_RESPONDER_KEYS.clear()  # a handful of entries, reloaded on the next OCSP answer
-
-
-def forget_all_signing_keys() -> None:
-    INTERMEDIATE_KEYS.clear()
-    OCSP_RESPONDER_KEYS.clear()
-
-
-def ocsp_responder_key(responder_fingerprint_sha256: str, key_directory: str) -> PrivateKey:
-    """The unlocked key of a delegated OCSP responder (sealed like an intermediate key)."""
-    cache_key = (str(settings.PKI_DATA_DIR), responder_fingerprint_sha256, key_directory)
-    return OCSP_RESPONDER_KEYS.get_or_load(cache_key, lambda: load_intermediate_key(artifact_store(), key_directory))
 
 
 def publication_urls(ca: CertificateAuthority) -> PublicationUrls:

@@ -230,6 +230,12 @@ class CertificateAuthority(models.Model):
         ROOT = "root"
         INTERMEDIATE = "intermediate"
 
+    class KeyBackend(models.TextChoices):
+        """Where the CA's private key lives (see `certificates.signers`)."""
+
+        VAULT = "vault", "encrypted file vault"
+        PKCS11 = "pkcs11", "PKCS#11 token"
+
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="cas")
     name = models.CharField(max_length=64, help_text="The CA's common name.")
     slug = models.SlugField(max_length=64, unique=True)
@@ -240,6 +246,11 @@ class CertificateAuthority(models.Model):
     root_key_params = models.JSONField(
         default=dict, blank=True, help_text="Non-secret KDF salt and parameters of a root's two-part key."
     )
+    key_backend = models.CharField(max_length=16, choices=KeyBackend.choices, default=KeyBackend.VAULT)
+    token_label = models.CharField(max_length=32, blank=True, help_text="PKCS#11 token holding the key (CKA_LABEL "
+                                   "of the token); empty for the vault.")
+    key_label = models.CharField(max_length=64, blank=True, help_text="CKA_LABEL of the key on the token.")
+    key_id = models.CharField(max_length=64, blank=True, help_text="CKA_ID of the key on the token, in hex.")
     path_length = models.PositiveSmallIntegerField(null=True, blank=True)
     permitted_names = models.JSONField(default=list, blank=True, help_text="Name constraints: permitted subtrees.")
     excluded_names = models.JSONField(default=list, blank=True, help_text="Name constraints: excluded subtrees.")
@@ -261,9 +272,16 @@ class CertificateAuthority(models.Model):
                 name="ca_root_iff_no_parent",
             ),
             models.CheckConstraint(
-                condition=Q(kind="intermediate") | ~Q(root_key_params={}), name="ca_root_has_key_params"
+                condition=Q(kind="intermediate") | Q(key_backend="pkcs11") | ~Q(root_key_params={}),
+                name="ca_root_has_key_params",
             ),
-            models.CheckConstraint(condition=~Q(key_directory=""), name="ca_key_directory_present"),
+            models.CheckConstraint(
+                condition=Q(key_backend="vault", token_label="", key_id="")
+                | (Q(key_backend="pkcs11") & ~Q(token_label="") & ~Q(key_id="")),
+                name="ca_token_key_named",
+            ),
+            models.CheckConstraint(condition=~Q(key_directory="") | Q(key_backend="pkcs11"),
+                                   name="ca_key_directory_present"),
             models.CheckConstraint(condition=Q(crl_validity_hours__gte=1), name="ca_crl_validity_positive"),
         ]
 

@@ -94,7 +94,7 @@ class CertificateAuthoritySerializer(serializers.ModelSerializer):
         fields = ["id", "slug", "name", "kind", "organization", "parent", "certificate", "serial",
                   "fingerprint_sha256", "key_type", "not_before", "not_after", "status", "path_length",
                   "permitted_names", "excluded_names", "purposes", "policy_oids", "crl_number", "certificate_pem",
-                  "created_at"]
+                  "created_at", "key_backend", "token_label"]
         read_only_fields = fields
 
     def get_certificate_pem(self, ca: CertificateAuthority) -> str:
@@ -126,6 +126,12 @@ class CertificateAuthorityCreateSerializer(serializers.Serializer):
     key_type = serializers.ChoiceField(choices=[k.value for k in KeyType], required=False)
     days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CA_DAYS)
     root_password = _password_field()
+    key_backend = serializers.ChoiceField(
+        choices=CertificateAuthority.KeyBackend.choices, required=False,
+        help_text="Where the new CA's key is made: `vault` (default) or `pkcs11` (a token; a root's "
+                  "`root_password` is then the token's user PIN, an intermediate's token uses the server's PIN file).")
+    token_label = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                        help_text="The PKCS#11 token of the new key (`key_backend: pkcs11`).")
     path_length = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_PATH_LENGTH)
     crl_validity_hours = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_ROOT_CRL_VALIDITY_HOURS,

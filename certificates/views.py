@@ -30,10 +30,10 @@ from certificates.forms import CrlForm, DecoderForm, IssueForm, OrganizationForm
 from certificates.models import Certificate
 from certificates.selectors import acme_origin
 from certificates.services.artifacts import DownloadFormat, download_certificate, issuer_chain, reveal_pkcs12_password
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, renew_certificate
 from certificates.services.permissions import Action, permits, within_key_scope
 from certificates.services.profiles import visible_profiles
+from certificates.services.publication import generate_crl
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from organizations.services import OrganizationError, create_organization

@@ -36,6 +36,25 @@ def add_password_arguments(parser: ArgumentParser, what: str = "root password") 
     group.add_argument("--password-env", metavar="VAR", help=f"read the {what} from environment variable VAR")
 
 
+def add_key_backend_arguments(parser: ArgumentParser) -> None:
+    """Where a new CA key is made: the file vault (default) or a PKCS#11 token, and the token's PIN."""
+    parser.add_argument("--key-backend", choices=["vault", "pkcs11"], default="vault",
+                        help="where the CA's key is made and kept (default: the encrypted file vault)")
+    parser.add_argument("--token-label", default=None, metavar="LABEL", help="the PKCS#11 token (--key-backend pkcs11)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--pin-file", metavar="FILE", help="read a token-held root's user PIN from FILE (first line)")
+    group.add_argument("--pin-env", metavar="VAR", help="read a token-held root's user PIN from variable VAR")
+
+
+def read_root_secret(options: dict[str, Any], *, token: bool, confirm: bool = False) -> str:
+    """The secret that opens a root: its root password, or for a token-held root the token's user PIN
+    (`--pin-file`/`--pin-env`, else `--password-file`/`--password-env`, else a prompt)."""
+    if token and (options.get("pin_file") or options.get("pin_env")):
+        return read_password({"password_file": options.get("pin_file"), "password_env": options.get("pin_env")},
+                             what="token user PIN")
+    return read_password(options, what="token user PIN" if token else "root password", confirm=confirm and not token)
+
+
 def add_json_argument(parser: ArgumentParser, what: str = "") -> None:
     parser.add_argument("--json", action="store_true",
                         help="print exactly one JSON object on stdout" + (f" ({what})" if what else "")

@@ -60,6 +60,8 @@ def validate_required_secrets(environ: os._Environ[str] | dict[str, str] | None 
         raise ConfigError("PKI_JWT_SECRET must differ from PKI_ENCRYPTION_KEY.")
     ocsp_response_validity(environ)  # bounds the BR sets, refused at start like a weak secret
     crl_full_interval_hours(environ)
+    pkcs11_module(environ)
+    pkcs11_pin_file(environ)
 
 
 #: BR 4.9.10: an OCSP answer about a subscriber certificate is valid (nextUpdate - thisUpdate)
@@ -304,3 +306,35 @@ def mtls_proxy_config(environ: Mapping[str, str] | None = None) -> MtlsProxyConf
             raise ConfigError("PKI_MTLS_TRUSTED_PROXIES must be IP addresses or CIDR networks, comma-separated, "
                               f"e.g. 127.0.0.1,10.0.0.0/24 (it has {entry!r}).") from None
     return MtlsProxyConfig(secret=secret, trusted_proxies=tuple(networks))
+
+
+#: Debian's SoftHSM2 (`apt-get install softhsm2`); an HSM vendor's module goes in PKI_PKCS11_MODULE.
+DEFAULT_PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+def pkcs11_module(environ: Mapping[str, str] | None = None) -> str:
+    """`PKI_PKCS11_MODULE`: the PKCS#11 library for token-held CA keys (default Debian's SoftHSM2).
+
+    An explicit value must be an absolute path to an existing file: a bare name would be looked
+    up along the loader's search path, and a library is code that runs inside the CA.
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("PKI_PKCS11_MODULE", "").strip()
+    if not text:
+        return DEFAULT_PKCS11_MODULE
+    if not os.path.isabs(text) or not os.path.isfile(text):
+        raise ConfigError(f"PKI_PKCS11_MODULE must be the absolute path of an existing PKCS#11 library "
+                          f"(it is {text!r}).")
+    return text
+
+
+def pkcs11_pin_file(environ: Mapping[str, str] | None = None) -> str:
+    """`PKI_PKCS11_PIN_FILE`: where the server reads the user PIN of the token of its intermediates.
+
+    Optional (empty: no token-held intermediate can sign). The PIN itself is never a setting.
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("PKI_PKCS11_PIN_FILE", "").strip()
+    if text and (not os.path.isabs(text) or not os.path.isfile(text)):
+        raise ConfigError(f"PKI_PKCS11_PIN_FILE must be the absolute path of an existing file (it is {text!r}).")
+    return text

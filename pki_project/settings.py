@@ -21,6 +21,8 @@ from pki_project.config import (
     mtls_proxy_config,
     notification_config,
     ocsp_response_validity,
+    pkcs11_module,
+    pkcs11_pin_file,
     validate_required_secrets,
 )
 from pki_project.serving import max_request_bytes
@@ -243,6 +245,8 @@ except ConfigError as error:
 PKI_OCSP_RESPONSE_VALIDITY = ocsp_response_validity()
 # Hours between two full CRLs of an intermediate (revocations in between: delta CRLs at once); 1 to 240.
 PKI_CRL_FULL_INTERVAL_HOURS = crl_full_interval_hours()
+PKI_PKCS11_MODULE = pkcs11_module()  # the PKCS#11 library of token-held CA keys
+PKI_PKCS11_PIN_FILE = pkcs11_pin_file()  # the user PIN of the intermediates' token, read at use
 PKI_OCSP_RESPONDER_DAYS = env.int("PKI_OCSP_RESPONDER_DAYS", default=7)  # delegated responder certificates
 PKI_OCSP_DELEGATED = env.bool("PKI_OCSP_DELEGATED", default=True)  # false: intermediates sign answers themselves
 PKI_PUBLIC_RATE_WINDOW = env.int("PKI_PUBLIC_RATE_WINDOW", default=60)  # seconds

@@ -226,7 +226,7 @@ def _timed(function: Callable[[], Any], repeat: int) -> dict[str, float]:
 def crl_end_to_end(args: dict[str, Any]) -> dict[str, Any]:
     """`generate_crl` as the service runs it: allocate a number, stream rows, build, sign, store."""
     from certificates.selectors import get_ca
-    from certificates.services.crls import generate_crl
+    from certificates.services.publication import generate_crl
     from pki_project.actor import Actor
 
     ca = get_ca(args["slug"])
@@ -246,12 +246,13 @@ def crl_raw(args: dict[str, Any]) -> dict[str, Any]:
     from django.db import connection
 
     from certificates.crypto.crl import parse_reason
-    from certificates.keystore import intermediate_signing_key
+    from certificates.keystore import artifact_store
     from certificates.selectors import get_ca
     from certificates.services.records import load_x509
+    from certificates.vault.custody import load_intermediate_key  # the raw baseline signs with the key itself
 
     ca = get_ca(args["slug"])
-    key, issuer = intermediate_signing_key(ca), load_x509(ca.certificate)
+    key, issuer = load_intermediate_key(artifact_store(), ca.key_directory), load_x509(ca.certificate)
     with connection.cursor() as cursor:
         cursor.execute("SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates_certificate "
                        "WHERE issuer_id = %s AND revoked_at IS NOT NULL", [ca.pk])

@@ -79,14 +79,15 @@ def register(bench: ModuleType) -> None:
     @bench.measurement("issue_interleaved")
     def issue_interleaved(args: dict[str, Any]) -> dict[str, Any]:
         """Service and raw issuance alternating call by call, so both see the same machine state."""
-        from certificates.keystore import intermediate_signing_key
+        from certificates.keystore import artifact_store
         from certificates.selectors import get_ca
         from certificates.services.issuance import IssuanceRequest, issue_certificate
         from certificates.services.records import load_x509
+        from certificates.vault.custody import load_intermediate_key  # the raw baseline signs with the key itself
         from pki_project.actor import Actor
 
         ca, actor = get_ca(args["slug"]), Actor.operator("bench")
-        key, issuer = intermediate_signing_key(ca), load_x509(ca.certificate)
+        key, issuer = load_intermediate_key(artifact_store(), ca.key_directory), load_x509(ca.certificate)
         ours_csrs, raw_csrs, floor_csrs = iter(_csrs(args["n"] + 1)), iter(_csrs(args["n"])), iter(_csrs(args["n"]))
         issue_certificate(ca, IssuanceRequest(profile="server", csr=next(ours_csrs)), actor=actor)  # warm up
         functions = {
@@ -101,12 +102,13 @@ def register(bench: ModuleType) -> None:
 
     @bench.measurement("issue_raw")
     def issue_raw(args: dict[str, Any]) -> dict[str, Any]:
-        from certificates.keystore import intermediate_signing_key
+        from certificates.keystore import artifact_store
         from certificates.selectors import get_ca
         from certificates.services.records import load_x509
+        from certificates.vault.custody import load_intermediate_key  # the raw baseline signs with the key itself
 
         ca = get_ca(args["slug"])
-        key, issuer = intermediate_signing_key(ca), load_x509(ca.certificate)
+        key, issuer = load_intermediate_key(artifact_store(), ca.key_directory), load_x509(ca.certificate)
         csrs = iter(_csrs(args["n"]))
         return bench._timed(lambda: _raw_issue(next(csrs), issuer, key), args["n"])
 
@@ -128,12 +130,13 @@ def register(bench: ModuleType) -> None:
         from cryptography.hazmat.primitives.serialization import pkcs12
 
         from certificates.crypto.pkcs12 import build_pkcs12
-        from certificates.keystore import intermediate_signing_key
+        from certificates.keystore import artifact_store
         from certificates.selectors import get_ca
         from certificates.services.records import load_x509
+        from certificates.vault.custody import load_intermediate_key  # the raw baseline signs with the key itself
 
         ca = get_ca(args["slug"])
-        ca_key, issuer = intermediate_signing_key(ca), load_x509(ca.certificate)
+        ca_key, issuer = load_intermediate_key(artifact_store(), ca.key_directory), load_x509(ca.certificate)
 
         def once() -> bytes:
             key = ec.generate_private_key(ec.SECP256R1())

@@ -48,3 +48,11 @@ def run_manage(*args: str, env: dict[str, str], cwd: Path | None = None, timeout
         input=input_text,
         check=False,
     )
+
+
+def unlock_root(ca, root_password, actor):
+    """The root's signer, opened and released as `signer_for` does (its public key stays readable)."""
+    from certificates.signers import signer_for
+
+    with signer_for(ca, root_password=root_password, actor=actor) as signer:
+        return signer

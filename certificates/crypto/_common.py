@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from .errors import InvalidRequestError, PolicyError
-from .keys import PrivateKey, PublicKey, signature_hash_for
+from .keys import PublicKey
 from .policy import ensure_utc, utc_now
 from .serials import random_serial
+from .signing import IssuerKey, as_signer
 
 #: How far notBefore is backdated to absorb clock skew (see builders module docs).
 BACKDATE = timedelta(minutes=1)
@@ -40,12 +41,12 @@ def distribution_point(url: str) -> x509.DistributionPoint:
     )
 
 
-def require_key_matches(cert: x509.Certificate, key: PrivateKey) -> None:
+def require_key_matches(cert: x509.Certificate, key: IssuerKey) -> None:
     """Raise PolicyError (``issuer_key_mismatch``) unless ``key`` belongs to ``cert``."""
     require_public_key_matches(cert.public_key(), key)  # type: ignore[arg-type]
 
 
-def require_public_key_matches(public_key: PublicKey, key: PrivateKey) -> None:
+def require_public_key_matches(public_key: PublicKey, key: IssuerKey) -> None:
     """:func:`require_key_matches` for a certificate's public key already in hand."""
     if public_key != key.public_key():
         raise PolicyError("the issuer key does not match the issuer certificate", code="issuer_key_mismatch")
@@ -74,7 +75,7 @@ def sign_certificate(
     not_before: datetime,
     not_after: datetime,
     extensions: list[x509.Extension[x509.ExtensionType]],
-    issuer_key: PrivateKey,
+    issuer_key: IssuerKey,
 ) -> x509.Certificate:
     """Assemble the TBSCertificate in one builder call and sign it with the issuer's hash."""
     builder = x509.CertificateBuilder(
@@ -86,4 +87,4 @@ def sign_certificate(
         not_valid_after=not_after,
         extensions=extensions,
     )
-    return builder.sign(issuer_key, signature_hash_for(issuer_key))  # type: ignore[arg-type]
+    return as_signer(issuer_key).sign_certificate(builder)

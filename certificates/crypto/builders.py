@@ -32,7 +32,7 @@ from ._common import (
     start_time,
 )
 from .errors import InvalidRequestError, PolicyError
-from .keys import KeyType, PrivateKey, PublicKey, key_type_of
+from .keys import KeyType, PublicKey, key_type_of
 from .names import dedupe_sans
 from .policy import (
     NameConstraintSpec,
@@ -46,6 +46,7 @@ from .policy import (
 )
 from .profiles import Profile, check_policies_covered, key_usage_from_flags, subscriber_policy_oids
 from .purposes import certificate_extended_key_usages, check_ca_covers, purpose_names, uncovered_usages
+from .signing import IssuerKey
 
 #: anyPolicy (RFC 5280 4.2.1.4). BR 7.1.2.10.5 lets a CA affiliated with the
 #: root's operator assert it in a subordinate CA certificate, which is what a
@@ -169,7 +170,7 @@ def require_ca_issuer(issuer_cert: x509.Certificate, *, for_ca: bool = False) ->
 
 
 def build_root_ca_certificate(
-    private_key: PrivateKey,
+    private_key: IssuerKey,
     subject: x509.Name,
     days: int,
     serial: int | None = None,
@@ -185,7 +186,7 @@ def build_root_ca_certificate(
     forbids or discourages them in roots, and nothing could be revoked or
     fetched for a trust anchor anyway.
     """
-    key_type_of(private_key)
+    key_type_of(private_key.public_key())
     _check_path_length(path_length)
     if not list(subject):
         raise InvalidRequestError("a root CA needs a non-empty subject name", code="subject_invalid")
@@ -243,7 +244,7 @@ def _effective_path_length(issuer_cert: x509.Certificate, requested: int | None)
 
 def build_intermediate_ca_certificate(
     issuer_cert: x509.Certificate,
-    issuer_key: PrivateKey,
+    issuer_key: IssuerKey,
     public_key: PublicKey,
     subject: x509.Name,
     days: int,
@@ -377,7 +378,7 @@ def _name_constraints_of(certificate: x509.Certificate) -> x509.NameConstraints 
         return None
 
 
-def checked_issuer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> CheckedIssuer:
+def checked_issuer(issuer_cert: x509.Certificate, issuer_key: IssuerKey) -> CheckedIssuer:
     """:func:`require_key_matches` and :func:`require_ca_issuer`, in that order, then the issuer's facts."""
     try:
         issuer = _ca_certificate_facts(issuer_cert)
@@ -413,7 +414,7 @@ def _require_purposes_covered(issuer: CheckedIssuer, profile: Profile, ca_chain:
 
 def build_end_entity_certificate(
     issuer_cert: x509.Certificate,
-    issuer_key: PrivateKey,
+    issuer_key: IssuerKey,
     public_key: PublicKey,
     subject: x509.Name,
     sans: Sequence[x509.GeneralName],

@@ -15,8 +15,8 @@ from cryptography import x509
 
 from ._common import authority_key_identifier, distribution_point, require_key_matches
 from .errors import InvalidRequestError, PolicyError
-from .keys import PrivateKey, signature_hash_for
 from .policy import ensure_utc
+from .signing import IssuerKey, as_signer
 
 #: RFC 5280 5.3.1 reason names offered to operators and API clients.
 #: certificateHold and removeFromCRL are deliberately absent: this CA never
@@ -117,7 +117,7 @@ def _revoked_certificate(entry: RevokedEntry) -> x509.RevokedCertificate:
     return x509.RevokedCertificateBuilder(serial, revoked_at, extensions).build()
 
 
-def _require_crl_signer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> None:
+def _require_crl_signer(issuer_cert: x509.Certificate, issuer_key: IssuerKey) -> None:
     require_key_matches(issuer_cert, issuer_key)
     try:
         usage = issuer_cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -129,7 +129,7 @@ def _require_crl_signer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -
 
 def build_crl(
     issuer_cert: x509.Certificate,
-    issuer_key: PrivateKey,
+    issuer_key: IssuerKey,
     entries: Iterable[RevokedEntry],
     crl_number: int,
     this_update: datetime,
@@ -182,4 +182,4 @@ def build_crl(
         extensions=extensions,
         revoked_certificates=revoked,
     )
-    return builder.sign(issuer_key, signature_hash_for(issuer_key))  # type: ignore[arg-type]
+    return as_signer(issuer_key).sign_crl(builder)

@@ -38,9 +38,10 @@ from ._common import (
 )
 from .builders import PublicationUrls
 from .errors import InvalidRequestError, PolicyError
-from .keys import PrivateKey, PublicKey, key_type_of, signature_hash_for
+from .keys import PublicKey, key_type_of
 from .policy import clamp_validity, ensure_utc, utc_now
 from .profiles import key_usage_from_flags
+from .signing import IssuerKey, as_signer
 
 #: Largest OCSP request accepted; real ones are a few hundred bytes.
 MAX_OCSP_REQUEST_SIZE = 16 * 1024
@@ -194,7 +195,7 @@ def cert_id_matches_issuer(request: ocsp.OCSPRequest, issuer_cert: x509.Certific
 
 def build_ocsp_responder_certificate(
     issuer_cert: x509.Certificate,
-    issuer_key: PrivateKey,
+    issuer_key: IssuerKey,
     responder_public_key: PublicKey,
     subject: x509.Name,
     days: int = 7,
@@ -270,7 +271,7 @@ class OCSPCertId:
 
 
 def _check_responder(
-    issuer_cert: x509.Certificate, responder_cert: x509.Certificate, responder_key: PrivateKey
+    issuer_cert: x509.Certificate, responder_cert: x509.Certificate, responder_key: IssuerKey
 ) -> None:
     """RFC 6960 4.2.2.2: the signer is the CA itself or a responder it certified for OCSP."""
     if responder_cert.public_key() != responder_key.public_key():
@@ -310,7 +311,7 @@ def build_ocsp_response(
     cert_id: ocsp.OCSPRequest | OCSPCertId,
     issuer_cert: x509.Certificate,
     responder_cert: x509.Certificate,
-    responder_key: PrivateKey,
+    responder_key: IssuerKey,
     status: str,
     revoked_at: datetime | None = None,
     reason: x509.ReasonFlags | None = None,
@@ -377,7 +378,7 @@ def build_ocsp_response(
         if not 1 <= len(nonce) <= MAX_NONCE_LENGTH:
             raise MalformedOCSPRequest("OCSP nonce must be 1 to 32 octets")
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    response = builder.sign(responder_key, signature_hash_for(responder_key))  # type: ignore[arg-type]
+    response = as_signer(responder_key).sign_ocsp(builder)
     return response.public_bytes(serialization.Encoding.DER)
 
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
 
 from .errors import InvalidRequestError
-from .keys import PrivateKey
+from .keys import KeyType, PrivateKey, PublicKey, generate_private_key
 
 #: PBKDF2 iterations for the PBES2 key/cert encryption and the PKCS#12 MAC KDF.
 #: The passwords handed out are random 192-bit strings
@@ -53,3 +53,23 @@ def build_pkcs12(
     return pkcs12.serialize_key_and_certificates(
         friendly_name, private_key, certificate, list(chain) or None, encryption
     )
+
+
+class SubscriberKey:
+    """A key generated on the server for a subscriber: only its public half and its PKCS#12 leave here."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key_type: KeyType | str) -> None:
+        self._key = generate_private_key(key_type)
+
+    def __repr__(self) -> str:
+        return "<SubscriberKey>"
+
+    def public_key(self) -> PublicKey:
+        return self._key.public_key()
+
+    def pkcs12(self, certificate: x509.Certificate, chain: Sequence[x509.Certificate], password: bytes,
+               friendly_name: bytes | None = None) -> bytes:
+        """:func:`build_pkcs12` of this key with its certificate and chain."""
+        return build_pkcs12(self._key, certificate, chain, password, friendly_name)

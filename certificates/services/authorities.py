@@ -1,7 +1,8 @@
-"""Creating CAs: a root with its two-part key, and intermediates below it.
+"""Creating CAs: a root with its two-part key (or a key on a PKCS#11 token), and intermediates below it.
 
-The root password unlocks the root key for one operation and is dropped; it is
-never stored, logged, cached or put in an error. Cross-row rules (the parent is a
+The root password (for a token-held root: the token's user PIN) opens the root's signer for
+one operation and is dropped; it is never stored, logged, cached or put in an error. Keys are
+made and used only through `certificates.signers`. Cross-row rules (the parent is a
 usable CA of the same organization, path length, validity inside the parent's)
 live here and in the pure builders.
 """
@@ -9,8 +10,7 @@ live here and in the pure builders.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
@@ -22,7 +22,7 @@ from audit.actions import AuditAction
 from audit.services import record_event
 from certificates.crypto.builders import ANY_POLICY, build_intermediate_ca_certificate, build_root_ca_certificate
 from certificates.crypto.errors import CryptoError
-from certificates.crypto.keys import KeyType, PrivateKey, generate_private_key, parse_key_type
+from certificates.crypto.keys import KeyType, parse_key_type
 from certificates.crypto.names import build_subject, check_name_characters
 from certificates.crypto.profiles import check_policy_oid
 from certificates.crypto.purposes import (
@@ -37,30 +37,18 @@ from certificates.errors import (
     Conflict,
     InvalidInput,
     PolicyViolation,
-    UnlockRefused,
     from_crypto_error,
     storage_errors,
 )
-from certificates.keystore import (
-    artifact_store,
-    intermediate_signing_key,
-    new_ca_key_directory,
-    publication_urls,
-    root_kdf_params,
-)
+from certificates.keystore import artifact_store, key_removed_on_failure, new_ca_key_directory, publication_urls
 from certificates.models import CertificateAuthority, CertificateKind, KeySource
 from certificates.services.permissions import Action, require
 from certificates.services.profiles import ca_policy_oids
+from certificates.services.publication import publish_new_ca
 from certificates.services.records import create_certificate_row, load_x509
-from certificates.vault.custody import (
-    check_root_password,
-    delete_ca_key,
-    seal_intermediate_key,
-    seal_root_key,
-    unlock_root_key,
-)
-from certificates.vault.errors import UnlockFailed, WeakPassword
-from certificates.vault.storage import ArtifactStore
+from certificates.signers import PKCS11, VAULT, FreshCAKey, fresh_ca_key, signer_for
+from certificates.vault.custody import check_root_password
+from certificates.vault.errors import WeakPassword
 from organizations.models import Organization
 from pki_project.actor import Actor
 
@@ -112,9 +100,12 @@ def _key_type(value: str | KeyType) -> KeyType:
         raise from_crypto_error(error) from None
 
 
-def _checked_root_password(root_password: str | None) -> str:
+def _checked_root_password(root_password: str | None, *, key_backend: str = VAULT) -> str:
+    """The password a new vault root is sealed under must be strong; a token's PIN follows the token's policy."""
     if not root_password:
         raise InvalidInput("The root password is required for this operation.", code="root_password_required")
+    if key_backend == PKCS11:
+        return root_password
     try:
         check_root_password(root_password)
     except WeakPassword as error:
@@ -159,17 +150,6 @@ def _subject(common_name: str, organization: Organization, country: str | None) 
         raise from_crypto_error(error) from None
 
 
-@contextmanager
-def key_removed_on_failure(store: ArtifactStore, key_directory: str) -> Iterator[None]:
-    """Undo a freshly sealed key (CA or OCSP responder) when the step that records it fails."""
-    try:
-        yield
-    except BaseException:
-        with suppress(OSError):  # a read-only disk refuses the clean-up too: keep the first error
-            delete_ca_key(store, key_directory)  # no orphan key outlives its rolled-back row
-        raise
-
-
 def _record_ca_created(ca: CertificateAuthority, actor: Actor) -> None:
     record_event(
         AuditAction.CA_CREATE,
@@ -179,9 +159,31 @@ def _record_ca_created(ca: CertificateAuthority, actor: Actor) -> None:
         target_id=str(ca.pk),
         target_serial=ca.certificate.serial,
         details={"slug": ca.slug, "kind": ca.kind, "key_type": ca.certificate.key_type,
-                 "parent": ca.parent.slug if ca.parent else None,
+                 "parent": ca.parent.slug if ca.parent else None, "key_backend": ca.key_backend,
+                 **({"token_label": ca.token_label} if ca.token_label else {}),
                  **({"purposes": ca_purposes(ca), "policy_oids": list(ca_policy_oids(ca))} if ca.parent else {})},
     )
+
+
+def _check_token_use(key_backend: str, token_label: str | None, *, for_root: bool) -> None:
+    """A root's token holds no intermediate's key and the reverse (see `signers.pkcs11`: one log-in per token)."""
+    if key_backend != PKCS11 or not token_label:
+        return
+    other_kind = CertificateAuthority.Kind.INTERMEDIATE if for_root else CertificateAuthority.Kind.ROOT
+    if CertificateAuthority.objects.filter(key_backend=PKCS11, token_label=token_label, kind=other_kind).exists():
+        raise PolicyViolation(
+            f"The token '{token_label}' already holds the key of {'an intermediate' if for_root else 'a root'} CA: "
+            "give a root its own token.", code="token_shared")
+
+
+def _key_directory_for(key: FreshCAKey) -> str:
+    """A fresh vault directory for a vault key; none for a key held by a token."""
+    return new_ca_key_directory() if key.backend == VAULT else ""
+
+
+def _record_key(ca_fields: dict, key: FreshCAKey) -> dict:
+    """The CA row's key fields: where the key is, never a secret."""
+    return {**ca_fields, **key.row_fields}
 
 
 def create_root_ca(
@@ -196,65 +198,46 @@ def create_root_ca(
     slug: str | None = None,
     country: str | None = None,
     crl_validity_hours: int | None = None,
+    key_backend: str = VAULT,
+    token_label: str | None = None,
 ) -> CertificateAuthority:
-    """Create a self-signed root CA whose key needs the root password to open (admins: `permissions`)."""
+    """Create a self-signed root CA whose key needs the root password to open (admins: `permissions`).
+
+    `key_backend` `pkcs11`: the key is made on the token `token_label`, and `root_password` is the
+    token's user PIN, asked again for every use of the root (the PIN is not stored).
+    """
     require(actor, Action.CREATE_CA, organization)
-    root_password = _checked_root_password(root_password)
+    root_password = _checked_root_password(root_password, key_backend=key_backend)
     crl_validity_hours = _validated_crl_validity(crl_validity_hours, ROOT_CRL_VALIDITY_HOURS,
                                                  MAX_ROOT_CRL_VALIDITY_HOURS)
     key_type, days = _key_type(key_type), _validated_days(days)
     path_length = _validated_path_length(path_length)
     subject = _subject(common_name, organization, country)
     slug = _ca_slug(slug, common_name)
-    private_key = generate_private_key(key_type)
-    try:
-        certificate = build_root_ca_certificate(private_key, subject, days, path_length=path_length)
-    except CryptoError as error:
-        raise from_crypto_error(error) from None
-    store, key_directory = artifact_store(), new_ca_key_directory()
-    with storage_errors(), key_removed_on_failure(store, key_directory):
-        key_params = seal_root_key(store, key_directory, private_key, root_password, root_kdf_params())
-    with key_removed_on_failure(store, key_directory), transaction.atomic():
-        row = create_certificate_row(
-            certificate, organization=organization, issuer=None, kind=CertificateKind.ROOT_CA,
-            key_source=KeySource.SERVER, created_by=actor.username,
-        )
-        ca = CertificateAuthority.objects.create(
-            organization=organization, name=common_name.strip(), slug=slug, kind=CertificateAuthority.Kind.ROOT,
-            certificate=row, key_directory=key_directory, root_key_params=key_params.to_dict(),
-            path_length=path_length, crl_validity_hours=crl_validity_hours,
-        )
-        _record_ca_created(ca, actor)
-    _publish_root_status(ca, private_key, actor)  # the key is open now: sign the root's first CRL
+    _check_token_use(key_backend, token_label, for_root=True)
+    with fresh_ca_key(key_type, for_root=True, backend=key_backend, key_label=f"pki-{slug}",
+                      token_label=token_label, pin=root_password) as key:
+        try:
+            certificate = build_root_ca_certificate(key.signer, subject, days, path_length=path_length)
+        except CryptoError as error:
+            raise from_crypto_error(error) from None
+        store, key_directory = artifact_store(), _key_directory_for(key)
+        with storage_errors(), key_removed_on_failure(store, key_directory):
+            key.seal(store, key_directory, root_password=root_password)
+        with key_removed_on_failure(store, key_directory), transaction.atomic():
+            row = create_certificate_row(
+                certificate, organization=organization, issuer=None, kind=CertificateKind.ROOT_CA,
+                key_source=KeySource.SERVER, created_by=actor.username,
+            )
+            ca = CertificateAuthority.objects.create(**_record_key(dict(
+                organization=organization, name=common_name.strip(), slug=slug, kind=CertificateAuthority.Kind.ROOT,
+                certificate=row, key_directory=key_directory, path_length=path_length,
+                crl_validity_hours=crl_validity_hours,
+            ), key))
+            _record_ca_created(ca, actor)
+        key.recorded = True
+        publish_new_ca(ca, actor, signer=key.signer, parent_signer=None)  # the key is open: the first CRL
     return ca
-
-
-def _publish_root_status(root: CertificateAuthority, root_key: PrivateKey, actor: Actor) -> None:
-    """While the root key is open: re-sign the root's CRL (which pre-signs its OCSP answers)."""
-    from certificates.services.crls import generate_crl  # crls imports this module
-
-    generate_crl(root, actor=actor, key=root_key)
-
-
-def unlock_root(ca: CertificateAuthority, root_password: str | None, actor: Actor) -> PrivateKey:
-    """Open a root key for one operation; a failure leaves a failure audit event and one generic error."""
-    if not root_password:
-        raise InvalidInput("The root password is required for this operation.", code="root_password_required")
-    try:
-        return unlock_root_key(artifact_store(), ca.key_directory, root_password)
-    except UnlockFailed:
-        record_event(
-            AuditAction.CA_UNLOCK, **actor.audit_kwargs(), outcome="failure", organization_id=ca.organization_id,
-            target_type="ca", target_id=str(ca.pk), target_serial=ca.certificate.serial,
-        )
-        raise UnlockRefused() from None
-
-
-def signing_key(ca: CertificateAuthority, root_password: str | None, actor: Actor) -> PrivateKey:
-    """The key that signs for `ca`: the root needs the operator's password; an intermediate needs none."""
-    if ca.is_root:
-        return unlock_root(ca, root_password, actor)
-    return intermediate_signing_key(ca)
 
 
 def ensure_usable_issuer(ca: CertificateAuthority) -> None:
@@ -330,12 +313,16 @@ def create_intermediate_ca(
     crl_validity_hours: int | None = None,
     purposes: Sequence[str] | str | None = None,
     policy_oids: Sequence[str] | None = None,
+    key_backend: str = VAULT,
+    token_label: str | None = None,
 ) -> CertificateAuthority:
     """Create an intermediate CA below `parent` (the root, with its password, or another intermediate).
 
     `purposes` (`serverAuth`, `clientAuth`, `emailProtection`) become the CA's EKU, which limits the
     profiles it can issue; the default is its parent's purposes, all three below a root.
     `policy_oids` are its private certificate policies (default anyPolicy; see `_intermediate_policies`).
+    `key_backend` `pkcs11`: the key is made on the token `token_label`, logged in with the server's
+    PIN file (`PKI_PKCS11_PIN_FILE`), which is also what signs with it later.
     """
     require(actor, Action.CREATE_CA, parent)
     extended_key_usages = _intermediate_purposes(parent, purposes)
@@ -347,48 +334,37 @@ def create_intermediate_ca(
     permitted, excluded = _clean_name_constraints(permitted_names), _clean_name_constraints(excluded_names)
     ensure_usable_issuer(parent)
     if parent.is_root:
-        _checked_root_password(root_password)
+        _checked_root_password(root_password, key_backend=parent.key_backend)
     subject = _subject(common_name, parent.organization, country)
     slug = _ca_slug(slug, common_name)
-    issuer_key = signing_key(parent, root_password, actor)
-    private_key = generate_private_key(key_type)
-    try:
-        certificate = build_intermediate_ca_certificate(
-            load_x509(parent.certificate), issuer_key, private_key.public_key(), subject, days, path_length,
-            publication_urls(parent), permitted=permitted or None, excluded=excluded or None,
-            extended_key_usages=extended_key_usages, policy_oids=certificate_policies,
-        )
-    except CryptoError as error:
-        raise from_crypto_error(error) from None
-    store, key_directory = artifact_store(), new_ca_key_directory()
-    with storage_errors(), key_removed_on_failure(store, key_directory):
-        seal_intermediate_key(store, key_directory, private_key)
-    with key_removed_on_failure(store, key_directory), transaction.atomic():
-        row = create_certificate_row(
-            certificate, organization=parent.organization, issuer=parent, kind=CertificateKind.INTERMEDIATE_CA,
-            key_source=KeySource.SERVER, created_by=actor.username,
-        )
-        ca = CertificateAuthority.objects.create(
-            organization=parent.organization, name=common_name.strip(), slug=slug,
-            kind=CertificateAuthority.Kind.INTERMEDIATE, parent=parent, certificate=row,
-            key_directory=key_directory, path_length=path_length, permitted_names=permitted,
-            excluded_names=excluded, crl_validity_hours=crl_validity_hours,
-        )
-        _record_ca_created(ca, actor)
-    try:
-        if parent.is_root:  # the new child gets its pre-signed OCSP answer while the root key is open
-            _publish_root_status(parent, issuer_key, actor)
-    finally:
-        del issuer_key  # the root key lives no longer than this operation
-    _publish_first_crls(ca, private_key, actor)
+    _check_token_use(key_backend, token_label, for_root=False)
+    with signer_for(parent, root_password=root_password, actor=actor) as issuer, \
+            fresh_ca_key(key_type, for_root=False, backend=key_backend, key_label=f"pki-{slug}",
+                         token_label=token_label) as key:
+        try:
+            certificate = build_intermediate_ca_certificate(
+                load_x509(parent.certificate), issuer, key.public_key(), subject, days, path_length,
+                publication_urls(parent), permitted=permitted or None, excluded=excluded or None,
+                extended_key_usages=extended_key_usages, policy_oids=certificate_policies,
+            )
+        except CryptoError as error:
+            raise from_crypto_error(error) from None
+        store, key_directory = artifact_store(), _key_directory_for(key)
+        with storage_errors(), key_removed_on_failure(store, key_directory):
+            key.seal(store, key_directory, root_password=None)
+        with key_removed_on_failure(store, key_directory), transaction.atomic():
+            row = create_certificate_row(
+                certificate, organization=parent.organization, issuer=parent,
+                kind=CertificateKind.INTERMEDIATE_CA, key_source=KeySource.SERVER, created_by=actor.username,
+            )
+            ca = CertificateAuthority.objects.create(**_record_key(dict(
+                organization=parent.organization, name=common_name.strip(), slug=slug,
+                kind=CertificateAuthority.Kind.INTERMEDIATE, parent=parent, certificate=row,
+                key_directory=key_directory, path_length=path_length, permitted_names=permitted,
+                excluded_names=excluded, crl_validity_hours=crl_validity_hours,
+            ), key))
+            _record_ca_created(ca, actor)
+        key.recorded = True
+        # While the parent's signer is open: a root re-signs its CRL (the new child's OCSP answer).
+        publish_new_ca(ca, actor, signer=key.signer, parent_signer=issuer)
     return ca
-
-
-def _publish_first_crls(ca: CertificateAuthority, key: PrivateKey, actor: Actor) -> None:
-    """A new intermediate's first full CRL and delta, so its distribution points answer from the start."""
-    from certificates.services.crls import publish_crls  # crls imports this module
-
-    try:
-        publish_crls(ca, actor=actor, key=key)
-    except Exception:  # the CA stands; the first fetch or `generate_crl --all` signs it
-        logger.exception("Signing the first CRLs of CA %s failed", ca.slug)

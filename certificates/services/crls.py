@@ -25,12 +25,15 @@ renewed before it expired.
 
 Who may sign: `permissions` (an intermediate's CRL: managers and admins; a root's:
 admins), asked before any key is opened, whichever channel asks.
+
+This module signs CRLs with a signer it is given (`certificates.signers`); when to sign, and
+what a root signs together with its CRL (its pre-signed OCSP answers), is `publication`'s.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -45,13 +48,12 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import record_event
 from certificates.crypto.crl import RevokedEntry, build_crl, parse_reason
-from certificates.crypto.keys import PrivateKey
-from certificates.errors import NotFound, PermissionRefused, ServiceError
+from certificates.crypto.signing import Signer
 from certificates.keystore import publication_urls
 from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList, RevocationReason
-from certificates.services.authorities import signing_key
-from certificates.services.permissions import Action, refusal, require
+from certificates.services.permissions import Action, require
 from certificates.services.records import load_x509
+from certificates.signers import intermediate_signer
 from pki_project.actor import Actor
 
 logger = logging.getLogger(__name__)
@@ -170,43 +172,36 @@ def _store_crl(
     return row
 
 
-def generate_crl(
+def sign_full_crl(
     ca: CertificateAuthority,
     *,
     actor: Actor,
-    root_password: str | None = None,
-    key: PrivateKey | None = None,
+    signer: Signer,
     now: datetime | None = None,
 ) -> CertificateRevocationList:
-    """Sign and store a full CRL for `ca`. A root needs its password (or a key already unlocked).
+    """Sign and store a full CRL for `ca` with its open signer.
 
-    A root's CRL is also the moment its key is open: the OCSP answers for the root's
-    children are pre-signed here, valid until this CRL's nextUpdate.
+    Only the CRL: what else is signed while a root is open (its pre-signed OCSP answers) is
+    `publication.generate_crl`'s, which is what callers use.
     """
     require(actor, Action.SIGN_CRL, ca)
-    key = key or signing_key(ca, root_password, actor)
     number = _allocate_crl_number(ca)
     # The time is read after the number, so a higher number never carries an earlier thisUpdate.
     now = (now or timezone.now()).replace(microsecond=0)
     next_update = now + crl_validity(ca)
     crl = build_crl(
-        load_x509(ca.certificate), key, revoked_entries(ca, now), number, now, next_update,
+        load_x509(ca.certificate), signer, revoked_entries(ca, now), number, now, next_update,
         freshest_crl_url=delta_crl_url(ca),  # RFC 5280 5.2.6: where the deltas of this base live
     )
-    row = _store_crl(ca, actor, number=number, this_update=now, next_update=next_update,
-                     der=crl.public_bytes(Encoding.DER), entry_count=len(crl))
-    if ca.is_root:
-        from certificates.services.ocsp import presign_root_responses
-
-        presign_root_responses(ca, key, until=next_update, now=now)
-    return row
+    return _store_crl(ca, actor, number=number, this_update=now, next_update=next_update,
+                      der=crl.public_bytes(Encoding.DER), entry_count=len(crl))
 
 
 def generate_delta_crl(
     ca: CertificateAuthority,
     *,
     actor: Actor,
-    key: PrivateKey | None = None,
+    signer: Signer | None = None,
     now: datetime | None = None,
 ) -> CertificateRevocationList | None:
     """Sign and store a delta CRL (RFC 5280 5.2.4) against the latest full CRL of an intermediate.
@@ -224,7 +219,7 @@ def generate_delta_crl(
     base = latest_crl(ca)
     if base is None or base.next_update <= now:
         return None
-    key = key or signing_key(ca, None, actor)
+    signer = signer or intermediate_signer(ca)
     number = _allocate_crl_number(ca)
     # As for full CRLs: the time after the number, so numbers and thisUpdate grow together.
     now = (given_now or timezone.now()).replace(microsecond=0)
@@ -232,50 +227,11 @@ def generate_delta_crl(
     if next_update <= now:
         return None
     crl = build_crl(
-        load_x509(ca.certificate), key, revoked_entries(ca, now, since=delta_content_since(base)), number, now,
+        load_x509(ca.certificate), signer, revoked_entries(ca, now, since=delta_content_since(base)), number, now,
         next_update, delta_base_crl_number=base.number,
     )
     return _store_crl(ca, actor, number=number, this_update=now, next_update=next_update,
                       der=crl.public_bytes(Encoding.DER), entry_count=len(crl), delta_base_number=base.number)
-
-
-def publish_crls(
-    ca: CertificateAuthority,
-    *,
-    actor: Actor,
-    root_password: str | None = None,
-    key: PrivateKey | None = None,
-    now: datetime | None = None,
-) -> list[CertificateRevocationList]:
-    """A fresh full CRL and, for an intermediate, a fresh delta CRL against it."""
-    require(actor, Action.SIGN_CRL, ca)
-    key = key or signing_key(ca, root_password, actor)
-    full = generate_crl(ca, actor=actor, key=key, now=now)
-    delta = generate_delta_crl(ca, actor=actor, key=key, now=now)
-    return [full] if delta is None else [full, delta]
-
-
-def publish_revocations(
-    ca: CertificateAuthority,
-    *,
-    actor: Actor,
-    key: PrivateKey | None = None,
-    now: datetime | None = None,
-) -> list[CertificateRevocationList]:
-    """What a revocation by `ca` signs once it has committed.
-
-    An intermediate signs only a new delta CRL against its current base (the base keeps its
-    schedule); without a usable base (none yet, or past nextUpdate) it signs a full CRL and a
-    delta. A root, whose key the revocation of a CA opened anyway, signs a full CRL (and so
-    re-signs its pre-signed OCSP answers): roots publish no deltas.
-    """
-    require(actor, Action.SIGN_CRL, ca)
-    if not ca.is_root:
-        key = key or signing_key(ca, None, actor)
-        delta = generate_delta_crl(ca, actor=actor, key=key, now=now)
-        if delta is not None:
-            return [delta]
-    return publish_crls(ca, actor=actor, key=key, now=now)
 
 
 def latest_crl(ca: CertificateAuthority) -> CertificateRevocationList | None:
@@ -404,98 +360,10 @@ def ensure_fresh_crl(
     actor = Actor.operator("crl-schedule")
     try:
         if base is None or base.next_update <= now:
-            base = generate_crl(ca, actor=actor, now=now)
+            base = sign_full_crl(ca, actor=actor, signer=intermediate_signer(ca), now=now)
         if not delta:
             return base
         return generate_delta_crl(ca, actor=actor, now=now) or latest
     except Exception:  # serving goes on with what is stored; the log and cron catch up
         logger.exception("Signing a CRL on demand for CA %s failed", ca.slug)
         return latest
-
-
-# --- Many CAs at once: `generate_crl --all` and `POST /api/v1/crls/` --------------------------------------
-
-
-@dataclass(frozen=True)
-class CrlPublication:
-    """What happened to one CA's CRLs in `publish_crls_for`.
-
-    `outcome` is `signed` (`crls` holds the full CRL and any delta), `current` (not due:
-    `crls` holds the latest full CRL), `skipped` (a root without its password, or a CA whose
-    CRL the caller may not sign: `reason` says which) or `failed` (`error`).
-    """
-
-    ca: CertificateAuthority
-    outcome: str
-    crls: tuple[CertificateRevocationList, ...] = ()
-    reason: str = ""
-    error: ServiceError | None = None
-
-
-ROOT_SKIP_REASON = "A root CA's CRL needs the root password."
-ROOT_DELTA_SKIP_REASON = "Root CAs publish no delta CRLs (their full CRL is re-signed whenever they are unlocked)."
-
-#: What `publish_crls_for` signs: what is due (a delta alone where only the delta is due), full
-#: CRLs (each with a fresh delta), or delta CRLs only.
-PUBLISH_MODES = ("due", "full", "delta")
-
-
-def publish_crls_for(
-    cas: Iterable[CertificateAuthority],
-    *,
-    actor: Actor,
-    only_due: bool = True,
-    root_password: str | None = None,
-    now: datetime | None = None,
-    mode: str = "due",
-) -> list[CrlPublication]:
-    """Sign the CRLs of each CA in `cas` (with `only_due`, only those `crls_due` names), CA by CA.
-
-    `mode` (`PUBLISH_MODES`): `due` signs a full CRL and delta where the full CRL is due (or
-    `only_due` is off) and a delta alone where only the delta is; `full` signs full CRLs with
-    their delta; `delta` only deltas (roots are then skipped: they publish none).
-    One CA's refusal (a wrong root password, a full disk) is its `failed` outcome and does
-    not stop the others; what was signed before stays signed. Roots are signed only with
-    `root_password`; a CA whose CRL the actor may not sign (`permissions`: a root, for a
-    manager) is `skipped` with the rule's message, and another organization's CA is left
-    out altogether (it does not exist for the actor).
-    """
-    if mode not in PUBLISH_MODES:
-        raise ValueError(f"mode must be one of {PUBLISH_MODES}")
-    now = now or timezone.now()
-    cas = [ca for ca in cas if not isinstance(refusal(actor, Action.SIGN_CRL, ca), NotFound)]
-    due = {entry.ca.pk: entry for entry in crls_due(now, cas)} if only_due else None
-    results = []
-    for ca in cas:
-        if due is not None and ca.pk not in due:
-            latest = latest_crl(ca)
-            results.append(CrlPublication(ca, "current", (latest,) if latest else (),
-                                          reason="More than half of its CRL's lifetime is left."))
-            continue
-        entry = due[ca.pk] if due is not None else None
-        reason = entry.reason if entry is not None else "forced"
-        delta_only = mode == "delta" or (mode == "due" and entry is not None and entry.delta_only)
-        results.append(_publish_one(ca, actor=actor, root_password=root_password, now=now, reason=reason,
-                                    delta_only=delta_only))
-    return results
-
-
-def _publish_one(ca: CertificateAuthority, *, actor: Actor, root_password: str | None, now: datetime,
-                 reason: str, delta_only: bool = False) -> CrlPublication:
-    refused = refusal(actor, Action.SIGN_CRL, ca)
-    if isinstance(refused, PermissionRefused):
-        return CrlPublication(ca, "skipped", reason=refused.message)
-    if ca.is_root and delta_only:
-        return CrlPublication(ca, "skipped", reason=ROOT_DELTA_SKIP_REASON)
-    if ca.is_root and not root_password:
-        return CrlPublication(ca, "skipped", reason=ROOT_SKIP_REASON)
-    try:
-        published = None
-        if delta_only:
-            delta = generate_delta_crl(ca, actor=actor, now=now)
-            published = [delta] if delta is not None else None  # no usable base: a full CRL and delta
-        if published is None:
-            published = publish_crls(ca, actor=actor, root_password=root_password if ca.is_root else None, now=now)
-    except ServiceError as error:
-        return CrlPublication(ca, "failed", reason=reason, error=error)
-    return CrlPublication(ca, "signed", tuple(published), reason=reason)

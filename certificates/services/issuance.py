@@ -26,9 +26,7 @@ from certificates.crypto.csr import vet_csr
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.keys import (
     KeyType,
-    PrivateKey,
     PublicKey,
-    generate_private_key,
     key_type_of,
     parse_key_type,
 )
@@ -40,7 +38,7 @@ from certificates.crypto.names import (
     format_san,
     parse_sans,
 )
-from certificates.crypto.pkcs12 import build_pkcs12, generate_pkcs12_password
+from certificates.crypto.pkcs12 import SubscriberKey, generate_pkcs12_password
 from certificates.crypto.policy import (
     check_common_name_in_sans,
     check_general_subtrees,
@@ -55,7 +53,6 @@ from certificates.keystore import (
     artifact_store,
     ca_certificate,
     chain_name_constraints,
-    intermediate_signing_key,
     new_certificate_directory,
     publication_urls,
 )
@@ -65,6 +62,7 @@ from certificates.services.authorities import ensure_usable_issuer
 from certificates.services.permissions import Action, require, validity_within_key_scope
 from certificates.services.profiles import profile_for_issuance, requires_approval
 from certificates.services.records import SignedFrom, create_certificate_row, load_x509
+from certificates.signers import intermediate_signer
 from certificates.vault.storage import ArtifactStore
 from pki_project.actor import Actor
 from pki_project.db import write_transaction
@@ -97,7 +95,7 @@ class _Subscriber:
     sans: list[x509.GeneralName]
     public_key: PublicKey | None  # None only while a request that waits for approval is vetted
     key_source: KeySource
-    private_key: PrivateKey | None = None  # only for keys generated here
+    server_key: SubscriberKey | None = None  # only for keys generated here
 
 
 def _crypto(call, *args, **kwargs):
@@ -210,17 +208,17 @@ def _subscriber_with_server_key(request: IssuanceRequest, profile: Profile) -> _
     _crypto(check_key_type_for_profile, profile, key_type)  # refused before a key is generated
     subject = _subject(request.common_name)  # refused names cost no key generation
     sans = _sans_with_common_name(_requested_sans(request.sans), request.common_name, profile)
-    private_key = generate_private_key(key_type)
+    server_key = SubscriberKey(key_type)
     return _Subscriber(
-        subject=subject, sans=sans, public_key=private_key.public_key(),
-        key_source=KeySource.SERVER, private_key=private_key,
+        subject=subject, sans=sans, public_key=server_key.public_key(),
+        key_source=KeySource.SERVER, server_key=server_key,
     )
 
 
 def _sign(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile,
           days: int | timedelta) -> x509.Certificate:
     return _crypto(
-        build_end_entity_certificate, ca_certificate(ca), intermediate_signing_key(ca),
+        build_end_entity_certificate, ca_certificate(ca), intermediate_signer(ca),
         subscriber.public_key, subscriber.subject, subscriber.sans, profile, days, publication_urls(ca),
     )
 
@@ -241,11 +239,11 @@ class _Pkcs12Paths:
 
 
 def _store_pkcs12(store: ArtifactStore, ca: CertificateAuthority, certificate: x509.Certificate,
-                  private_key: PrivateKey) -> _Pkcs12Paths:
+                  server_key: SubscriberKey) -> _Pkcs12Paths:
     """Seal the key in a PKCS#12 (AES-256, PBES2) whose random password is itself stored encrypted."""
     chain = [load_x509(authority.certificate) for authority in ca_chain(ca) if not authority.is_root]
     password = generate_pkcs12_password()
-    bundle = build_pkcs12(private_key, certificate, chain, password.encode(), friendly_name=None)
+    bundle = server_key.pkcs12(certificate, chain, password.encode())
     directory = new_certificate_directory()
     paths = _Pkcs12Paths(f"{directory}/{PKCS12_FILENAME}", f"{directory}/{PKCS12_PASSWORD_FILENAME}")
     with storage_errors(), _pkcs12_removed_on_failure(store, paths):  # never half a pair: both files or neither
@@ -277,8 +275,8 @@ def _issue(ca: CertificateAuthority, subscriber: _Subscriber, profile: Profile, 
     subscriber = replace(subscriber, subject=subject_within_directory_subtrees(subscriber.subject,
                                                                                chain_name_constraints(ca)))
     certificate = _sign(ca, subscriber, profile, days)
-    store = artifact_store() if subscriber.private_key else None
-    paths = _store_pkcs12(store, ca, certificate, subscriber.private_key) if store else _Pkcs12Paths()
+    store = artifact_store() if subscriber.server_key else None
+    paths = _store_pkcs12(store, ca, certificate, subscriber.server_key) if store else _Pkcs12Paths()
     # The row and its event commit together, in a transaction bracketed by the driver.
     with _pkcs12_removed_on_failure(store, paths), write_transaction():
         try:
@@ -402,8 +400,8 @@ def _renewal_subscriber(old: x509.Certificate, row: Certificate, csr: bytes | st
     """Same subject and SANs; a new key for server keys, the new CSR's key, or the same public key."""
     sans = list(old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value) if row.sans else []
     if row.key_source == KeySource.SERVER:
-        private_key = generate_private_key(row.key_type)
-        return _Subscriber(old.subject, sans, private_key.public_key(), KeySource.SERVER, private_key)
+        server_key = SubscriberKey(row.key_type)
+        return _Subscriber(old.subject, sans, server_key.public_key(), KeySource.SERVER, server_key)
     public_key = _crypto(vet_csr, csr).public_key if csr else old.public_key()
     return _Subscriber(old.subject, sans, public_key, KeySource.CSR)
 

@@ -8,8 +8,8 @@ Who signs:
   key is sealed by the vault like an intermediate key and cached in memory
   (`PKI_OCSP_DELEGATED=false` makes the CA sign itself);
 * a root's key needs the operator's password, so the answers about its children are
-  pre-signed whenever the root is unlocked (`presign_root_responses`, called from
-  `generate_crl` for a root) and served as they are until the root CRL's nextUpdate.
+  pre-signed whenever the root is unlocked (`presign_root_responses`, called by
+  `publication` with the root's CRL) and served as they are until the root CRL's nextUpdate.
 
 Validity: `PKI_OCSP_RESPONSE_VALIDITY` (a day by default, 8 hours to 10 days: BR 4.9.10); an
 answer is re-signed once half its validity is gone (at most four days after its thisUpdate).
@@ -45,7 +45,7 @@ from audit.actions import AuditAction
 from audit.services import record_event
 from certificates.crypto.crl import parse_reason
 from certificates.crypto.errors import CryptoError
-from certificates.crypto.keys import KeyType, PrivateKey, generate_private_key
+from certificates.crypto.keys import KeyType
 from certificates.crypto.names import build_subject
 from certificates.crypto.ocsp import (
     MalformedOCSPRequest,
@@ -59,7 +59,8 @@ from certificates.crypto.ocsp import (
 )
 from certificates.crypto.policy import directory_subtree
 from certificates.crypto.serials import serial_to_hex
-from certificates.keystore import artifact_store, intermediate_signing_key, ocsp_responder_key
+from certificates.crypto.signing import Signer
+from certificates.keystore import artifact_store, key_removed_on_failure
 from certificates.models import (
     Certificate,
     CertificateAuthority,
@@ -68,9 +69,9 @@ from certificates.models import (
     KeySource,
     PresignedOCSPResponse,
 )
-from certificates.services.authorities import key_removed_on_failure
 from certificates.services.records import create_certificate_row, load_x509
-from certificates.vault.custody import delete_ca_key, seal_intermediate_key
+from certificates.signers import fresh_responder_key, intermediate_signer, responder_signer
+from certificates.vault.custody import delete_ca_key
 from certificates.vault.storage import ArtifactStore
 from pki_project.actor import Actor
 
@@ -321,10 +322,10 @@ def _signed_answer(issuer: _Issuer, request: ocsp.OCSPRequest, status: _Status, 
                    nonce: bool = False) -> OCSPAnswer:
     now = (now or timezone.now()).replace(microsecond=0)
     issuer_certificate = x509.load_der_x509_certificate(issuer.certificate_der)
-    responder_certificate, responder_key = current_responder(issuer, now)
+    responder_certificate, responder = current_responder(issuer, now)
     next_update = now + _response_validity()
     der = build_ocsp_response(
-        request, issuer_certificate, responder_certificate, responder_key, status.status,
+        request, issuer_certificate, responder_certificate, responder, status.status,
         revoked_at=status.revoked_at, reason=parse_reason(status.reason) if status.reason else None,
         this_update=now, next_update=next_update,
     )
@@ -378,11 +379,11 @@ def _usable_responder_row(ca_id: int, now: datetime) -> Certificate | None:
     return None
 
 
-def current_responder(issuer: _Issuer, now: datetime) -> tuple[x509.Certificate, PrivateKey]:
-    """The (certificate, key) that signs the CA's answers: a delegated responder, or the CA itself."""
+def current_responder(issuer: _Issuer, now: datetime) -> tuple[x509.Certificate, Signer]:
+    """The (certificate, signer) that signs the CA's answers: a delegated responder, or the CA itself."""
     if not settings.PKI_OCSP_DELEGATED:
         ca = CertificateAuthority.objects.select_related("certificate").get(pk=issuer.ca_id)
-        return x509.load_der_x509_certificate(issuer.certificate_der), intermediate_signing_key(ca)
+        return x509.load_der_x509_certificate(issuer.certificate_der), intermediate_signer(ca)
     memo_key = _responder_memo_key(issuer)
     responder = _responders.get(memo_key)
     if responder is None or not responder.fresh(now):
@@ -396,7 +397,7 @@ def current_responder(issuer: _Issuer, now: datetime) -> tuple[x509.Certificate,
                                time.monotonic())
         with _responders_lock:
             _responders[memo_key] = responder
-    return responder.certificate, ocsp_responder_key(responder.fingerprint, responder.key_directory)
+    return responder.certificate, responder_signer(responder.fingerprint, responder.key_directory)
 
 
 def _responder_subject(ca: CertificateAuthority) -> x509.Name:
@@ -418,11 +419,10 @@ def issue_responder_certificate(ca: CertificateAuthority, *, now: datetime | Non
     now = (now or timezone.now()).replace(microsecond=0)
     if ca.certificate.status_at(now) != CertificateStatus.VALID:
         raise ResponderUnavailable(f"the CA '{ca.slug}' is {ca.certificate.status_at(now)} and certifies no responder")
-    key = generate_private_key(RESPONDER_KEY_TYPE)
-    issuer_key = intermediate_signing_key(ca)
+    key = fresh_responder_key(RESPONDER_KEY_TYPE)
     try:
         certificate = build_ocsp_responder_certificate(
-            load_x509(ca.certificate), issuer_key, key.public_key(), _responder_subject(ca),
+            load_x509(ca.certificate), intermediate_signer(ca), key.public_key(), _responder_subject(ca),
             days=settings.PKI_OCSP_RESPONDER_DAYS, now=now,
         )
     except CryptoError:
@@ -430,7 +430,7 @@ def issue_responder_certificate(ca: CertificateAuthority, *, now: datetime | Non
         raise
     key_directory = f"ocsp/{uuid.uuid4().hex}"
     store = artifact_store()
-    seal_intermediate_key(store, key_directory, key)
+    key.seal(store, key_directory)
     with key_removed_on_failure(store, key_directory):
         return _record_responder(ca, certificate, key_directory, now, store)
 
@@ -468,9 +468,9 @@ def forget_responders() -> None:
 # --- A root's pre-signed answers --------------------------------------------------------------
 
 
-def presign_root_responses(root: CertificateAuthority, key: PrivateKey, *, until: datetime,
+def presign_root_responses(root: CertificateAuthority, signer: Signer, *, until: datetime,
                            now: datetime | None = None) -> int:
-    """Sign, with the unlocked root key, the answers about every unexpired child of `root`.
+    """Sign, with the open root signer, the answers about every unexpired child of `root`.
 
     One answer per child and CertID hash algorithm, valid until `until` (the root CRL's
     nextUpdate); they replace the previous set in one transaction. Returns the count.
@@ -485,7 +485,7 @@ def presign_root_responses(root: CertificateAuthority, key: PrivateKey, *, until
         for algorithm in PRESIGNED_ALGORITHMS:
             cert_id = OCSPCertId.for_serial(root_certificate, int(serial_hex, 16), algorithm)
             der = build_ocsp_response(
-                cert_id, root_certificate, root_certificate, key, status, revoked_at=revoked_at,
+                cert_id, root_certificate, root_certificate, signer, status, revoked_at=revoked_at,
                 reason=parse_reason(reason) if reason else None, this_update=now, next_update=until,
             )
             _count_signature()

@@ -7,7 +7,7 @@ has valid certificates below it is revoked only when the caller explicitly asks 
 revoke them too. cACompromise and aACompromise are refused for subscriber certificates
 (BR 7.2.2); subscriber certificates below a revoked CA go with cessationOfOperation.
 Once the revocation has committed the issuer publishes it: an intermediate in a new delta
-CRL, a root in a new full CRL (`crls.publish_revocations`).
+CRL, a root in a new full CRL with the signer the revocation opened (`publication`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import record_event
-from certificates.crypto.keys import PrivateKey
+from certificates.crypto.signing import Signer
 from certificates.errors import Conflict, InvalidInput
-from certificates.keystore import forget_signing_key
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, RevocationReason
 from certificates.selectors import ca_chain
-from certificates.services.authorities import signing_key, unlock_root
-from certificates.services.crls import publish_revocations
 from certificates.services.ocsp import forget_responders
 from certificates.services.permissions import Action, require
+from certificates.services.publication import republish_intermediates_on_commit, republish_root
+from certificates.signers import forget_signing_key, signer_for
 from pki_project.actor import Actor
 
 logger = logging.getLogger(__name__)
@@ -131,20 +130,6 @@ def _issuers_to_republish(certificates: list[Certificate]) -> list[CertificateAu
     ]
 
 
-def _republish_after_commit(issuers: list[CertificateAuthority], keys: dict[int, PrivateKey], actor: Actor) -> None:
-    def republish() -> None:
-        for ca in issuers:
-            try:
-                # An intermediate: a delta CRL against its current base (RFC 5280 5.2.4); a root: a
-                # full CRL, which also re-signs its pre-signed OCSP answers. Cached OCSP answers
-                # need nothing: their cache key holds the revocation state (services.ocsp).
-                publish_revocations(ca, actor=actor, key=keys.get(ca.pk) or signing_key(ca, None, actor))
-            except Exception:  # the revocation stands; `generate_crl --all` (cron) catches up
-                logger.exception("Re-signing the CRL of CA %s after a revocation failed", ca.slug)
-
-    transaction.on_commit(republish)
-
-
 def revoke_certificate(
     certificate: Certificate,
     *,
@@ -164,11 +149,11 @@ def revoke_certificate(
     if certificate.is_revoked:
         raise Conflict(f"Certificate {certificate.serial} is already revoked.", code="already_revoked")
     authority = _authority_of(certificate)
-    keys: dict[int, PrivateKey] = {}
-    descendants: list[Certificate] = []
-    if authority is not None:
-        root = ca_chain(authority)[-1]
-        keys[root.pk] = unlock_root(root, root_password, actor)  # a CA goes only with the root's password
+    if authority is None:
+        return _revoke(certificate, reason, invalidity_date, now, actor, descendants=[])
+    root = ca_chain(authority)[-1]
+    # A CA goes only with the root's password; the root's signer stays open until its CRL is re-signed.
+    with signer_for(root, root_password=root_password, actor=actor) as root_signer:
         descendants = _valid_descendants(authority, now)
         # The CA's own delegated OCSP responders go with it and do not count as children to decide on.
         subscribers = [d for d in descendants if d.kind != CertificateKind.OCSP_RESPONDER]
@@ -177,6 +162,14 @@ def revoke_certificate(
                 f"The CA '{authority.slug}' still has {len(subscribers)} valid certificate(s) below it: "
                 "revoke them too (revoke_children) or revoke them first.", code="ca_has_valid_children",
             )
+        return _revoke(certificate, reason, invalidity_date, now, actor, descendants=descendants, root=root,
+                       root_signer=root_signer)
+
+
+def _revoke(certificate: Certificate, reason: RevocationReason, invalidity_date: datetime | None, now: datetime,
+            actor: Actor, *, descendants: list[Certificate], root: CertificateAuthority | None = None,
+            root_signer: Signer | None = None) -> list[Certificate]:
+    """Mark `certificate` and `descendants` revoked in one transaction, then publish what changed."""
     with transaction.atomic():
         _mark_revoked(certificate, reason, now, invalidity_date, actor)
         for child in descendants:
@@ -186,5 +179,7 @@ def revoke_certificate(
             if is_ca_certificate(cert):
                 forget_signing_key(CertificateAuthority.objects.select_related("certificate").get(certificate=cert))
                 forget_responders()  # this worker stops signing with the CA's responder at once
-        _republish_after_commit(_issuers_to_republish(revoked), keys, actor)
+        issuers = _issuers_to_republish(revoked)
+        republish_intermediates_on_commit(issuers, actor)
+    republish_root(issuers, actor, root, root_signer)
     return revoked

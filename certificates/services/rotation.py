@@ -21,7 +21,8 @@ from audit.keys import AuditKeys, audit_keys, audit_keys_for
 from audit.maintenance import chain_keyed_with, rekey_chain
 from audit.services import lock_chain, record_event
 from certificates.errors import InvalidInput, storage_errors
-from certificates.keystore import artifact_cipher, forget_all_signing_keys
+from certificates.keystore import artifact_cipher
+from certificates.signers import forget_all_signing_keys
 from certificates.vault.at_rest import ArtifactCipher
 from certificates.vault.errors import RotationError
 from certificates.vault.rotation import RotationReport, rotate_artifacts

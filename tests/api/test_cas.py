@@ -8,12 +8,13 @@ from cryptography import x509
 from audit.models import AuditEvent
 from certificates.models import CertificateAuthority, CertificateRevocationList
 from tests.api.conftest import ROOT_PASSWORD, post_json, snapshot
+from tests.certificates.softhsm import softhsm  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
 CA_FIELDS = {"id", "slug", "name", "kind", "organization", "parent", "certificate", "serial", "fingerprint_sha256",
              "key_type", "not_before", "not_after", "status", "path_length", "permitted_names", "excluded_names",
-             "purposes", "policy_oids", "crl_number", "certificate_pem", "created_at"}
+             "purposes", "policy_oids", "crl_number", "certificate_pem", "created_at", "key_backend", "token_label"}
 
 
 def test_list_is_scoped_and_paginated(clients, hierarchy, other_hierarchy):
@@ -241,3 +242,39 @@ def test_organization_by_slug(clients, other_organization):
     response = post_json(clients["global_admin"], "/api/v1/cas/", {
         "kind": "root", "name": "Nowhere Root", "organization": "no-such-org", "root_password": ROOT_PASSWORD})
     assert response.status_code == 404
+
+
+@pytest.mark.usefixtures("softhsm")
+def test_admin_creates_a_token_held_root_and_signs_its_crl_with_the_pin(clients, settings):
+    from tests.certificates.softhsm import ROOT_PIN, ROOT_TOKEN
+
+    admin = clients["admin"]
+    response = post_json(admin, "/api/v1/cas/", {"kind": "root", "name": "Token Root", "key_type": "ec-p256",
+                                                 "key_backend": "pkcs11", "token_label": ROOT_TOKEN,
+                                                 "root_password": ROOT_PIN})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["key_backend"], body["token_label"]) == ("pkcs11", ROOT_TOKEN)
+    assert ROOT_PIN not in response.content.decode()
+    before = CertificateRevocationList.objects.count()
+    refused = post_json(admin, f"/api/v1/cas/{body['id']}/crl/", {"root_password": ROOT_PIN + "x"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "unlock_failed"
+    assert CertificateRevocationList.objects.count() == before
+    signed = post_json(admin, f"/api/v1/cas/{body['id']}/crl/", {"root_password": ROOT_PIN})
+    assert signed.status_code in (200, 201), signed.content
+    assert CertificateRevocationList.objects.count() == before + 1
+
+
+@pytest.mark.usefixtures("softhsm")
+@pytest.mark.parametrize(("extra", "code"), [({"key_backend": "hsm9000"}, "invalid"),
+                                             ({"key_backend": "pkcs11"}, "token_label_required"),
+                                             ({"key_backend": "pkcs11", "token_label": "no-such-token"},
+                                              "unlock_failed")])
+def test_a_bad_token_request_is_refused_and_changes_nothing(clients, settings, extra, code):
+    before = snapshot(settings.PKI_DATA_DIR)
+    response = post_json(clients["admin"], "/api/v1/cas/", {"kind": "root", "name": "Bad Token Root",
+                                                            "root_password": "1234", **extra})
+    assert 400 <= response.status_code < 500, response.content
+    assert response.json()["error"]["code"] == code
+    assert snapshot(settings.PKI_DATA_DIR) == before

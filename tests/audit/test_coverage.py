@@ -25,8 +25,8 @@ from audit.verification import verify_chain
 from certificates.models import Certificate, CertificateAuthority
 from certificates.services.artifacts import download_certificate, reveal_pkcs12_password
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
+from certificates.services.publication import generate_crl
 from certificates.services.revocation import revoke_certificate
 from organizations.models import ApiKey, Membership, Organization
 from organizations.principal import Principal

@@ -26,9 +26,9 @@ from backups.errors import BackupError
 from backups.services import preview_restore, replaced_trail_path, restore_backup
 from certificates.consistency import check_consistency
 from certificates.models import Certificate, CertificateAuthority, PresignedOCSPResponse
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
 from certificates.services.ocsp import answer_ocsp_request, forget_responders
+from certificates.services.publication import generate_crl
 from certificates.services.revocation import revoke_certificate
 from organizations.models import ApiKey, SessionToken
 from organizations.services import AuthenticationFailed, authenticate_bearer, close_session, open_session

@@ -14,10 +14,11 @@ from django.db import connection
 
 from audit.verification import verify_chain
 from backups.services import restore_backup
-from certificates.keystore import artifact_store, intermediate_signing_key
+from certificates.keystore import artifact_store
 from certificates.models import CertificateAuthority
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.publication import generate_crl
+from certificates.signers import intermediate_signer
 from certificates.vault import unlock_root_key
 from organizations.models import Organization
 from pki_project.actor import Actor
@@ -31,7 +32,7 @@ def assert_restored_installation_works(report, source_vendor: str) -> None:
     issuing = CertificateAuthority.objects.get(slug="source-issuing")
     root = CertificateAuthority.objects.get(slug="source-root")
     unlock_root_key(artifact_store(), root.key_directory, ROOT_PASSWORD)
-    assert intermediate_signing_key(issuing) is not None
+    assert intermediate_signer(issuing) is not None
     operator = Actor.operator("tests")
     issued = issue_certificate(issuing, IssuanceRequest(profile="server", common_name="x.example.com",
                                                         key_type="ec-p256"), actor=operator)

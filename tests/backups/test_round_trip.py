@@ -14,12 +14,13 @@ from audit.models import AuditEvent
 from audit.verification import verify_chain
 from backups.archive import MANIFEST, SQLITE_SNAPSHOT
 from backups.services import restore_backup
-from certificates.keystore import artifact_store, intermediate_signing_key
+from certificates.keystore import artifact_store
 from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList
 from certificates.services.authorities import create_root_ca
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.publication import generate_crl
 from certificates.services.revocation import revoke_certificate
+from certificates.signers import intermediate_signer
 from certificates.vault import unlock_root_key
 from organizations.models import Organization
 from pki_project.actor import Actor
@@ -122,7 +123,7 @@ def test_restored_pki_still_works(lived_in_pki: CertificateAuthority, operator: 
     root = ca.parent
     # Keys unlock: the root with its password, the intermediate from the vault (no stale cached key).
     unlock_root_key(artifact_store(), root.key_directory, ROOT_PASSWORD)
-    assert intermediate_signing_key(ca) is not None
+    assert intermediate_signer(ca) is not None
     # CRLs regenerate, listing every certificate revoked before the backup and since.
     published_before = CertificateAuthority.objects.get(pk=ca.pk).crl_number
     crl_row = generate_crl(ca, actor=operator)

@@ -16,10 +16,11 @@ from certificates.crypto.keys import KeyType
 from certificates.errors import InvalidInput, PolicyViolation, UnlockRefused
 from certificates.keystore import artifact_store
 from certificates.models import Certificate, CertificateAuthority
-from certificates.services.authorities import create_intermediate_ca, create_root_ca, unlock_root
+from certificates.services.authorities import create_intermediate_ca, create_root_ca
 from certificates.services.records import load_x509
 from certificates.vault.custody import load_intermediate_key
 from tests.certificates.conftest import ROOT_PASSWORD
+from tests.helpers import unlock_root
 from tests.judges import openssl_verify, pkilint_findings
 
 

@@ -7,7 +7,7 @@ from django.core import serializers
 
 from certificates.demo import DEMO_INTERMEDIATE_SLUG, DEMO_ROOT_SLUG, ROOT_PASSWORD_HEADING, bootstrap_demo
 from certificates.models import CertificateAuthority, CertificateRevocationList
-from certificates.services.authorities import unlock_root
+from tests.helpers import unlock_root
 
 
 @pytest.mark.django_db

@@ -80,7 +80,7 @@ def test_issue_verify_revoke_and_crl_says_revoked(key_type, profile, hierarchy_f
 
 
 def _root_crl(root: CertificateAuthority, operator) -> CertificateRevocationList:
-    from certificates.services.crls import generate_crl
+    from certificates.services.publication import generate_crl
 
     return generate_crl(root, actor=operator, root_password=ROOT_PASSWORD)
 
@@ -250,7 +250,7 @@ def test_renewal_keeps_subject_and_sans_and_links_the_predecessor(intermediate_c
 def test_crl_numbers_only_grow(intermediate_ca, operator):
     from django.db import IntegrityError, transaction
 
-    from certificates.services.crls import generate_crl
+    from certificates.services.publication import generate_crl
 
     numbers = [generate_crl(intermediate_ca, actor=operator).number for _ in range(3)]
     assert numbers == sorted(set(numbers))

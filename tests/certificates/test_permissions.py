@@ -16,10 +16,11 @@ from certificates.errors import NotFound, PermissionRefused
 from certificates.models import Certificate, CertificateAuthority, CertificateRevocationList
 from certificates.services.artifacts import download_certificate, reveal_pkcs12_password
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
-from certificates.services.crls import generate_crl, generate_delta_crl, publish_crls, publish_crls_for
+from certificates.services.crls import generate_delta_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate, renew_certificate
 from certificates.services.ocsp import issue_responder_certificate
 from certificates.services.permissions import RULES, Action, kind_of, may_ever, permits, refusal
+from certificates.services.publication import generate_crl, publish_crls, publish_crls_for
 from certificates.services.revocation import revoke_certificate
 from organizations.principal import Principal
 from organizations.roles import Role

@@ -12,13 +12,14 @@ from audit.actions import AuditAction
 from audit.keys import audit_keys, audit_keys_for
 from audit.models import AuditEvent
 from audit.verification import database_records, verify_chain, verify_records
-from certificates.keystore import artifact_store, forget_all_signing_keys
-from certificates.services.authorities import unlock_root
+from certificates.keystore import artifact_store
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.signers import forget_all_signing_keys
 from certificates.vault.at_rest import ArtifactCipher
 from certificates.vault.errors import WrongEncryptionKey
 from certificates.vault.storage import ArtifactStore
 from tests.certificates.conftest import ROOT_PASSWORD
+from tests.helpers import unlock_root
 
 NEW_KEY = "rotated-encryption-key-abcdefghijklmnopqrstuvwxyz"
 NEW_SALT = "rotated-salt-0f1e2d3c4b5a6978"

@@ -102,9 +102,9 @@ def _opt_builtins_into_cabf_policies(actor) -> None:
 def _build(key_type: KeyType, name: str, *, with_status: bool) -> Chain:
     from certificates.models import Certificate
     from certificates.services.authorities import create_intermediate_ca, create_root_ca
-    from certificates.services.crls import generate_crl
     from certificates.services.issuance import IssuanceRequest, issue_certificate
     from certificates.services.ocsp import answer_ocsp_request
+    from certificates.services.publication import generate_crl
     from certificates.services.records import load_x509
     from certificates.services.revocation import revoke_certificate
     from organizations.models import Organization
@@ -155,8 +155,8 @@ class Corpus:
 
     @functools.cache  # noqa: B019 (one corpus per test session)
     def chain(self, key_type: KeyType, name: str = "main") -> Chain:
-        from certificates.keystore import forget_all_signing_keys
         from certificates.services.ocsp import forget_responders
+        from certificates.signers import forget_all_signing_keys
 
         data_dir = self._directory / f"{name}-{key_type.value}"
         data_dir.mkdir(mode=0o700)

@@ -98,3 +98,30 @@ def test_settings_checked_by_django_stop_with_one_line(empty_project_env: dict[s
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(expected)
+
+
+@pytest.mark.parametrize("value", ["libsofthsm2.so", "relative/lib.so", "/no/such/pkcs11-module.so"])
+def test_manage_py_refuses_a_pkcs11_module_that_is_not_an_absolute_existing_file(
+    value: str, empty_project_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = clean_environment(PKI_PKCS11_MODULE=value, PKI_ENV_FILE=str(tmp_path / "no-such.env"), **empty_project_env)
+    result = run_manage("check", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "PKI_PKCS11_MODULE must be the absolute path of an existing PKCS#11 library" in lines[0]
+
+
+def test_the_pkcs11_settings_default_to_debians_softhsm_and_no_pin_file(tmp_path: Path) -> None:
+    from pki_project.config import DEFAULT_PKCS11_MODULE, pkcs11_module, pkcs11_pin_file
+
+    assert pkcs11_module({}) == DEFAULT_PKCS11_MODULE == "/usr/lib/softhsm/libsofthsm2.so"
+    module = tmp_path / "vendor-pkcs11.so"
+    module.write_bytes(b"\x7fELF")
+    assert pkcs11_module({"PKI_PKCS11_MODULE": str(module)}) == str(module)
+    assert pkcs11_pin_file({}) == ""
+    with pytest.raises(ConfigError, match="PKI_PKCS11_PIN_FILE must be the absolute path of an existing file"):
+        pkcs11_pin_file({"PKI_PKCS11_PIN_FILE": str(tmp_path / "missing.pin")})
+    pin = tmp_path / "issuing.pin"
+    pin.write_text("1234\n")
+    assert pkcs11_pin_file({"PKI_PKCS11_PIN_FILE": str(pin)}) == str(pin)

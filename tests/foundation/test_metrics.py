@@ -17,8 +17,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from certificates.services.authorities import create_intermediate_ca, create_root_ca
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.publication import generate_crl
 from certificates.services.revocation import revoke_certificate
 from pki_project.actor import Actor
 from tests.certificates.conftest import ROOT_PASSWORD

@@ -17,12 +17,12 @@ from certificates.models import Certificate, CertificateAuthority, CertificateRe
 from certificates.services.crls import (
     crls_due,
     ensure_fresh_crl,
-    generate_crl,
     generate_delta_crl,
     latest_crl,
     latest_delta_crl,
 )
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.publication import generate_crl
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from tests.certificates.conftest import ROOT_PASSWORD

@@ -119,7 +119,7 @@ def test_every_later_delta_carries_all_revocations_since_its_base_and_a_new_base
     assert json.loads(out.getvalue())["crls"] == []  # nothing due yet
     [due] = crls_due(later)
     assert not due.delta_only
-    from certificates.services.crls import publish_crls_for
+    from certificates.services.publication import publish_crls_for
 
     [publication] = [p for p in publish_crls_for([intermediate_ca], actor=operator, now=later) if p.crls]
     new_base, new_delta = publication.crls

@@ -63,7 +63,8 @@ import sys, django
 django.setup()
 from audit.maintenance import delete_all_events
 from certificates.models import CertificateAuthority
-from certificates.services.crls import generate_crl, generate_delta_crl
+from certificates.services.crls import generate_delta_crl
+from certificates.services.publication import generate_crl
 from pki_project.actor import Actor
 ca = CertificateAuthority.objects.select_related("certificate").get(pk=int(sys.argv[1]))
 numbers = []

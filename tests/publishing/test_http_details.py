@@ -12,8 +12,9 @@ import pytest
 from cryptography.x509 import ocsp
 from django.utils.http import http_date
 
-from certificates.services.crls import generate_crl, generate_delta_crl
+from certificates.services.crls import generate_delta_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.publication import generate_crl
 from certificates.services.records import load_x509
 from tests.certificates.csrs import make_csr
 from tests.judges import write_pems

@@ -17,8 +17,8 @@ from certificates.consistency import check_consistency
 from certificates.keystore import artifact_store
 from certificates.models import Certificate, CertificateAuthority, CertificateKind, KeySource
 from certificates.services.authorities import create_intermediate_ca
-from certificates.services.crls import generate_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.publication import generate_crl
 from certificates.services.records import create_certificate_row, load_x509
 from certificates.services.revocation import revoke_certificate
 from certificates.vault.paths import TEMP_PREFIX

@@ -8,8 +8,9 @@ import pytest
 from cryptography import x509
 from django.core.management import call_command
 
-from certificates.services.crls import crls_due, latest_crl, latest_delta_crl, publish_crls
+from certificates.services.crls import crls_due, latest_crl, latest_delta_crl
 from certificates.services.issuance import IssuanceRequest, issue_certificate
+from certificates.services.publication import publish_crls
 from certificates.services.revocation import revoke_certificate
 from tests.certificates.csrs import make_csr
 

@@ -75,12 +75,12 @@ def setup(args: argparse.Namespace) -> None:
 
 
 def issue(args: argparse.Namespace) -> None:
-    from certificates.keystore import intermediate_signing_key
     from certificates.selectors import get_ca
     from certificates.services.issuance import IssuanceRequest, issue_certificate
+    from certificates.signers import intermediate_signer
 
     ca = get_ca(args.ca)
-    intermediate_signing_key(ca)  # the key derivation and unlock happen before the start line
+    intermediate_signer(ca)  # the key derivation and unlock happen before the start line
     wait_for_start(args)
     for index in counted(args.count):
         name = f"{args.label}-{index}.example.com"
@@ -122,12 +122,12 @@ def revoke(args: argparse.Namespace) -> None:
 
 
 def crl(args: argparse.Namespace) -> None:
-    from certificates.keystore import intermediate_signing_key
     from certificates.selectors import get_ca
-    from certificates.services.crls import generate_crl
+    from certificates.services.publication import generate_crl
+    from certificates.signers import intermediate_signer
 
     ca = get_ca(args.ca)
-    intermediate_signing_key(ca)
+    intermediate_signer(ca)
     wait_for_start(args)
     for _ in counted(args.count):
         row = generate_crl(ca, actor=actor())

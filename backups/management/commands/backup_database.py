@@ -55,6 +55,9 @@ class Command(JsonCommand):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
         payload = {"output": str(output), "size": output.stat().st_size, **report.as_dict()}
+        if not options["json"]:
+            for note in report.keys_not_in_backup:  # e.g. the key of CA X is on token Y and is not in this backup
+                self.stderr.write(note)
         emit(self, options, payload, f"Backup written to {output} ({payload['size']} bytes, {report.rows} rows, "
                                      f"{report.artifacts} artifacts).")
 

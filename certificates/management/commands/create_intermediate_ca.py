@@ -12,9 +12,10 @@ from pki_project.actor import Actor
 from pki_project.cli import (
     JsonCommand,
     add_json_argument,
+    add_key_backend_arguments,
     add_password_arguments,
     emit,
-    read_password,
+    read_root_secret,
     service_errors_as_command_errors,
 )
 
@@ -49,19 +50,21 @@ class Command(JsonCommand):
         parser.add_argument("--country", default=None, metavar="CC",
                             help="ISO 3166 country code of the CA subject (default: PKI_DEFAULT_COUNTRY)")
         add_password_arguments(parser)
+        add_key_backend_arguments(parser)
         add_json_argument(parser)
 
     def handle(self, *args, **options) -> None:
         with service_errors_as_command_errors():
             parent = get_ca(options["root"])
-            password = read_password(options) if parent.is_root else None
+            password = read_root_secret(options, token=parent.key_backend == "pkcs11") if parent.is_root else None
             ca = create_intermediate_ca(
                 parent=parent, common_name=options["name"], root_password=password, key_type=options["key_type"],
                 days=options["days"], path_length=options["path_length"], permitted_names=options["permit"],
                 excluded_names=options["exclude"], slug=options["slug"], country=options["country"],
                 crl_validity_hours=options["crl_validity_hours"], purposes=options["purposes"],
                 policy_oids=[oid for oid in (options["policy_oids"] or "").split(",") if oid.strip()] or None,
-                actor=Actor.operator("create_intermediate_ca"),
+                actor=Actor.operator("create_intermediate_ca"), key_backend=options["key_backend"],
+                token_label=options["token_label"],
             )
         purposes, policies = ca_purposes(ca), list(ca_policy_oids(ca))
         emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial, "purposes": purposes,

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from certificates.models import CertificateAuthority
 from certificates.selectors import get_ca
-from certificates.services.crls import ROOT_DELTA_SKIP_REASON, publish_crls_for
+from certificates.services.publication import ROOT_DELTA_SKIP_REASON, publish_crls_for
 from pki_project.actor import Actor
 from pki_project.cli import (
     JsonCommand,

@@ -7,15 +7,17 @@ from pki_project.actor import Actor
 from pki_project.cli import (
     JsonCommand,
     add_json_argument,
+    add_key_backend_arguments,
     add_password_arguments,
     emit,
-    read_password,
+    read_root_secret,
     service_errors_as_command_errors,
 )
 
 
 class Command(JsonCommand):
-    help = "Create a root CA for an organization. Asks for the root password that will guard its key."
+    help = ("Create a root CA for an organization. Asks for the root password that will guard its key "
+            "(with --key-backend pkcs11: the token's user PIN; the key is made on the token).")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--organization", required=True, metavar="SLUG")
@@ -29,21 +31,25 @@ class Command(JsonCommand):
         parser.add_argument("--country", default=None, metavar="CC",
                             help="ISO 3166 country code of the CA subject (default: PKI_DEFAULT_COUNTRY)")
         add_password_arguments(parser)
+        add_key_backend_arguments(parser)
         add_json_argument(parser)
 
     def handle(self, *args, **options) -> None:
         organization = Organization.objects.filter(slug=options["organization"]).first()
         if organization is None:
             raise CommandError(f"No organization '{options['organization']}'.")
-        password = read_password(options, confirm=True)
+        on_token = options["key_backend"] == "pkcs11"
+        password = read_root_secret(options, token=on_token, confirm=True)
         if not options["json"]:
-            self.stderr.write("Generating the key and sealing it (the root password is stretched: a few seconds)...")
+            self.stderr.write("Generating the key on the token..." if on_token else
+                              "Generating the key and sealing it (the root password is stretched: a few seconds)...")
         with service_errors_as_command_errors():
             ca = create_root_ca(
                 organization=organization, common_name=options["name"], root_password=password,
                 key_type=options["key_type"], days=options["days"], path_length=options["path_length"],
                 slug=options["slug"], country=options["country"],
                 crl_validity_hours=options["crl_validity_hours"], actor=Actor.operator("init_root_ca"),
+                key_backend=options["key_backend"], token_label=options["token_label"],
             )
         emit(self, options, {"id": ca.pk, "slug": ca.slug, "serial": ca.certificate.serial},
              f"Created root CA '{ca.slug}' (id {ca.pk}, serial {ca.certificate.serial}).")
