@@ -24,7 +24,8 @@ import pytest
 
 from tests.helpers import PROJECT_DIR
 
-PACKAGES = ("acme_server", "audit", "backups", "certificates", "organizations", "pki_project", "ratelimits")
+PACKAGES = ("acme_server", "approvals", "audit", "backups", "certificates", "enrollment", "organizations",
+            "pki_project", "ratelimits")
 KEY_HOLDERS = ("certificates/crypto/", "certificates/signers/", "certificates/vault/")
 EXEMPT_FILES = {"audit/keys.py"}
 KEY_FUNCTIONS = frozenset({
