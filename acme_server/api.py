@@ -12,9 +12,9 @@ from rest_framework.response import Response
 
 from acme_server.models import ExternalAccountKey
 from acme_server.services.eab import create_eab_key, revoke_eab_key, visible_eab_keys
-from certificates.errors import InvalidInput, NotFound
+from certificates.errors import NotFound
 from certificates.models import CertificateAuthority
-from organizations.models import Organization
+from organizations.selectors import organization_for_caller
 from pki_project.actor import Actor
 from pki_project.api import StrictCharField, principal_of
 
@@ -53,18 +53,6 @@ class EabSerializer(serializers.ModelSerializer):
         return account.name if account is not None else None
 
 
-def _organization(slug: str | None, principal) -> Organization:
-    if slug is None:
-        if principal is None or principal.organization_id is None:
-            raise InvalidInput("Name the organization (a global admin has none of their own).",
-                               code="organization_required")
-        return Organization.objects.get(pk=principal.organization_id)
-    organization = Organization.objects.filter(slug=slug).first()
-    if organization is None or principal is None or not principal.can_see_organization(organization.pk):
-        raise NotFound("No such organization.", code="unknown_organization")
-    return organization
-
-
 class _VisibleEabKeys:
     """The credentials the caller may manage; another organization's are 404."""
 
@@ -88,7 +76,7 @@ class EabList(_VisibleEabKeys, generics.ListAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         principal = principal_of(request)
-        organization = _organization(values.get("organization"), principal)
+        organization = organization_for_caller(values.get("organization"), principal)
         ca = None
         if values.get("ca"):
             ca = CertificateAuthority.objects.by_reference(values["ca"]).filter(organization=organization).first()

@@ -10,11 +10,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from certificates.errors import InvalidInput, NotFound
+from certificates.errors import NotFound
 from certificates.models import CertificateAuthority
 from enrollment.models import EnrollmentToken
 from enrollment.services.tokens import MAX_LIFETIME, create_token, revoke_token
-from organizations.models import Organization
+from organizations.selectors import organization_for_caller
 from pki_project.actor import Actor
 from pki_project.api import StableOrdering, StrictCharField, principal_of, scope_to_principal
 
@@ -51,18 +51,6 @@ class EnrollmentTokenCreatedSerializer(EnrollmentTokenSerializer):
         fields = [*EnrollmentTokenSerializer.Meta.fields, "token"]
 
 
-def _organization(slug: str | None, principal) -> Organization:
-    if slug is None:
-        if principal is None or principal.organization_id is None:
-            raise InvalidInput("Name the organization (a global admin has none of their own).",
-                               code="organization_required")
-        return Organization.objects.get(pk=principal.organization_id)
-    organization = Organization.objects.filter(slug=slug).first()
-    if organization is None or principal is None or not principal.can_see_organization(organization.pk):
-        raise NotFound("No such organization.", code="unknown_organization")
-    return organization
-
-
 class TokenQuerysetMixin:
     lookup_url_kwarg = "id"
 
@@ -80,7 +68,7 @@ class EnrollmentTokenList(TokenQuerysetMixin, StableOrdering, generics.ListCreat
         data = EnrollmentTokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        organization = _organization(values.get("organization"), principal_of(request))
+        organization = organization_for_caller(values.get("organization"), principal_of(request))
         ca = CertificateAuthority.objects.by_reference(values["ca"]).filter(organization=organization).first()
         if ca is None:
             raise NotFound("No such CA in that organization.", code="unknown_ca")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from organizations.models import ApiKey, Membership
+from certificates.errors import InvalidInput, NotFound
+from organizations.models import ApiKey, Membership, Organization
 from organizations.principal import Principal
 from organizations.roles import Role
 from pki_project.api import scope_to_principal
@@ -27,3 +28,16 @@ def key_holders(principal: Principal | None) -> QuerySet[Membership]:
         return Membership.objects.none()
     members = Membership.objects.select_related("user", "organization").filter(user__is_active=True)
     return scope_to_principal(members, principal, "organization").order_by("organization__slug", "user__username")
+
+
+def organization_for_caller(slug: str | None, principal: Principal | None) -> Organization:
+    """The organization a create request names by slug (default: the caller's own); another one is 404."""
+    if slug is None:
+        if principal is None or principal.organization_id is None:
+            raise InvalidInput("Name the organization (a global admin has none of their own).",
+                               code="organization_required")
+        return Organization.objects.get(pk=principal.organization_id)
+    organization = Organization.objects.filter(slug=slug).first()
+    if organization is None or principal is None or not principal.can_see_organization(organization.pk):
+        raise NotFound("No such organization.", code="unknown_organization")
+    return organization
