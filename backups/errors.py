@@ -7,14 +7,13 @@ beyond the archive's own member names.
 
 from __future__ import annotations
 
+from kernel.errors import ServiceError
 
-class BackupError(Exception):
-    status = 400
 
-    def __init__(self, message: str, code: str = "invalid_backup") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+class BackupError(ServiceError):
+    """A member of the one error family (`kernel.errors`): every channel maps it as any other refusal."""
+
+    default_code = "invalid_backup"
 
 
 class InjectedFailure(BackupError):

@@ -57,7 +57,7 @@ from certificates.services.profiles import (
     update_profile,
     visible_profiles,
 )
-from certificates.services.publication import generate_crl
+from certificates.services.publication import publish_crls
 from certificates.services.records import load_x509
 from certificates.services.revocation import check_reason_allowed, parse_revocation_reason, revoke_certificate
 from organizations.admin import OrganizationScopedAdminMixin
@@ -643,7 +643,7 @@ class CertificateAuthorityAdmin(RuleBoundActionsMixin, ReadOnlyAdminMixin, Organ
         done, failed = [], []
         for ca in queryset:
             try:
-                crl = generate_crl(ca, actor=Actor.from_request(request), root_password=root_password)
+                crl, *_delta = publish_crls(ca, actor=Actor.from_request(request), root_password=root_password)
             except ServiceError as error:
                 failed.append(f"{ca.name}: no CRL signed: {error.message}")
             else:

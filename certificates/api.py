@@ -68,7 +68,7 @@ from certificates.services.profiles import (
     update_profile,
     visible_profiles,
 )
-from certificates.services.publication import generate_crl, publish_crls_for
+from certificates.services.publication import publish_crls, publish_crls_for
 from certificates.services.revocation import revoke_certificate
 from organizations.models import Organization
 from pki_project.actor import Actor
@@ -188,12 +188,14 @@ class CrlRegenerate(CaQuerysetMixin, generics.GenericAPIView):
     lookup_url_kwarg = "id"
     lookup_field = "pk"
 
-    @extend_schema(summary="Regenerate the CA's CRL.", request=CrlRequestSerializer, responses={201: CrlSerializer})
+    @extend_schema(summary="Regenerate the CA's CRL: a full CRL, and for an intermediate a delta CRL against it.",
+                   request=CrlRequestSerializer, responses={201: CrlSerializer})
     def post(self, request, *args, **kwargs):
         ca = self.get_object()
         data = CrlRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        crl = generate_crl(ca, actor=_actor(request), root_password=data.validated_data.get("root_password") or None)
+        crl, *_delta = publish_crls(ca, actor=_actor(request),
+                                    root_password=data.validated_data.get("root_password") or None)
         return Response(CrlSerializer(crl).data, status=status.HTTP_201_CREATED,
                         headers={"Location": reverse("pki-crl-der", kwargs={"ca": ca.slug})})
 

@@ -1,7 +1,6 @@
-"""Errors the certificate services raise; every interface maps them to a clear 4xx or message.
-
-`code` is a short machine-readable string for the API's `{"error": {"code", "message"}}`;
-the message is safe to show a client: never a secret, never internal detail.
+"""The certificate services' own errors, members of the one family of `kernel.errors` (imported here
+too, so the services name them from one place): a root key that does not unlock, a data directory
+that takes no write, and the translation of the crypto layer's errors.
 """
 
 from __future__ import annotations
@@ -12,52 +11,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from certificates.crypto.errors import CryptoError, PolicyError
+from kernel.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionRefused,
+    PolicyViolation,
+    ServiceError,
+    Unavailable,
+)
+
+__all__ = ["Conflict", "InvalidInput", "NotFound", "PermissionRefused", "PolicyViolation", "ServiceError",
+           "StorageUnavailable", "UnlockRefused", "from_crypto_error", "storage_errors"]
 
 logger = logging.getLogger(__name__)
-
-
-class ServiceError(Exception):
-    status = 400
-    default_code = "invalid"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.default_code
-
-
-class InvalidInput(ServiceError):
-    """The request itself is wrong (bad field, bad CSR, weak key...)."""
-
-
-class PolicyViolation(ServiceError):
-    """Well-formed, but the PKI's rules refuse it (name constraints, revoked issuer...)."""
-
-    status = 422
-    default_code = "policy"
-
-
-class NotFound(ServiceError):
-    """No such object, or not one the caller may see (tenancy answers 404, never 403)."""
-
-    status = 404
-    default_code = "not_found"
-
-
-class Conflict(ServiceError):
-    status = 409
-    default_code = "conflict"
-
-
-class PermissionRefused(ServiceError):
-    """The caller's role may not do this to this kind of object (`certificates.services.permissions`).
-
-    Every channel maps it the same way: the API's 403 `permission_denied`, a page's 403 with
-    the message, an admin action's refusal page; nothing has changed when it is raised.
-    """
-
-    status = 403
-    default_code = "permission_denied"
 
 
 class UnlockRefused(ServiceError):
@@ -70,7 +37,7 @@ class UnlockRefused(ServiceError):
         super().__init__("The CA key could not be unlocked.", code=self.default_code)
 
 
-class StorageUnavailable(ServiceError):
+class StorageUnavailable(Unavailable):
     """The data directory cannot take the write (full, read-only, gone): nothing was stored; try later."""
 
     status = 503

@@ -33,7 +33,7 @@ from certificates.services.artifacts import DownloadFormat, download_certificate
 from certificates.services.issuance import IssuanceRequest, renew_certificate
 from certificates.services.permissions import Action, permits, within_key_scope
 from certificates.services.profiles import visible_profiles
-from certificates.services.publication import generate_crl
+from certificates.services.publication import publish_crls
 from certificates.services.records import load_x509
 from certificates.services.revocation import revoke_certificate
 from organizations.services import OrganizationError, create_organization
@@ -386,7 +386,8 @@ def toolbox_crl(request: HttpRequest) -> HttpResponse:
         return _toolbox(request, crl_form=form, status=400)
     ca = form.cleaned_data["ca"]
     try:
-        crl = generate_crl(ca, actor=Actor.from_request(request), root_password=form.cleaned_data["root_password"])
+        crl, *_delta = publish_crls(ca, actor=Actor.from_request(request),
+                                    root_password=form.cleaned_data["root_password"])
     except ServiceError as error:
         messages.error(request, f"No CRL was signed for {ca.name}: {error.message}")
         return _toolbox(request, crl_form=CrlForm(initial={"ca": ca.pk}, cas=_signable_crl_cas(request)),

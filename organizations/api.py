@@ -17,7 +17,6 @@ from datetime import timedelta
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.response import Response
 
 from organizations.filters import OrganizationFilter
@@ -25,10 +24,7 @@ from organizations.models import ApiKey, Organization
 from organizations.roles import Role
 from organizations.selectors import visible_api_keys
 from organizations.services import (
-    IdentityError,
     KeyScope,
-    NotPermitted,
-    OrganizationError,
     create_api_key,
     create_organization,
     provision_api_key,
@@ -55,14 +51,6 @@ class OrganizationSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
 
-class Conflict(APIException):
-    """409 with the service's own code: `duplicate` (a name or slug taken) or a specific state conflict."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "duplicate"
-    default_detail = "That already exists."
-
-
 @extend_schema_view(
     get=extend_schema(summary="List organizations (your own; every one for a global admin)."),
     post=extend_schema(summary="Create an organization (global admins)."),
@@ -81,19 +69,12 @@ class OrganizationList(StableOrdering, OrganizationScopedQuerysetMixin, generics
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            organization = create_organization(
-                serializer.validated_data["name"],
-                serializer.validated_data.get("slug") or None,
-                request=request._request,
-                principal=principal_of(request),
-            )
-        except OrganizationError as error:
-            if error.code == "duplicate":
-                raise Conflict(str(error), code="duplicate") from None
-            raise serializers.ValidationError({"slug" if "slug" in error.code else "name": [str(error)]}) from None
-        except IdentityError as error:  # the service's own rule: global admins only
-            raise _api_error(error) from None
+        organization = create_organization(  # its refusals answer through the one error mapping
+            serializer.validated_data["name"],
+            serializer.validated_data.get("slug") or None,
+            request=request._request,
+            principal=principal_of(request),
+        )
         return Response(self.get_serializer(organization).data, status=status.HTTP_201_CREATED)
 
 
@@ -176,23 +157,6 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
-_IDENTITY_ERROR_FIELDS = {"invalid_username": "user", "username_realm": "user", "invalid_role": "role",
-                          "organization_required": "organization", "invalid_label": "label",
-                          "invalid_expiry": "expires_days", "invalid_allowed_ca": "allowed_cas",
-                          "invalid_allowed_profile": "allowed_profiles", "invalid_max_validity": "max_validity_days"}
-
-
-def _api_error(error: IdentityError) -> Exception:
-    """The API answer to a refusal of the identity services: 403, 404, 409 or a 400 naming the field."""
-    if isinstance(error, NotPermitted):
-        return PermissionDenied(str(error))
-    if error.code == "unknown_organization":
-        return NotFound(str(error))
-    if error.code == "membership_conflict":
-        return Conflict(str(error), code=error.code)
-    return serializers.ValidationError({_IDENTITY_ERROR_FIELDS.get(error.code, "non_field_errors"): [str(error)]})
-
-
 @extend_schema_view(
     get=extend_schema(summary="Your API keys (an admin also sees their organization's; a global admin all)."),
     post=extend_schema(
@@ -214,18 +178,15 @@ class ApiKeyList(generics.ListCreateAPIView):
         days = values.get("expires_days")
         expires_at = timezone.now() + timedelta(days=days) if days else None
         principal = principal_of(request)
-        try:
-            if "user" in values:
-                provisioned = provision_api_key(
-                    values["user"], values["role"], values.get("organization") or None, label=values["label"],
-                    expires_at=expires_at, request=request._request, principal=principal, scope=data.scope())
-                created, user_created = provisioned.created, provisioned.user_created
-            else:
-                created = create_api_key(request.user, label=values["label"], expires_at=expires_at,
-                                         request=request._request, principal=principal, scope=data.scope())
-                user_created = False
-        except IdentityError as error:
-            raise _api_error(error) from None
+        if "user" in values:
+            provisioned = provision_api_key(
+                values["user"], values["role"], values.get("organization") or None, label=values["label"],
+                expires_at=expires_at, request=request._request, principal=principal, scope=data.scope())
+            created, user_created = provisioned.created, provisioned.user_created
+        else:
+            created = create_api_key(request.user, label=values["label"], expires_at=expires_at,
+                                     request=request._request, principal=principal, scope=data.scope())
+            user_created = False
         membership = created.api_key.user.membership
         body = {**ApiKeySerializer(created.api_key).data, "key": created.key, "role": membership.role,
                 "organization": membership.organization.slug if membership.organization_id else None,

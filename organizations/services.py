@@ -43,6 +43,7 @@ from django.utils.text import slugify
 
 from certificates.crypto.errors import CryptoError
 from certificates.crypto.names import check_name_characters, refused_character
+from kernel.errors import InvalidInput
 from organizations import audit_hooks
 from organizations.keys import DUMMY_HASH, generate_key, hash_matches, looks_like_api_key, parse_prefix
 from organizations.models import ApiKey, Membership, Organization, SessionToken
@@ -56,12 +57,28 @@ MAX_NAME_LENGTH = 200
 LAST_USED_RESOLUTION_SECONDS = 60
 
 
-class OrganizationError(ValueError):
-    """The request to create or change an organization is not acceptable; the message says why."""
+class OrganizationError(InvalidInput):
+    """The request to create or change an organization is not acceptable; the message says why.
 
-    def __init__(self, message: str, code: str = "invalid_organization") -> None:
+    The field at fault is the slug for the slug's codes, else the name.
+    """
+
+    default_code = "invalid_organization"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.field = "slug" if "slug" in self.code else "name"
+
+
+class DuplicateOrganization(OrganizationError):
+    """The name or slug is taken (409 `duplicate`)."""
+
+    status = 409
+    default_code = "duplicate"
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.field = None
 
 
 def clean_organization_name(name: str) -> str:
@@ -99,9 +116,9 @@ def create_organization(
     name = clean_organization_name(name)
     slug = clean_organization_slug(slug, name)
     if Organization.objects.filter(slug=slug).exists():
-        raise OrganizationError(f"An organization with the slug '{slug}' already exists.", code="duplicate")
+        raise DuplicateOrganization(f"An organization with the slug '{slug}' already exists.")
     if Organization.objects.filter(name__iexact=name).exists():
-        raise OrganizationError(f"An organization named '{name}' already exists.", code="duplicate")
+        raise DuplicateOrganization(f"An organization named '{name}' already exists.")
     _require_slug_names_no_member_elsewhere(slug)
     try:
         with transaction.atomic():
@@ -118,7 +135,7 @@ def create_organization(
             )
             return organization
     except IntegrityError as error:  # a concurrent request won the race
-        raise OrganizationError("That organization already exists.", code="duplicate") from error
+        raise DuplicateOrganization("That organization already exists.") from error
 
 
 def _require_slug_names_no_member_elsewhere(slug: str) -> None:
@@ -140,7 +157,7 @@ def rename_organization(organization: Organization, name: str, *, actor: Actor) 
             if current.name == name:
                 return current
             if Organization.objects.filter(name__iexact=name).exclude(pk=current.pk).exists():
-                raise OrganizationError(f"An organization named '{name}' already exists.", code="duplicate")
+                raise DuplicateOrganization(f"An organization named '{name}' already exists.")
             before, current.name = current.name, name
             current.save(update_fields=["name"])
             audit_hooks.record("ORGANIZATION_RENAME", **actor.audit_kwargs(), organization=current,
@@ -148,7 +165,7 @@ def rename_organization(organization: Organization, name: str, *, actor: Actor) 
                                details={"slug": current.slug, "before": {"name": before}, "after": {"name": name}})
             return current
     except IntegrityError as error:  # the same name, given at the same moment to another organization
-        raise OrganizationError("That organization name is taken.", code="duplicate") from error
+        raise DuplicateOrganization("That organization name is taken.") from error
 
 
 def delete_organization(organization: Organization, *, actor: Actor) -> None:
@@ -172,19 +189,47 @@ def delete_organization(organization: Organization, *, actor: Actor) -> None:
 # --- Users, roles and what the Django admin lets them do ---------------------------------
 
 
-class IdentityError(ValueError):
-    """A request about users, roles or API keys is not acceptable; the message says why."""
+#: The request field each identity refusal is about (the API names it in `fields`).
+IDENTITY_ERROR_FIELDS = {"invalid_username": "user", "username_realm": "user", "invalid_role": "role",
+                         "organization_required": "organization", "invalid_label": "label",
+                         "invalid_expiry": "expires_days", "invalid_allowed_ca": "allowed_cas",
+                         "invalid_allowed_profile": "allowed_profiles", "invalid_max_validity": "max_validity_days"}
 
-    def __init__(self, message: str, code: str = "invalid") -> None:
-        super().__init__(message)
-        self.code = code
+
+class IdentityError(InvalidInput):
+    """A request about users, roles or API keys is not acceptable; the message says why (a 400 naming the field)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.field = IDENTITY_ERROR_FIELDS.get(self.code, "non_field_errors")
 
 
 class NotPermitted(IdentityError):
     """The caller's role or organization does not allow the request (a 403, where `IdentityError` is a 400)."""
 
+    status = 403
+
     def __init__(self, message: str) -> None:
         super().__init__(message, code="permission_denied")
+        self.field = None
+
+
+class UnknownOrganization(IdentityError):
+    status = 404
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="unknown_organization")
+        self.field = None
+
+
+class MembershipConflict(IdentityError):
+    """The user exists with another role or organization (or was created at the same moment)."""
+
+    status = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="membership_conflict")
+        self.field = None
 
 
 class AuthenticationFailed(Exception):
@@ -474,10 +519,9 @@ def ensure_member(username: str, role: Role | str, organization: Organization | 
         elif membership.role != role.value or membership.organization_id != (organization.pk if organization else None):
             _require_not_self(actor, user.pk)
             where = membership.organization.slug if membership.organization_id else "every organization"
-            raise IdentityError(
+            raise MembershipConflict(
                 f"User '{username}' already exists as {membership.role} of {where}; "
                 "change the membership in the admin instead.",
-                code="membership_conflict",
             )
         return user, False
 
@@ -782,8 +826,7 @@ def provision_api_key(
                                      details={"role": role.value, "user_created": user_created},
                                      actor_label=actor_label, scope=scope)
     except IntegrityError:  # the same new username, created by a concurrent request
-        raise IdentityError(f"User '{username.strip()}' was created at the same moment; try again.",
-                            code="membership_conflict") from None
+        raise MembershipConflict(f"User '{username.strip()}' was created at the same moment; try again.") from None
     return ProvisionedApiKey(created=created, user=user, role=role, organization=organization,
                              user_created=user_created)
 
@@ -804,7 +847,7 @@ def _organization_for(slug: str | None, principal: Principal | None) -> Organiza
         visible = visible.filter(pk=principal.organization_id)
     organization = visible.first()
     if organization is None:
-        raise IdentityError(f"No organization with the slug '{slug}'.", code="unknown_organization")
+        raise UnknownOrganization(f"No organization with the slug '{slug}'.")
     return organization
 
 
@@ -843,11 +886,10 @@ def _member_for(username: str, role: Role, organization: Organization | None, ac
     try:
         return ensure_member(username, role, organization, actor=actor)
     except IdentityError as error:
-        if error.code != "membership_conflict" or principal is None or principal.is_global_admin:
+        if not isinstance(error, MembershipConflict) or principal is None or principal.is_global_admin:
             raise
-        raise IdentityError(
+        raise MembershipConflict(
             f"User '{username.strip()}' already exists with another role or organization.",
-            code="membership_conflict",
         ) from None
 
 

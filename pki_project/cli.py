@@ -26,6 +26,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, handle_default_options
 from django.db import connections
 
+from kernel.errors import ServiceError
+
 MAX_PASSWORD_FILE_BYTES = 4096
 
 
@@ -192,11 +194,9 @@ class JsonCommand(BaseCommand):
 
 @contextmanager
 def service_errors_as_command_errors() -> Iterator[None]:
-    """A refused operation ends the command with its clear message and exit status 1, not a traceback."""
-    from certificates.errors import ServiceError
-    from organizations.services import OrganizationError
-
+    """A refused operation (any `ServiceError`: certificates, identity, backups...) ends the command with its
+    clear message and exit status 1, not a traceback (under --json: one error object with its code)."""
     try:
         yield
-    except (ServiceError, OrganizationError) as error:
-        raise command_failed(str(error), code=getattr(error, "code", None) or "failed") from None
+    except ServiceError as error:
+        raise command_failed(error.message, code=error.code) from None

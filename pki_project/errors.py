@@ -16,6 +16,8 @@ from django.template import loader
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_default_handler
 
+from kernel.errors import ServiceError
+
 logger = logging.getLogger(__name__)
 
 GENERIC_MESSAGES = {
@@ -180,13 +182,14 @@ def _readable(detail) -> str:
 def api_exception_handler(exc, context):
     """Every DRF error as `{"error": {"code", "message"}}` (plus `fields` for validation errors).
 
-    A service-layer refusal (`certificates.errors.ServiceError`) keeps its own status, code
-    and message, so every API view answers the same way for the same rule.
+    A service-layer refusal (`kernel.errors.ServiceError`, whichever app raised it) keeps its own
+    status, code and message, so every API view answers the same way for the same rule; one that
+    names a request field answers as DRF's validation does.
     """
-    from certificates.errors import ServiceError
-
     if isinstance(exc, ServiceError):
-        return json_error(exc.status, exc.code, exc.message)
+        if exc.field is None:
+            return json_error(exc.status, exc.code, exc.message)
+        exc = exceptions.ValidationError({exc.field: [exc.message]})  # as any invalid field: `invalid`, `fields`
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_default_handler(exc, context)

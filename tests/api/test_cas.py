@@ -205,6 +205,12 @@ def test_crl_of_intermediate_by_manager(clients, intermediate_ca):
     assert body["number"] >= 1
     assert crl.issuer == x509.load_der_x509_certificate(bytes(intermediate_ca.certificate.der)).subject
     assert body["crl_url"].endswith(f"/pki/crl/{intermediate_ca.slug}.crl")
+    # A fresh delta CRL against the new base comes with it (RFC 5280 5.2.4: an older delta names an older base).
+    from certificates.services.crls import latest_delta_crl
+
+    delta = latest_delta_crl(intermediate_ca)
+    assert delta is not None
+    assert delta.delta_base_number == body["number"]
 
 
 def test_crl_of_root_needs_admin_and_password(clients, root_ca, data_dir):
