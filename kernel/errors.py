@@ -16,6 +16,9 @@ from __future__ import annotations
 class ServiceError(Exception):
     status = 400
     default_code = "invalid"
+    #: What a remote client is told instead of `message`, where the message would tell more than it
+    #: may know (e.g. whether another organization exists); None: the message itself.
+    client_message: str | None = None
 
     def __init__(self, message: str, code: str | None = None, *, field: str | None = None) -> None:
         super().__init__(message)

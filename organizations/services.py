@@ -215,10 +215,13 @@ class NotPermitted(IdentityError):
 
 
 class UnknownOrganization(IdentityError):
+    """No such organization, or one the caller may not see: a remote client learns only "not found"."""
+
     status = 404
+    client_message = "Not found."
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, code="unknown_organization")
+        super().__init__(message, code="not_found")
         self.field = None
 
 

@@ -188,7 +188,7 @@ def api_exception_handler(exc, context):
     """
     if isinstance(exc, ServiceError):
         if exc.field is None:
-            return json_error(exc.status, exc.code, exc.message)
+            return json_error(exc.status, exc.code, exc.client_message or exc.message)
         exc = exceptions.ValidationError({exc.field: [exc.message]})  # as any invalid field: `invalid`, `fields`
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

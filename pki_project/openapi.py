@@ -83,7 +83,7 @@ OPERATION_ERROR_CODES: dict[tuple[str, str], dict[str, list[str]]] = {
     ("post", "/api/v1/api-keys/"): {
         "400": ["invalid_username", "username_realm", "invalid_role", "organization_required", "invalid_label",
                 "invalid_expiry"],
-        "404": ["unknown_organization"], "409": ["membership_conflict"]},
+        "404": ["not_found"], "409": ["membership_conflict"]},
     ("post", "/api/v1/profiles/"): {"400": ["invalid_profile", "policy_oid_invalid"], "409": ["duplicate"]},
     ("delete", "/api/v1/profiles/{id}/"): {"403": ["builtin_profile"], "409": ["profile_in_use"]},
     ("post", "/api/v1/acme/eab/"): {"400": ["organization_required"], "404": ["unknown_organization", "unknown_ca"]},
