@@ -16,7 +16,7 @@ from acme_server.models import Account, Authorization, ExternalAccountKey, Order
 from acme_server.services.eab import create_eab_key, revoke_eab_key
 from certificates.errors import ServiceError
 from certificates.models import CertificateAuthority
-from organizations.admin import OrganizationScopedAdminMixin
+from organizations.admin import OrganizationScopedAdminMixin, RevokeOnlyAdminMixin
 from organizations.models import Organization
 from pki_project.actor import Actor
 
@@ -51,7 +51,7 @@ class ReadOnly:
 
 
 @admin.register(ExternalAccountKey)
-class ExternalAccountKeyAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
+class ExternalAccountKeyAdmin(RevokeOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
     list_display = ["key_id", "organization", "ca", "label", "state", "bound_account", "created_at"]
     list_select_related = ["organization", "ca", "account"]
     search_fields = ["key_id", "label"]
@@ -59,17 +59,6 @@ class ExternalAccountKeyAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
     readonly_fields = ["key_id", "organization", "ca", "label", "created_by", "created_at", "used_at", "revoked_at",
                        "bound_account"]
     fields = readonly_fields
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)  # the list's action only
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.display(description="state")
     def state(self, obj: ExternalAccountKey) -> str:

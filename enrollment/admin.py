@@ -16,7 +16,7 @@ from certificates.errors import ServiceError
 from certificates.models import CertificateAuthority, CertificateProfile
 from enrollment.models import EnrollmentToken
 from enrollment.services.tokens import create_token, revoke_token
-from organizations.admin import OrganizationScopedAdminMixin
+from organizations.admin import OrganizationScopedAdminMixin, RevokeOnlyAdminMixin
 from organizations.models import Organization
 from pki_project.actor import Actor
 
@@ -52,7 +52,7 @@ class EnrollmentTokenCreateForm(forms.Form):
 
 
 @admin.register(EnrollmentToken)
-class EnrollmentTokenAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
+class EnrollmentTokenAdmin(RevokeOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmin):
     list_display = ["token_id", "organization", "ca", "profile", "label", "state", "expires_at", "certificate"]
     list_select_related = ["organization", "ca", "profile", "certificate"]
     search_fields = ["token_id", "label"]
@@ -60,17 +60,6 @@ class EnrollmentTokenAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
     readonly_fields = ["token_id", "organization", "ca", "profile", "san_patterns", "label", "created_by",
                        "created_at", "expires_at", "used_at", "revoked_at", "certificate"]
     fields = readonly_fields
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)  # the list's action only
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.display(description="state")
     def state(self, obj: EnrollmentToken) -> str:

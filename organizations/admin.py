@@ -81,6 +81,22 @@ class OrganizationScopedAdminMixin:
         return scope_to_principal(super().get_queryset(request), _principal(request), self.organization_field)
 
 
+class RevokeOnlyAdminMixin:
+    """A credential shown once at creation: afterwards only listed and revoked (the list's action), never
+    edited or deleted, so its audit trail and what it bound stay."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)  # the list's action only
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
 class GlobalAdminWritesMixin:
     """Only a global admin adds, changes or deletes; others may at most view."""
 

@@ -270,7 +270,7 @@ def test_regenerate_crl_action(clients, hierarchy):
     done = client.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.intermediate.pk]},
                        follow=True)
     assert f"Signed a CRL for 1: {hierarchy.intermediate.name} (CRL #" in done.content.decode()
-    assert CertificateRevocationList.objects.filter(ca=hierarchy.intermediate).count() == before + 1
+    assert CertificateRevocationList.objects.filter(ca=hierarchy.intermediate).count() == before + 2  # full + delta
     root_before = CertificateRevocationList.objects.filter(ca=hierarchy.root).count()
     refused = client.post(CAS, {"action": "regenerate_crl", "_selected_action": [hierarchy.root.pk], "apply": "1",
                                 "root_password": ROOT_PASSWORD})
