@@ -183,8 +183,8 @@ def test_fast_answers_are_counted_by_route(intermediate_ca, leaf):
 
 @pytest.mark.django_db
 def test_an_answer_that_fails_is_handed_to_django(intermediate_ca, leaf, settings):
-    from certificates.keystore import forget_all_signing_keys
     from certificates.models import Certificate, CertificateKind
+    from certificates.signers import forget_all_signing_keys
 
     path = _path(intermediate_ca, leaf, nonce=b"f" * 16)  # a nonce: signed on every request
     assert call(path)[3].calls == 0
