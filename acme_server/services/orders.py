@@ -241,6 +241,10 @@ def record_validation(challenge_id: int, valid: bool, problem_type: str | None, 
     now = timezone.now()
     with transaction.atomic():
         challenge = Challenge.objects.select_related("authorization__order__account").get(pk=challenge_id)
+        # One validation of an order at a time: two authorizations validated at once would each read the
+        # other's as still pending (READ COMMITTED) and neither would make the order ready.
+        Order.objects.select_for_update().filter(pk=challenge.authorization.order_id).first()
+        challenge.refresh_from_db(fields=["status"])
         authz = challenge.authorization
         if challenge.status != ChallengeStatus.PROCESSING:
             return
